@@ -1,0 +1,47 @@
+//! `cargo xtask`: the project's own tasks.
+//!
+//! - `cargo xtask setup`: install what the lab needs (QEMU >= 8, busybox, cpio, a kernel).
+//! - `cargo xtask lab [OPTIONS] -- CMD...`: boot a lab guest, run CMD in it, exit with its status.
+
+mod lab;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "burst's project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the lab needs from Debian packages (run as root; idempotent).
+    Setup(setup::SetupArgs),
+    /// Boot a lab guest, run a command in it, and exit with the command's status.
+    Lab(lab::LabArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Task::Setup(args) => match setup::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask setup: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Task::Lab(args) => lab::run(args),
+    }
+}
