@@ -456,6 +456,12 @@ impl Process<'_> {
     }
 }
 
+impl std::fmt::Debug for Process<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process").field("command", &self.command).field("pid", &self.pid).finish()
+    }
+}
+
 impl Drop for Process<'_> {
     fn drop(&mut self) {
         self.lab.shared.routes.lock().expect("routes lock").remove(&self.id);
