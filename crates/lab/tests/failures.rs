@@ -60,9 +60,8 @@ fn a_guest_kernel_panic_is_an_error_naming_the_panic() {
 
 #[test]
 fn a_guest_that_does_not_come_up_in_time_is_an_error() {
-    let mut cfg = LabConfig::default();
     // No boot of this kernel gets to the agent in a tenth of a second.
-    cfg.boot_timeout = Duration::from_millis(100);
+    let cfg = LabConfig { boot_timeout: Duration::from_millis(100), ..LabConfig::default() };
     let started = Instant::now();
     match Lab::boot(cfg) {
         Err(LabError::BootTimeout { .. }) => {}
