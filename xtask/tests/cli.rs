@@ -14,7 +14,8 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn lab_runs_the_command_and_exits_with_its_status() {
-    let out = xtask(&["lab", "--nic", "e1000", "--", "sh", "-c", "grep -c ^processor /proc/cpuinfo; echo oops >&2; exit 3"]);
+    let out =
+        xtask(&["lab", "--nic", "e1000", "--", "sh", "-c", "grep -c ^processor /proc/cpuinfo; echo oops >&2; exit 3"]);
     assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "2\n");
     assert!(text(&out.stderr).contains("oops"));
