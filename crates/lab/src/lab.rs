@@ -68,7 +68,8 @@ pub enum ProcessEvent {
 /// What the host's threads share.
 #[derive(Default)]
 struct Shared {
-    routes: Mutex<HashMap<u32, mpsc::Sender<Event>>>,
+    /// Where each running process's events go; `None` once the control channel has closed.
+    routes: Mutex<Option<HashMap<u32, mpsc::Sender<Event>>>>,
     console: Mutex<Vec<u8>>,
     qemu_stderr: Mutex<Vec<u8>>,
     qemu_status: Mutex<Option<std::process::ExitStatus>>,
@@ -165,7 +166,7 @@ impl Lab {
         drop(initrd);
         wires.iter_mut().for_each(Wire::release_qemu_end);
 
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared { routes: Mutex::new(Some(HashMap::new())), ..Shared::default() });
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
         let stdout = child.stdout.take().expect("piped");
@@ -253,7 +254,10 @@ impl Lab {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
-        self.shared.routes.lock().expect("routes lock").insert(id, tx);
+        match self.shared.routes.lock().expect("routes lock").as_mut() {
+            Some(routes) => routes.insert(id, tx),
+            None => return Err(LabError::GuestDied { reason: self.shared.death_reason() }),
+        };
         let argv = argv.iter().map(|a| a.as_ref().as_bytes().to_vec()).collect();
         self.request(&Request::Spawn { id, argv })?;
         let mut proc =
@@ -464,7 +468,9 @@ impl std::fmt::Debug for Process<'_> {
 
 impl Drop for Process<'_> {
     fn drop(&mut self) {
-        self.lab.shared.routes.lock().expect("routes lock").remove(&self.id);
+        if let Some(routes) = self.lab.shared.routes.lock().expect("routes lock").as_mut() {
+            routes.remove(&self.id);
+        }
     }
 }
 
@@ -536,12 +542,13 @@ fn spawn_control_reader(ctl: UnixStream, shared: Arc<Shared>, ready: mpsc::Sende
                 | Event::Exited { id, .. } => *id,
             };
             let routes = shared.routes.lock().expect("routes lock");
-            if let Some(tx) = routes.get(&id) {
+            if let Some(tx) = routes.as_ref().and_then(|r| r.get(&id)) {
                 let _ = tx.send(event);
             }
         }
-        // The guest is gone: every waiting process learns it through a closed channel.
-        shared.routes.lock().expect("routes lock").clear();
+        // The guest is gone: every waiting process learns it through a closed channel, and
+        // nothing can be started any more.
+        *shared.routes.lock().expect("routes lock") = None;
     })
 }
 

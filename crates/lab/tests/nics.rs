@@ -77,6 +77,15 @@ fn every_model_binds_to_uio_pci_generic_in_passthrough_mode() {
     }
 }
 
+#[test]
+fn without_an_iommu_there_are_no_groups_and_uio_still_binds() {
+    let lab = boot(&[NicModel::E1000], Iommu::Off);
+    ids_and_kernel_drivers_are_right(&lab);
+    let groups = lab.sh_ok("ls /sys/kernel/iommu_groups | wc -l").unwrap();
+    assert_eq!(groups.trim(), "0");
+    assert_eq!(bind(&lab, "0000:00:02.0", "uio_pci_generic"), "uio_pci_generic");
+}
+
 fn rx_packets(lab: &Lab, iface: &str) -> u64 {
     lab.sh_ok(&format!("cat /sys/class/net/{iface}/statistics/rx_packets")).unwrap().trim().parse().unwrap()
 }
