@@ -9,17 +9,18 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::config::{nic_mac, nic_pci_address, Accel, LabConfig, NicModel};
+use crate::config::{nic_mac, nic_pci_address, LabConfig, NicModel};
 use crate::guest_build::guest_binaries;
-use crate::paths::{lab_dir, KernelCache};
-use crate::proto::{Event, ExitStatus, Request};
+use crate::paths::KernelCache;
+use crate::process::{Output, Process};
+use crate::proto::{Event, Request};
 use crate::qemu::{self, Accelerator, InheritedFds};
 use crate::wire::Wire;
 use crate::{initramfs, LabError};
@@ -39,37 +40,11 @@ pub struct Nic {
     pub pci_address: String,
 }
 
-/// What a finished guest command left.
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub status: ExitStatus,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-impl Output {
-    pub fn stdout_str(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    pub fn stderr_str(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-}
-
-/// Something a running guest process did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProcessEvent {
-    Stdout(Vec<u8>),
-    Stderr(Vec<u8>),
-    Exited(ExitStatus),
-}
-
 /// What the host's threads share.
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     /// Where each running process's events go; `None` once the control channel has closed.
-    routes: Mutex<Option<HashMap<u32, mpsc::Sender<Event>>>>,
+    pub(crate) routes: Mutex<Option<HashMap<u32, mpsc::Sender<Event>>>>,
     console: Mutex<Vec<u8>>,
     qemu_stderr: Mutex<Vec<u8>>,
     qemu_status: Mutex<Option<std::process::ExitStatus>>,
@@ -85,7 +60,7 @@ impl Shared {
     }
 
     /// Why the guest is gone, once the control channel has closed.
-    fn death_reason(&self) -> String {
+    pub(crate) fn death_reason(&self) -> String {
         let status = {
             let guard = self.qemu_status.lock().expect("status lock");
             let (guard, _) = self
@@ -112,7 +87,7 @@ pub struct Lab {
     nics: Vec<Nic>,
     wires: Vec<Wire>,
     ctl: Mutex<UnixStream>,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     qemu: Arc<Mutex<Child>>,
     qemu_pid: u32,
     kernel_release: String,
@@ -128,7 +103,7 @@ impl Lab {
         config.validate()?;
         let kernel = KernelCache::load()?;
         let qemu_path = qemu_binary()?;
-        let accel = resolve_accel(config.accel, &qemu_path, &kernel)?;
+        let accel = qemu::resolve_accel(config.accel, &qemu_path, &kernel)?;
         let bins = guest_binaries()?;
         let initrd = memfd_with(&initramfs::build(&kernel, &bins)?)?;
 
@@ -260,19 +235,18 @@ impl Lab {
         };
         let argv = argv.iter().map(|a| a.as_ref().as_bytes().to_vec()).collect();
         self.request(&Request::Spawn { id, argv })?;
-        let mut proc =
-            Process { lab: self, id, pid: 0, command, rx, stdout: Vec::new(), stderr: Vec::new(), status: None };
-        match proc.rx.recv_timeout(Duration::from_secs(30)) {
+        let mut proc = Process::new(self, id, command, rx);
+        match proc.recv_raw(Duration::from_secs(30)) {
             Ok(Event::Started { pid, .. }) => {
-                proc.pid = pid;
+                proc.set_pid(pid);
                 Ok(proc)
             }
             Ok(Event::SpawnFailed { message, .. }) => {
-                Err(LabError::SpawnFailed { command: std::mem::take(&mut proc.command), message })
+                Err(LabError::SpawnFailed { command: proc.command().to_string(), message })
             }
             Ok(other) => Err(LabError::Protocol(format!("expected `started`, got {other:?}"))),
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                Err(LabError::Protocol(format!("the agent did not answer the request to start `{}`", proc.command)))
+                Err(LabError::Protocol(format!("the agent did not answer the request to start `{}`", proc.command())))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 Err(LabError::GuestDied { reason: self.shared.death_reason() })
@@ -316,7 +290,7 @@ impl Lab {
             .ok_or_else(|| LabError::Config(format!("NIC {index} ({addr}) has no kernel network interface")))
     }
 
-    fn request(&self, req: &Request) -> Result<(), LabError> {
+    pub(crate) fn request(&self, req: &Request) -> Result<(), LabError> {
         let mut line = req.encode();
         line.push('\n');
         let mut ctl = self.ctl.lock().expect("control lock");
@@ -348,129 +322,6 @@ impl Drop for Lab {
 impl std::fmt::Debug for Lab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lab").field("nics", &self.nics).field("qemu_pid", &self.qemu_pid).finish()
-    }
-}
-
-/// A program running in the guest.
-pub struct Process<'lab> {
-    lab: &'lab Lab,
-    id: u32,
-    pid: u32,
-    command: String,
-    rx: mpsc::Receiver<Event>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    status: Option<ExitStatus>,
-}
-
-impl Process<'_> {
-    /// Its PID in the guest.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// Everything it wrote to stdout so far.
-    pub fn stdout(&self) -> &[u8] {
-        &self.stdout
-    }
-
-    /// Everything it wrote to stderr so far.
-    pub fn stderr(&self) -> &[u8] {
-        &self.stderr
-    }
-
-    /// The next thing it does within `timeout`, or `None`. After `Exited`, always `Exited`.
-    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<ProcessEvent>, LabError> {
-        if let Some(s) = self.status {
-            return Ok(Some(ProcessEvent::Exited(s)));
-        }
-        match self.rx.recv_timeout(timeout) {
-            Ok(Event::Stdout { data, .. }) => {
-                self.stdout.extend_from_slice(&data);
-                Ok(Some(ProcessEvent::Stdout(data)))
-            }
-            Ok(Event::Stderr { data, .. }) => {
-                self.stderr.extend_from_slice(&data);
-                Ok(Some(ProcessEvent::Stderr(data)))
-            }
-            Ok(Event::Exited { status, .. }) => {
-                self.status = Some(status);
-                Ok(Some(ProcessEvent::Exited(status)))
-            }
-            Ok(other) => Err(LabError::Protocol(format!("unexpected event {other:?}"))),
-            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(LabError::GuestDied { reason: self.lab.shared.death_reason() })
-            }
-        }
-    }
-
-    /// Waits for it to end. Past `timeout` it is killed (with its process group) and the
-    /// result is [`LabError::CommandTimeout`].
-    pub fn wait(mut self, timeout: Duration) -> Result<Output, LabError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                self.kill()?;
-                return Err(LabError::CommandTimeout { command: self.command.clone(), secs: timeout.as_secs() });
-            }
-            if let Some(ProcessEvent::Exited(status)) = self.next_event(left)? {
-                return Ok(Output {
-                    status,
-                    stdout: std::mem::take(&mut self.stdout),
-                    stderr: std::mem::take(&mut self.stderr),
-                });
-            }
-        }
-    }
-
-    /// Waits until its stdout contains `pattern`.
-    pub fn wait_for_stdout(&mut self, pattern: &str, timeout: Duration) -> Result<(), LabError> {
-        let deadline = Instant::now() + timeout;
-        while !String::from_utf8_lossy(&self.stdout).contains(pattern) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ended = self.status.is_some();
-            if left.is_zero() || ended {
-                let mut output = String::from_utf8_lossy(&self.stdout).into_owned();
-                output.push_str(&String::from_utf8_lossy(&self.stderr));
-                if let Some(s) = self.status {
-                    output.push_str(&format!("\n[{s}]"));
-                }
-                return Err(LabError::OutputTimeout {
-                    command: self.command.clone(),
-                    pattern: pattern.to_string(),
-                    secs: timeout.as_secs(),
-                    output,
-                });
-            }
-            self.next_event(left)?;
-        }
-        Ok(())
-    }
-
-    /// Sends `signo` to its process group.
-    pub fn signal(&self, signo: i32) -> Result<(), LabError> {
-        self.lab.request(&Request::Signal { id: self.id, signo })
-    }
-
-    /// Sends SIGKILL to its process group.
-    pub fn kill(&self) -> Result<(), LabError> {
-        self.signal(libc::SIGKILL)
-    }
-}
-
-impl std::fmt::Debug for Process<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Process").field("command", &self.command).field("pid", &self.pid).finish()
-    }
-}
-
-impl Drop for Process<'_> {
-    fn drop(&mut self) {
-        if let Some(routes) = self.lab.shared.routes.lock().expect("routes lock").as_mut() {
-            routes.remove(&self.id);
-        }
     }
 }
 
@@ -562,79 +413,6 @@ pub fn qemu_binary() -> Result<PathBuf, LabError> {
         .map(|d| d.join("qemu-system-x86_64"))
         .find(|p| p.is_file())
         .ok_or_else(|| LabError::NotSetUp { what: "qemu-system-x86_64 (QEMU 8.0 or newer)".into() })
-}
-
-/// KVM when asked for or when it really runs a guest; `BURST_LAB_ACCEL` overrides `Auto`.
-fn resolve_accel(accel: Accel, qemu: &Path, kernel: &KernelCache) -> Result<Accelerator, LabError> {
-    let accel = match (accel, std::env::var("BURST_LAB_ACCEL")) {
-        (Accel::Auto, Ok(v)) => v.parse::<Accel>()?,
-        (a, _) => a,
-    };
-    match accel {
-        Accel::Tcg => Ok(Accelerator::Tcg),
-        Accel::Kvm if kvm_opens() => Ok(Accelerator::Kvm),
-        Accel::Kvm => Err(LabError::Config("KVM was asked for but /dev/kvm cannot be opened".into())),
-        Accel::Auto => Ok(if kvm_works(qemu, kernel) { Accelerator::Kvm } else { Accelerator::Tcg }),
-    }
-}
-
-fn kvm_opens() -> bool {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
-}
-
-/// Whether KVM can run the lab's kernel. `/dev/kvm` opening is not enough: under nested
-/// virtualisation it may open and then spin forever. So boot the kernel with no initramfs
-/// under KVM: a working KVM reaches the "no root" panic (and QEMU's exit) in about a
-/// second. The verdict is kept per host kernel and QEMU in `target/lab/kvm-probe`.
-fn kvm_works(qemu: &Path, kernel: &KernelCache) -> bool {
-    static VERDICT: OnceLock<bool> = OnceLock::new();
-    *VERDICT.get_or_init(|| {
-        if !kvm_opens() {
-            return false;
-        }
-        let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let key = format!("{} {} {}", host.trim(), qemu.display(), kernel.package);
-        let cache = lab_dir().join("kvm-probe");
-        if let Some(v) =
-            std::fs::read_to_string(&cache).ok().and_then(|c| c.strip_prefix(&format!("{key}\n")).map(str::to_string))
-        {
-            return v.trim() == "kvm";
-        }
-        let works = probe_kvm(qemu, kernel);
-        let _ = std::fs::write(&cache, format!("{key}\n{}\n", if works { "kvm" } else { "tcg" }));
-        works
-    })
-}
-
-fn probe_kvm(qemu: &Path, kernel: &KernelCache) -> bool {
-    let child = Command::new(qemu)
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-machine", "q35"])
-        .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-serial", "stdio", "-kernel"])
-        .arg(kernel.vmlinuz())
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else { return false };
-    let deadline = Instant::now() + Duration::from_secs(8);
-    let exited = loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break true,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
-            _ => break false,
-        }
-    };
-    if !exited {
-        let _ = child.kill();
-        let _ = child.wait();
-        return false;
-    }
-    let mut console = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut console);
-    }
-    console.contains("Kernel panic")
 }
 
 /// An anonymous in-memory file holding `data`, for QEMU to read as `/dev/fd/N`.

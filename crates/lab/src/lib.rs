@@ -30,13 +30,15 @@ pub mod guest_build;
 pub mod initramfs;
 mod lab;
 pub mod paths;
+mod process;
 pub mod proto;
 pub mod qemu;
 mod wire;
 
 pub use config::{format_mac, nic_mac, nic_pci_address, parse_mac, parse_mem_mib, Accel, Iommu, LabConfig, NicModel};
 pub use error::LabError;
-pub use lab::{qemu_binary, Lab, Nic, Output, Process, ProcessEvent, DEFAULT_COMMAND_TIMEOUT};
+pub use lab::{qemu_binary, Lab, Nic, DEFAULT_COMMAND_TIMEOUT};
+pub use process::{Output, Process, ProcessEvent};
 pub use proto::ExitStatus;
 pub use qemu::Accelerator;
 pub use wire::{Received, Wire};

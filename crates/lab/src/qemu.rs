@@ -1,10 +1,17 @@
-//! The QEMU command line of a lab guest.
+//! The QEMU command line of a lab guest, and the choice between KVM and TCG.
 
+use std::io::Read;
 use std::os::fd::RawFd;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::agent::CONTROL_PORT;
-use crate::config::{format_mac, nic_mac, Iommu, LabConfig, CONTROL_SLOT, FIRST_NIC_SLOT};
+use crate::config::{format_mac, nic_mac, Accel, Iommu, LabConfig, CONTROL_SLOT, FIRST_NIC_SLOT};
+use crate::paths::{lab_dir, KernelCache};
+use crate::LabError;
 
 /// Resolved accelerator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +89,79 @@ pub fn args(cfg: &LabConfig, accel: Accelerator, kernel: &Path, fds: &InheritedF
         push(&["-netdev", &netdev, "-device", &device]);
     }
     a
+}
+
+/// KVM when asked for or when it really runs a guest; `BURST_LAB_ACCEL` overrides `Auto`.
+pub(crate) fn resolve_accel(accel: Accel, qemu: &Path, kernel: &KernelCache) -> Result<Accelerator, LabError> {
+    let accel = match (accel, std::env::var("BURST_LAB_ACCEL")) {
+        (Accel::Auto, Ok(v)) => v.parse::<Accel>()?,
+        (a, _) => a,
+    };
+    match accel {
+        Accel::Tcg => Ok(Accelerator::Tcg),
+        Accel::Kvm if kvm_opens() => Ok(Accelerator::Kvm),
+        Accel::Kvm => Err(LabError::Config("KVM was asked for but /dev/kvm cannot be opened".into())),
+        Accel::Auto => Ok(if kvm_works(qemu, kernel) { Accelerator::Kvm } else { Accelerator::Tcg }),
+    }
+}
+
+fn kvm_opens() -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+}
+
+/// Whether KVM can run the lab's kernel. `/dev/kvm` opening is not enough: under nested
+/// virtualisation it may open and then spin forever. So boot the kernel with no initramfs
+/// under KVM: a working KVM reaches the "no root" panic (and QEMU's exit) in about a
+/// second. The verdict is kept per host kernel and QEMU in `target/lab/kvm-probe`.
+fn kvm_works(qemu: &Path, kernel: &KernelCache) -> bool {
+    static VERDICT: OnceLock<bool> = OnceLock::new();
+    *VERDICT.get_or_init(|| {
+        if !kvm_opens() {
+            return false;
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let key = format!("{} {} {}", host.trim(), qemu.display(), kernel.package);
+        let cache = lab_dir().join("kvm-probe");
+        if let Some(v) =
+            std::fs::read_to_string(&cache).ok().and_then(|c| c.strip_prefix(&format!("{key}\n")).map(str::to_string))
+        {
+            return v.trim() == "kvm";
+        }
+        let works = probe_kvm(qemu, kernel);
+        let _ = std::fs::write(&cache, format!("{key}\n{}\n", if works { "kvm" } else { "tcg" }));
+        works
+    })
+}
+
+fn probe_kvm(qemu: &Path, kernel: &KernelCache) -> bool {
+    let child = Command::new(qemu)
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-machine", "q35"])
+        .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-serial", "stdio", "-kernel"])
+        .arg(kernel.vmlinuz())
+        .args(["-append", "console=ttyS0 panic=-1 loglevel=1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return false };
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let exited = loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break true,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+            _ => break false,
+        }
+    };
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        return false;
+    }
+    let mut console = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut console);
+    }
+    console.contains("Kernel panic")
 }
 
 #[cfg(test)]

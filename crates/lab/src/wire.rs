@@ -108,7 +108,7 @@ pub struct Received {
 }
 
 fn grow_buffers(sock: &UdpSocket) {
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+    let set = |opt: i32| {
         // SAFETY: setsockopt with a pointer to a live i32 and its size.
         let rc = unsafe {
             libc::setsockopt(
@@ -119,20 +119,14 @@ fn grow_buffers(sock: &UdpSocket) {
                 std::mem::size_of::<i32>() as u32,
             )
         };
-        if rc != 0 {
-            // Not root: the unprivileged options are capped by net.core.[rw]mem_max.
-            let fallback = if opt == libc::SO_RCVBUFFORCE { libc::SO_RCVBUF } else { libc::SO_SNDBUF };
-            // SAFETY: as above.
-            unsafe {
-                libc::setsockopt(
-                    sock.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    fallback,
-                    (&SOCKET_BUFFER as *const i32).cast(),
-                    std::mem::size_of::<i32>() as u32,
-                )
-            };
-        }
+        rc == 0
+    };
+    // The FORCE options pass net.core.[rw]mem_max but need root; the plain ones are capped.
+    if !set(libc::SO_RCVBUFFORCE) {
+        set(libc::SO_RCVBUF);
+    }
+    if !set(libc::SO_SNDBUFFORCE) {
+        set(libc::SO_SNDBUF);
     }
 }
 
