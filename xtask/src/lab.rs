@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burst_lab::{format_mac, parse_mem_mib, Accel, Iommu, Lab, LabConfig, LabError, NicModel, ProcessEvent};
 use clap::Args;
@@ -106,31 +106,19 @@ fn boot_and_run(config: LabConfig, args: &LabArgs) -> Result<u8, LabError> {
             );
         }
     }
-    let mut proc = lab.spawn(&args.command)?;
-    let timeout = Duration::from_secs(args.timeout);
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            proc.kill()?;
-            return Err(LabError::CommandTimeout { command: args.command.join(" "), secs: args.timeout });
+    let out = lab.spawn(&args.command)?.wait_with(Duration::from_secs(args.timeout), |event| match event {
+        ProcessEvent::Stdout(d) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(d);
+            let _ = out.flush();
         }
-        match proc.next_event(left)? {
-            Some(ProcessEvent::Stdout(d)) => {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(&d);
-                let _ = out.flush();
-            }
-            Some(ProcessEvent::Stderr(d)) => {
-                let _ = std::io::stderr().write_all(&d);
-            }
-            Some(ProcessEvent::Exited(status)) => {
-                if args.verbose {
-                    eprintln!("xtask lab: `{}` ended: {status}", args.command.join(" "));
-                }
-                return Ok(u8::try_from(status.shell_code()).unwrap_or(1));
-            }
-            None => {}
+        ProcessEvent::Stderr(d) => {
+            let _ = std::io::stderr().write_all(d);
         }
+        ProcessEvent::Exited(_) => {}
+    })?;
+    if args.verbose {
+        eprintln!("xtask lab: `{}` ended: {}", args.command.join(" "), out.status);
     }
+    Ok(u8::try_from(out.status.shell_code()).unwrap_or(1))
 }

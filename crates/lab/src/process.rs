@@ -107,7 +107,13 @@ impl<'lab> Process<'lab> {
 
     /// Waits for it to end. Past `timeout` it is killed (with its process group) and the
     /// result is [`LabError::CommandTimeout`].
-    pub fn wait(mut self, timeout: Duration) -> Result<Output, LabError> {
+    pub fn wait(self, timeout: Duration) -> Result<Output, LabError> {
+        self.wait_with(timeout, |_| {})
+    }
+
+    /// Like [`Process::wait`], handing each event to `on_event` as it comes (to stream the
+    /// output, say).
+    pub fn wait_with(mut self, timeout: Duration, mut on_event: impl FnMut(&ProcessEvent)) -> Result<Output, LabError> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -115,7 +121,9 @@ impl<'lab> Process<'lab> {
                 self.kill()?;
                 return Err(LabError::CommandTimeout { command: self.command.clone(), secs: timeout.as_secs() });
             }
-            if let Some(ProcessEvent::Exited(status)) = self.next_event(left)? {
+            let Some(event) = self.next_event(left)? else { continue };
+            on_event(&event);
+            if let ProcessEvent::Exited(status) = event {
                 return Ok(Output {
                     status,
                     stdout: std::mem::take(&mut self.stdout),
