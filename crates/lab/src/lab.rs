@@ -59,6 +59,12 @@ impl Shared {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The last console line containing `needle`.
+    fn console_line_with(&self, needle: &str) -> Option<String> {
+        let console = self.console.lock().expect("console lock");
+        String::from_utf8_lossy(&console).lines().rev().find(|l| l.contains(needle)).map(|l| l.trim().to_string())
+    }
+
     /// Why the guest is gone, once the control channel has closed.
     pub(crate) fn death_reason(&self) -> String {
         let status = {
@@ -70,8 +76,10 @@ impl Shared {
             *guard
         };
         let tail = self.console_tail(40);
-        if tail.contains("Kernel panic") {
-            return format!("the guest kernel panicked; last console lines:\n{tail}");
+        // The panic line itself may have scrolled well above the tail: the stack trace and
+        // the other CPUs' backtraces follow it.
+        if let Some(panic) = self.console_line_with("Kernel panic") {
+            return format!("the guest kernel panicked: {panic}\nlast console lines:\n{tail}");
         }
         let stderr = String::from_utf8_lossy(&self.qemu_stderr.lock().expect("stderr lock")).trim().to_string();
         match status {
