@@ -1,7 +1,32 @@
 //! burst-mem: the memory every burst driver stands on.
 //!
 //! - [`hugepage`]: page sizes, per-node counts, hugetlbfs mounts; reserve and release.
+//! - [`Memory`]: DMA memory that grows and shrinks by segments (hugepages, or 4 KiB pages with
+//!   `--no-huge`), pinned, with IOVAs as PA or VA ([`IovaMode`], [`DmaMapper`]).
+//! - [`Memzone`]: named reservations, IOVA-contiguous when hardware needs it.
+//! - [`Mempool`]: fixed-size objects with per-lcore caches; [`PacketPool`]/[`PacketBuf`]: packet
+//!   buffers on top.
 //! - [`ring`]: bounded lock-free rings, single- or multi-producer/consumer.
+//!
+//! The layer knows nothing of PCI: the VFIO container in `burst-pci` implements [`DmaMapper`].
 
+pub mod error;
 pub mod hugepage;
+pub mod iova;
+pub mod lcore;
+pub mod mbuf;
+pub mod memory;
+pub mod mempool;
+pub mod memzone;
 pub mod ring;
+mod segment;
+pub mod socket_mem;
+
+pub use error::MemError;
+pub use iova::{DmaMapper, IovaMode};
+pub use mbuf::{PacketBuf, PacketPool, PacketPoolConfig};
+pub use memory::{MemConfig, MemStats, Memory};
+pub use mempool::{Mempool, MempoolConfig};
+pub use memzone::{Memzone, MemzoneFlags};
+pub use segment::remove_stale_files;
+pub use socket_mem::SocketMem;
