@@ -71,8 +71,8 @@ pub enum MemError {
 
     /// A request larger than the virtual space set aside for its socket.
     #[error(
-        "{asked} bytes do not fit in the {limit} bytes of address space set aside per socket: \
-         raise `MemConfig::max_mem_per_socket`"
+        "{asked} bytes do not fit in what is left of the {limit} bytes of address space set aside \
+         per socket: free other memzones, or raise `MemConfig::max_mem_per_socket`"
     )]
     TooLarge {
         /// Bytes asked for.

@@ -51,6 +51,9 @@ impl FromStr for IovaMode {
 
 /// Something that programs an IOMMU: told about every segment of DMA memory as it is added to
 /// or removed from the process. The VFIO container implements it in `burst-pci`.
+///
+/// `map` and `unmap` are called with the memory's locks held: they must not call back into the
+/// [`crate::Memory`] (reserve, drop a memzone, `iova_of`), or they deadlock.
 pub trait DmaMapper: Send + Sync {
     /// Makes `len` bytes at virtual address `va` reachable by devices at `iova`.
     fn map(&self, va: usize, iova: u64, len: usize) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;

@@ -233,11 +233,17 @@ impl Memory {
         let per_socket: Vec<(usize, u64)> = match socket_mem {
             SocketMem::None => return Ok(()),
             SocketMem::Total(bytes) => vec![(0, *bytes)],
+            // Value i is for socket id i, as DPDK reads it (ids may have gaps).
             SocketMem::PerSocket(v) => {
-                if v.len() > sockets.len() {
-                    return Err(MemError::UnknownSocket { socket: v.len() as u32 - 1, available: sockets.to_vec() });
+                let mut out = Vec::new();
+                for (id, &bytes) in v.iter().enumerate() {
+                    match sockets.iter().position(|&s| s as usize == id) {
+                        Some(li) => out.push((li, bytes)),
+                        None if bytes == 0 => {}
+                        None => return Err(MemError::UnknownSocket { socket: id as u32, available: sockets.to_vec() }),
+                    }
                 }
-                v.iter().copied().enumerate().collect()
+                out
             }
         };
         let mut st = self.lock();
@@ -442,6 +448,15 @@ impl Memory {
         if !align.is_power_of_two() {
             return Err(MemError::BadRequest(format!("memzone {name:?}: alignment {align} is not a power of two")));
         }
+        let limit = self.inner.lists[0].len;
+        if len > limit {
+            return Err(MemError::TooLarge { asked: len as u64, limit: limit as u64 });
+        }
+        if align > limit {
+            return Err(MemError::BadRequest(format!(
+                "memzone {name:?}: alignment {align} is larger than a socket's memory"
+            )));
+        }
         let order = self.socket_order(socket)?;
         let mut st = self.lock();
         if st.zones.contains_key(name) {
@@ -544,7 +559,9 @@ impl Memory {
         let seg = cell.seg_size;
         let check_phys = contig && self.inner.mode == IovaMode::Pa;
         let ranges: Vec<(usize, usize)> = st.free[li].iter().map(|(&o, &l)| (o, l)).collect();
-        for (off, flen) in ranges {
+        // Out of pages for one range, a later one may still fit in segments already mapped.
+        let mut no_pages = None;
+        'range: for (off, flen) in ranges {
             let end = off + flen;
             let mut start = off.next_multiple_of(align);
             'candidate: while start + len <= end {
@@ -554,7 +571,14 @@ impl Memory {
                     let mapped = cell.list.lock().unwrap_or_else(|p| p.into_inner()).is_mapped(idx);
                     if !mapped {
                         let needed = (start + len).saturating_sub(idx * seg) as u64;
-                        self.add_segment(st, li, idx, needed)?;
+                        match self.add_segment(st, li, idx, needed) {
+                            Ok(_) => {}
+                            Err(e @ MemError::NoFreeHugepages { .. }) => {
+                                no_pages.get_or_insert(e);
+                                continue 'range;
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                 }
                 if check_phys {
@@ -575,7 +599,10 @@ impl Memory {
                 return Ok(Some(start));
             }
         }
-        Ok(None)
+        match no_pages {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
     }
 
     /// Returns a memzone's range to the free list (called by `Memzone`'s drop).

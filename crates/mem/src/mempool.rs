@@ -8,12 +8,13 @@
 
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
 use crate::error::MemError;
+use crate::iova::IovaMode;
 use crate::lcore::{self, MAX_LCORES};
 use crate::memory::Memory;
 use crate::memzone::{Memzone, MemzoneFlags};
@@ -47,12 +48,14 @@ impl MempoolConfig {
 }
 
 /// A pool of fixed-size objects in DMA memory. Clones share the pool.
-#[derive(Clone)]
 pub struct Mempool {
     inner: Arc<PoolInner>,
 }
 
 pub(crate) struct PoolInner {
+    /// Live `Mempool` handles: the one that brings this to 0 decides whether the pool can be
+    /// freed (see `Drop for Mempool`).
+    handles: AtomicUsize,
     name: String,
     ring: SharedRing<usize>,
     caches: Box<[CachePadded<Cache>]>,
@@ -98,25 +101,41 @@ impl Mempool {
                 config.name
             )));
         }
-        // Each segment boundary can waste at most one object's room.
-        let bytes = config.count * elt;
-        let len = bytes + (bytes / seg + 1) * elt;
-        let zone = memory.reserve(&format!("mp_{}", config.name), len, config.socket, 64, MemzoneFlags::NONE)?;
-        let ring = SharedRing::new(config.count)
-            .map_err(|e| MemError::BadRequest(format!("mempool {:?}: {e}", config.name)))?;
+        let bad = |what: &str| MemError::BadRequest(format!("mempool {:?}: {what}", config.name));
+        let bytes = config.count.checked_mul(elt).ok_or_else(|| bad("count x object size overflows"))?;
+        let zone_name = format!("mp_{}", config.name);
+        // Lay the objects out so that none straddles two segments that are not IOVA-contiguous:
+        // in VA mode every segment follows the last; in PA mode a pool that fits in one segment
+        // asks for an IOVA-contiguous zone, and a bigger one starts on a segment boundary and
+        // leaves the tail of each segment unused.
+        let zone = if memory.iova_mode() == IovaMode::Va {
+            memory.reserve(&zone_name, bytes, config.socket, 64, MemzoneFlags::NONE)?
+        } else if bytes <= seg {
+            memory.reserve(&zone_name, bytes, config.socket, 64, MemzoneFlags::IOVA_CONTIG)?
+        } else {
+            let per_seg = seg / elt;
+            let full = (config.count - 1) / per_seg;
+            let len = full * seg + (config.count - full * per_seg) * elt;
+            memory.reserve(&zone_name, len, config.socket, seg, MemzoneFlags::NONE)?
+        };
+        let ring = SharedRing::new(config.count).map_err(|e| bad(&e.to_string()))?;
+        let base = zone.as_ptr() as usize;
         let mut offset = 0;
         let mut objs = Vec::with_capacity(config.count);
         while objs.len() < config.count {
-            let end = offset + elt - 1;
-            if offset / seg != end / seg {
-                let boundary = end / seg * seg;
-                let split = zone.iova_at(boundary).zip(zone.iova_at(boundary - 1));
-                if split.is_none_or(|(after, before)| after != before + 1) {
+            if offset + elt > zone.len() {
+                return Err(bad("its objects do not fit in its memzone; this is a bug"));
+            }
+            let (first, last) = (base + offset, base + offset + elt - 1);
+            if first / seg != last / seg {
+                let boundary = last / seg * seg - base;
+                let contiguous = zone.iova_at(boundary) == zone.iova_at(boundary - 1).map(|i| i + 1);
+                if !contiguous {
                     offset = boundary;
                     continue;
                 }
             }
-            objs.push(zone.as_ptr() as usize + offset);
+            objs.push(first);
             offset += elt;
         }
         assert!(ring.enqueue_bulk(&objs), "a fresh ring of exactly `count` slots takes `count` objects");
@@ -132,6 +151,7 @@ impl Mempool {
             .collect();
         Ok(Mempool {
             inner: Arc::new(PoolInner {
+                handles: AtomicUsize::new(1),
                 name: config.name.clone(),
                 ring,
                 caches,
@@ -167,7 +187,7 @@ impl Mempool {
 
     /// Objects handed out and not yet put back.
     pub fn in_use(&self) -> usize {
-        self.inner.count - self.inner.available()
+        self.inner.count.saturating_sub(self.inner.available())
     }
 
     /// True when every object is back.
@@ -216,16 +236,25 @@ impl Mempool {
     }
 }
 
+impl Clone for Mempool {
+    fn clone(&self) -> Self {
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
+        Mempool { inner: Arc::clone(&self.inner) }
+    }
+}
+
 impl Drop for Mempool {
     fn drop(&mut self) {
-        if Arc::strong_count(&self.inner) == 1 {
-            let in_use = self.in_use();
-            if in_use > 0 {
-                // Objects still out may come back at any time (a packet buffer's drop finds its
-                // pool by address), so the pool must outlive them: keep it.
-                tracing::warn!(pool = %self.inner.name, in_use, "mempool dropped with objects in use: leaking it");
-                std::mem::forget(Arc::clone(&self.inner));
-            }
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        // The last handle: nobody can get objects any more, only put back those still out
+        // (a packet buffer's drop finds its pool by address). `available` never counts an
+        // object twice while puts run, so a zero here really means none is out.
+        let in_use = self.in_use();
+        if in_use > 0 {
+            tracing::warn!(pool = %self.inner.name, in_use, "mempool dropped with objects in use: leaking it");
+            std::mem::forget(Arc::clone(&self.inner));
         }
     }
 }
@@ -252,9 +281,14 @@ fn as_addrs_mut(objs: &mut [NonNull<u8>]) -> &mut [usize] {
 }
 
 impl PoolInner {
+    /// Free objects. Objects only ever leave one place (ring or cache) before they arrive in
+    /// another, and the ring is read first: a flush stores the cache's new length (release)
+    /// before it enqueues, so a reader that sees the enqueue also sees the shorter cache. The
+    /// count can fall short while objects move, never over.
     fn available(&self) -> usize {
-        let cached: usize = self.caches.iter().map(|c| c.len.load(Ordering::Relaxed) as usize).sum();
-        self.ring.len() + cached
+        let in_ring = self.ring.len();
+        let cached: usize = self.caches.iter().map(|c| c.len.load(Ordering::Acquire) as usize).sum();
+        in_ring + cached
     }
 
     /// The calling lcore's cache, if it has one.
@@ -277,15 +311,20 @@ impl PoolInner {
         let objs = unsafe { &mut *cache.objs.get() };
         let mut len = cache.len.load(Ordering::Relaxed) as usize;
         if n > self.cache_size {
-            // Too big for the cache: from the ring, topped up with what the cache holds.
+            // Too big for the cache: from the ring, else from the cache, else from both.
             if self.ring.dequeue_bulk(dst) {
                 return true;
             }
-            if len == 0 || len >= n || !self.ring.dequeue_bulk(&mut dst[..n - len]) {
+            if len >= n {
+                dst.copy_from_slice(&objs[len - n..len]);
+                cache.len.store((len - n) as u32, Ordering::Release);
+                return true;
+            }
+            if len == 0 || !self.ring.dequeue_bulk(&mut dst[..n - len]) {
                 return false;
             }
             dst[n - len..].copy_from_slice(&objs[..len]);
-            cache.len.store(0, Ordering::Relaxed);
+            cache.len.store(0, Ordering::Release);
             return true;
         }
         if len < n {
@@ -301,7 +340,7 @@ impl PoolInner {
             }
         }
         dst.copy_from_slice(&objs[len - n..len]);
-        cache.len.store((len - n) as u32, Ordering::Relaxed);
+        cache.len.store((len - n) as u32, Ordering::Release);
         true
     }
 
@@ -322,11 +361,14 @@ impl PoolInner {
         cached[len..len + n].copy_from_slice(src);
         len += n;
         if len >= self.flush_threshold {
+            // Shorten the cache before the objects reach the ring (see `available`); only
+            // this thread reads the slots past the new length.
+            cache.len.store(self.cache_size as u32, Ordering::Release);
             let ok = self.ring.enqueue_bulk(&cached[self.cache_size..len]);
             debug_assert!(ok, "the ring has room for every object of the pool");
-            len = self.cache_size;
+            return;
         }
-        cache.len.store(len as u32, Ordering::Relaxed);
+        cache.len.store(len as u32, Ordering::Release);
     }
 }
 

@@ -41,7 +41,7 @@ pub(crate) struct SegmentList {
     pub socket: u32,
     pub base: usize,
     pub seg_size: usize,
-    /// Each segment's IOVA, or [`UNMAPPED`]. Read without a lock by `iova_of`.
+    /// Each segment's IOVA, or [`UNMAPPED`].
     pub iovas: Box<[AtomicU64]>,
     page_size: PageSize,
     source: Source,
@@ -111,7 +111,13 @@ fn unreserve_segment(addr: usize, len: usize) {
     }
 }
 
+/// Held while this process creates and locks a hugepage file, and while it looks for stale
+/// ones: a file of our own pid is stale only if nobody holds its lock, and that test is only
+/// meaningful between a creation and its `flock`, never in the middle.
+static FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn open_locked(path: &Path) -> Result<File, MemError> {
+    let _files = FILES.lock().unwrap_or_else(|p| p.into_inner());
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -218,6 +224,7 @@ impl SegmentList {
                         self.single_file = Some((open_locked(&path)?, path));
                     }
                     let (file, path) = self.single_file.as_ref().expect("just set");
+                    let _policy = numa.then(|| ThreadPolicy::bind(self.socket)).transpose()?;
                     match fallocate(file, idx * len, len, path) {
                         Ok(()) => {}
                         Err(FallocError::NoSpace) => return Err(AddError::NoFreePages),
@@ -227,6 +234,7 @@ impl SegmentList {
                 } else {
                     let path = dir.join(format!("{prefix}{}_{idx}", self.name_stem));
                     let file = open_locked(&path)?;
+                    let _policy = numa.then(|| ThreadPolicy::bind(self.socket)).transpose()?;
                     match fallocate(&file, 0, len, &path) {
                         Ok(()) => {}
                         Err(err) => {
@@ -386,14 +394,46 @@ impl Drop for SegmentList {
     }
 }
 
-/// `mbind(MPOL_BIND)` to one node, before the pages are faulted in.
-fn bind_to_node(addr: usize, len: usize, node: u32) -> Result<(), MemError> {
-    const MPOL_BIND: libc::c_long = 2;
+const MPOL_DEFAULT: libc::c_long = 0;
+const MPOL_BIND: libc::c_long = 2;
+
+fn node_mask(node: u32) -> Result<[u64; 16], MemError> {
     let mut mask = [0u64; 16];
     if node as usize >= mask.len() * 64 {
         return Err(MemError::BadRequest(format!("NUMA node {node} is beyond the 1024 nodes supported")));
     }
     mask[node as usize / 64] |= 1 << (node % 64);
+    Ok(mask)
+}
+
+/// The calling thread's memory policy bound to one node while it lives: hugetlbfs allocates a
+/// page at `fallocate` under the thread's policy, before any mapping exists to `mbind`.
+struct ThreadPolicy;
+
+impl ThreadPolicy {
+    fn bind(node: u32) -> Result<ThreadPolicy, MemError> {
+        let mask = node_mask(node)?;
+        // SAFETY: set_mempolicy reads `mask` (maxnode bits) and changes only this thread's policy.
+        let rc = unsafe {
+            libc::syscall(libc::SYS_set_mempolicy, MPOL_BIND, mask.as_ptr(), (mask.len() * 64) as libc::c_ulong)
+        };
+        if rc != 0 {
+            return Err(os_err("binding this thread's memory policy to a NUMA node (set_mempolicy)"));
+        }
+        Ok(ThreadPolicy)
+    }
+}
+
+impl Drop for ThreadPolicy {
+    fn drop(&mut self) {
+        // SAFETY: back to the default policy; no mask is read.
+        unsafe { libc::syscall(libc::SYS_set_mempolicy, MPOL_DEFAULT, std::ptr::null::<u64>(), 0 as libc::c_ulong) };
+    }
+}
+
+/// `mbind(MPOL_BIND)` to one node, before the pages are faulted in.
+fn bind_to_node(addr: usize, len: usize, node: u32) -> Result<(), MemError> {
+    let mask = node_mask(node)?;
     // SAFETY: mbind reads `mask` (maxnode bits) and changes the policy of our own mapping.
     let rc = unsafe {
         libc::syscall(libc::SYS_mbind, addr, len, MPOL_BIND, mask.as_ptr(), (mask.len() * 64) as libc::c_ulong, 0)
@@ -404,19 +444,21 @@ fn bind_to_node(addr: usize, len: usize, node: u32) -> Result<(), MemError> {
     Ok(())
 }
 
-/// Removes hugepage files in `dir` with our `prefix` whose owner is gone: the pid in the name is
-/// not a live process (and not us), and no process holds a lock on the file. Returns what it
-/// removed.
+/// Removes hugepage files in `dir` with our `prefix` whose owner is gone: nobody holds a lock
+/// on the file, and the pid in its name is not a live process, or is ours (a process before us
+/// with the same pid, as after a container restart). Returns what it removed.
 pub fn remove_stale_files(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, MemError> {
     let stem = format!("{prefix}map_");
     let me = std::process::id();
     let mut removed = Vec::new();
+    let _files = FILES.lock().unwrap_or_else(|p| p.into_inner());
     let entries = std::fs::read_dir(dir).map_err(io_err("cannot list", dir))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&stem)) else { continue };
         let Some(pid) = rest.split('_').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if pid == me || process_alive(pid) {
+        // Another live process may be between creating a file and locking it.
+        if pid != me && process_alive(pid) {
             continue;
         }
         let path = entry.path();

@@ -391,6 +391,8 @@ fn configuration_errors_are_typed_and_say_what_to_do() {
 fn packet_buffers_in_pa_mode_are_iova_contiguous_end_to_end() {
     let env = env(4);
     let mem = Memory::new(config(&env, IovaMode::Pa)).unwrap();
+    // A small zone first, so the pool does not start on a segment boundary by luck.
+    let _pad = mem.reserve("pad", 4096, None, 64, MemzoneFlags::NONE).unwrap();
     // 2048 buffers of 2304 bytes need about 2.25 segments.
     let pool = burst_mem::PacketPool::new(&mem, &burst_mem::PacketPoolConfig::new("pa_pkts", 2048)).unwrap();
     assert!(mem.stats().segments >= 3);
@@ -410,5 +412,23 @@ fn packet_buffers_in_pa_mode_are_iova_contiguous_end_to_end() {
     burst_mem::PacketPool::free_bulk(&mut bufs);
     assert!(pool.mempool().is_full());
     drop(pool);
+    drop(_pad);
     assert_eq!(mem.stats().segments, 0);
+}
+
+#[test]
+fn files_of_an_earlier_process_with_our_pid_are_stale_but_our_own_are_not() {
+    let env = env(2);
+    let mut cfg = config(&env, IovaMode::Pa);
+    cfg.file_prefix = "mine".into();
+    let mem = Memory::new(cfg.clone()).unwrap();
+    let _z = mem.reserve("held", 4096, None, 64, MemzoneFlags::NONE).unwrap();
+    let ours = env.mount.files();
+    assert_eq!(ours.len(), 1);
+    // What a process before us with the same pid (a restarted container) would have left.
+    let old = env.mount.0.join(format!("minemap_{}_999999_0_0", std::process::id()));
+    std::fs::File::create(&old).unwrap();
+    let removed = burst_mem::remove_stale_files(&env.mount.0, "mine").unwrap();
+    assert_eq!(removed, vec![old]);
+    assert_eq!(env.mount.files(), ours, "a live memory's locked files stay");
 }

@@ -281,6 +281,42 @@ fn a_pool_dropped_with_buffers_out_stays_alive_for_them() {
 }
 
 #[test]
+fn a_bulk_get_bigger_than_the_cache_size_is_served_from_the_cache() {
+    let mem = memory();
+    let mp = pool(&mem, "small_cache", 10, 64, 4);
+    let _lcore = lcore::claim_any().unwrap();
+    let mut all = vec![NonNull::dangling(); 10];
+    assert!(mp.get_bulk(&mut all));
+    for o in &all[..5] {
+        // SAFETY: taken above, put back once.
+        unsafe { mp.put_bulk(std::slice::from_ref(o)) };
+    }
+    assert_eq!(mp.available(), 5);
+    let mut five = vec![NonNull::dangling(); 5];
+    assert!(mp.get_bulk(&mut five), "5 free objects, 5 asked");
+    // SAFETY: taken above.
+    unsafe { mp.put_bulk(&five) };
+    // SAFETY: taken above.
+    unsafe { mp.put_bulk(&all[5..]) };
+    assert!(mp.is_full());
+}
+
+#[test]
+fn absurd_memzone_requests_are_errors_not_panics() {
+    let mem = memory();
+    let flags = burst_mem::MemzoneFlags::NONE;
+    assert!(matches!(mem.reserve("huge", usize::MAX, None, 64, flags), Err(burst_mem::MemError::TooLarge { .. })));
+    assert!(mem.reserve("align", 64, None, 1 << 62, flags).is_err());
+    assert!(mem.reserve("", 64, None, 64, flags).is_err());
+    assert!(mem.reserve("zero", 0, None, 64, flags).is_err());
+    assert!(mem.reserve("odd", 64, None, 96, flags).is_err());
+    let a = mem.reserve("a", 4096, None, 64, flags).unwrap();
+    let b = mem.reserve("b", 4096, None, 64, flags).unwrap();
+    assert_ne!(a.as_ptr(), b.as_ptr());
+    assert_eq!(mem.stats().memzones, 2);
+}
+
+#[test]
 fn bad_pool_settings_are_errors_not_panics() {
     let mem = memory();
     let mut cfg = MempoolConfig::new("bad", 0, 64);
