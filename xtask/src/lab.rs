@@ -45,6 +45,9 @@ pub struct LabArgs {
     /// Show the guest's console (kernel messages) on stderr.
     #[arg(long)]
     console: bool,
+    /// Put the last two NICs in one IOMMU group, as functions 0 and 1 of slot 00:10.
+    #[arg(long)]
+    shared_group: bool,
     /// Say how the guest was set up and how long it took to boot.
     #[arg(short, long)]
     verbose: bool,
@@ -72,6 +75,7 @@ pub fn run(args: LabArgs) -> ExitCode {
         boot_timeout: Duration::from_secs(args.boot_timeout),
         kernel_args: args.kernel_args.clone(),
         show_console: args.console || LabConfig::default().show_console,
+        shared_group: args.shared_group,
     };
     match boot_and_run(config, &args) {
         Ok(code) => ExitCode::from(code),

@@ -211,6 +211,9 @@ pub struct LabConfig {
     pub kernel_args: Vec<String>,
     /// Copy the guest's console to stderr as it comes (`BURST_LAB_CONSOLE=1`).
     pub show_console: bool,
+    /// Put the last two NICs in one IOMMU group: functions 0 and 1 of one multifunction slot
+    /// ([`SHARED_GROUP_SLOT`]), which the kernel groups together since they have no ACS.
+    pub shared_group: bool,
 }
 
 impl Default for LabConfig {
@@ -225,6 +228,7 @@ impl Default for LabConfig {
             boot_timeout: Duration::from_secs(90),
             kernel_args: Vec::new(),
             show_console: std::env::var_os("BURST_LAB_CONSOLE").is_some_and(|v| v != "0"),
+            shared_group: false,
         }
     }
 }
@@ -239,6 +243,9 @@ impl LabConfig {
     pub fn validate(&self) -> Result<(), LabError> {
         if self.nics.len() > MAX_NICS {
             return Err(LabError::Config(format!("{} NICs asked, the lab has slots for {MAX_NICS}", self.nics.len())));
+        }
+        if self.shared_group && self.nics.len() < 2 {
+            return Err(LabError::Config("--shared-group needs at least two NICs".into()));
         }
         // Leave the guest at least 256 MiB besides its hugepages.
         let huge_mib = u64::from(self.hugepages) * 2;
@@ -265,6 +272,27 @@ pub fn nic_mac(index: usize) -> [u8; 6] {
 /// The guest PCI address of NIC `index`: `0000:00:0S.0` with `S = 2 + index`.
 pub fn nic_pci_address(index: usize) -> String {
     format!("0000:00:{:02x}.0", usize::from(FIRST_NIC_SLOT) + index)
+}
+
+/// The slot whose two functions hold the last two NICs with [`LabConfig::shared_group`].
+pub const SHARED_GROUP_SLOT: u8 = 0x10;
+
+impl LabConfig {
+    /// NIC `index`'s slot and function.
+    pub fn nic_slot(&self, index: usize) -> (u8, u8) {
+        let n = self.nics.len();
+        if self.shared_group && n >= 2 && index >= n - 2 {
+            (SHARED_GROUP_SLOT, (index + 2 - n) as u8)
+        } else {
+            (FIRST_NIC_SLOT + index as u8, 0)
+        }
+    }
+
+    /// NIC `index`'s guest PCI address, `0000:00:SS.F`.
+    pub fn nic_address(&self, index: usize) -> String {
+        let (slot, function) = self.nic_slot(index);
+        format!("0000:00:{slot:02x}.{function}")
+    }
 }
 
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
@@ -315,6 +343,9 @@ mod tests {
     fn nic_slots_and_macs_are_fixed() {
         assert_eq!(nic_pci_address(0), "0000:00:02.0");
         assert_eq!(nic_pci_address(7), "0000:00:09.0");
+        let cfg = LabConfig { nics: vec![NicModel::E1000; 3], shared_group: true, ..LabConfig::default() };
+        let addrs: Vec<String> = (0..3).map(|i| cfg.nic_address(i)).collect();
+        assert_eq!(addrs, ["0000:00:02.0", "0000:00:10.0", "0000:00:10.1"]);
         assert_eq!(format_mac(&nic_mac(1)), "52:54:00:b5:00:01");
         assert_eq!(parse_mac("52:54:00:B5:00:01"), Some(nic_mac(1)));
         for bad in ["", "52:54:00:b5:00", "52:54:00:b5:00:01:02", "52:54:00:b5:00:1", "zz:54:00:b5:00:01"] {

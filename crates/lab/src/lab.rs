@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::config::{nic_mac, nic_pci_address, LabConfig, NicModel};
+use crate::config::{nic_mac, LabConfig, NicModel};
 use crate::guest_build::guest_binaries;
 use crate::paths::KernelCache;
 use crate::process::{Output, Process};
@@ -166,7 +166,7 @@ impl Lab {
                 .nics
                 .iter()
                 .enumerate()
-                .map(|(i, &model)| Nic { model, mac: nic_mac(i), pci_address: nic_pci_address(i) })
+                .map(|(i, &model)| Nic { model, mac: nic_mac(i), pci_address: config.nic_address(i) })
                 .collect(),
             config,
             wires,

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::agent::CONTROL_PORT;
-use crate::config::{format_mac, nic_mac, Accel, Iommu, LabConfig, CONTROL_SLOT, FIRST_NIC_SLOT};
+use crate::config::{format_mac, nic_mac, Accel, Iommu, LabConfig, CONTROL_SLOT};
 use crate::paths::{lab_dir, KernelCache};
 use crate::LabError;
 
@@ -80,11 +80,16 @@ pub fn args(cfg: &LabConfig, accel: Accelerator, kernel: &Path, fds: &InheritedF
     for (i, (model, fd)) in cfg.nics.iter().zip(&fds.wires).enumerate() {
         let netdev = format!("dgram,id=net{i},local.type=fd,local.str={fd}");
         // romfile= : no option ROM; nothing boots from the network and it saves time.
+        let (slot, function) = cfg.nic_slot(i);
+        let addr = match (function, cfg.shared_group && i + 2 == cfg.nics.len()) {
+            (0, true) => format!("{slot:#04x}.0,multifunction=on"),
+            (0, false) => format!("{slot:#04x}"),
+            (f, _) => format!("{slot:#04x}.{f}"),
+        };
         let device = format!(
-            "{},netdev=net{i},mac={},addr={:#04x},romfile=",
+            "{},netdev=net{i},mac={},addr={addr},romfile=",
             model.qemu_device(cfg.iommu),
-            format_mac(&nic_mac(i)),
-            usize::from(FIRST_NIC_SLOT) + i
+            format_mac(&nic_mac(i))
         );
         push(&["-netdev", &netdev, "-device", &device]);
     }
