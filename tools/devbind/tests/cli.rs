@@ -1,0 +1,316 @@
+//! The `devbind` binary against fake sysfs trees (`--sysfs-root`, and `--fake-kernel` to play
+//! the kernel's part of binding): nothing here touches the host's devices.
+
+use std::process::{Command, Output};
+
+use burst_pci::fake::{FakeDevice, FakeSysfs};
+use serde_json::Value;
+
+fn devbind(fake: &FakeSysfs, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_devbind"))
+        .arg("--sysfs-root")
+        .arg(fake.path())
+        .arg("--fake-kernel")
+        .args(args)
+        .output()
+        .expect("run devbind")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+fn ok(fake: &FakeSysfs, args: &[&str]) -> String {
+    let out = devbind(fake, args);
+    assert!(out.status.success(), "devbind {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// A runtime error: exit status 1 and exactly one `devbind: ...` line on stderr.
+fn runtime_error(fake: &FakeSysfs, args: &[&str]) -> String {
+    let out = devbind(fake, args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "devbind {args:?}: {err}");
+    assert!(err.starts_with("devbind: ") && err.ends_with('\n') && err.lines().count() == 1, "{err:?}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// The lab's layout: e1000 at 02.0 (eth1, group 1) and modern virtio at 03.0 (eth0, group 2),
+/// both on their kernel drivers.
+fn lab_like() -> FakeSysfs {
+    let fake = FakeSysfs::new().unwrap();
+    fake.add_device(FakeDevice::new("0000:00:02.0", 0x8086, 0x100e).driver("e1000").group(1).iface("eth1"))
+        .unwrap()
+        .add_device(FakeDevice::new("0000:00:03.0", 0x1af4, 0x1041).driver("virtio-pci").group(2).iface("eth0"))
+        .unwrap();
+    fake
+}
+
+fn status_json(fake: &FakeSysfs) -> Vec<Value> {
+    let text = ok(fake, &["--status", "--json"]);
+    match serde_json::from_str(&text).unwrap() {
+        Value::Array(devices) => devices,
+        other => panic!("not an array: {other}"),
+    }
+}
+
+fn device<'a>(devices: &'a [Value], addr: &str) -> &'a Value {
+    devices.iter().find(|d| d["address"] == addr).unwrap_or_else(|| panic!("{addr} not in {devices:?}"))
+}
+
+#[test]
+fn status_groups_devices_like_dpdk_devbind() {
+    let fake = lab_like();
+    fake.add_device(FakeDevice::new("0000:00:04.0", 0x8086, 0x10c9).driver("vfio-pci").group(3))
+        .unwrap()
+        .add_device(FakeDevice::new("0000:00:05.0", 0x8086, 0x10c9).group(4))
+        .unwrap()
+        .add_device(FakeDevice::new("0000:00:06.0", 0x8086, 0x37c8).class(0x0b4000).driver("qat_c62x"))
+        .unwrap()
+        .add_device(FakeDevice::new("0000:00:1f.2", 0x8086, 0x2922).class(0x010601).driver("ahci"))
+        .unwrap()
+        .add_route("eth1")
+        .unwrap()
+        .set_pci_ids("8086  Intel Corporation\n\t100e  82540EM Gigabit Ethernet Controller\n")
+        .unwrap();
+    let text = ok(&fake, &["--status"]);
+    let want = "\
+Network devices using a user-space driver (vfio-pci, uio_pci_generic, igb_uio)
+==============================================================================
+0000:00:04.0 '8086:10c9' drv=vfio-pci
+
+Network devices using kernel driver
+===================================
+0000:00:02.0 '82540EM Gigabit Ethernet Controller 8086:100e' if=eth1 drv=e1000 unused=vfio-pci *Active*
+0000:00:03.0 '1af4:1041' if=eth0 drv=virtio-pci unused=vfio-pci
+
+Other Network devices
+=====================
+0000:00:05.0 '8086:10c9' unused=vfio-pci
+
+Crypto devices using a user-space driver (vfio-pci, uio_pci_generic, igb_uio)
+=============================================================================
+<none>
+
+Crypto devices using kernel driver
+==================================
+0000:00:06.0 '8086:37c8' drv=qat_c62x unused=vfio-pci
+
+Other Crypto devices
+====================
+<none>
+
+No 'Baseband' devices detected
+==============================
+";
+    assert_eq!(text, want);
+}
+
+#[test]
+fn status_dev_net_shows_only_network_devices() {
+    let fake = lab_like();
+    fake.add_device(FakeDevice::new("0000:00:1f.2", 0x8086, 0x2922).class(0x010601).driver("ahci")).unwrap();
+    let text = ok(&fake, &["--status-dev", "net"]);
+    assert!(text.starts_with("Network devices using a user-space driver"), "{text}");
+    assert!(!text.contains("Crypto") && !text.contains("0000:00:1f.2"), "{text}");
+    let json: Value = serde_json::from_str(&ok(&fake, &["--status-dev", "net", "--json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn json_has_every_scan_field() {
+    let fake = lab_like();
+    fake.add_route("eth1").unwrap();
+    let devices = status_json(&fake);
+    let e1000 = device(&devices, "0000:00:02.0");
+    let want = serde_json::json!({
+        "address": "0000:00:02.0", "vendor": "0x8086", "device": "0x100e",
+        "subsystem_vendor": "0x1af4", "subsystem_device": "0x1100", "class": "0x020000",
+        "kind": "net", "name": null, "driver": "e1000", "user_space_driver": false,
+        "driver_override": null, "iommu_group": 1, "numa_node": null,
+        "interfaces": ["eth1"], "active": true, "active_interfaces": ["eth1"], "uio": null,
+        "modalias": "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00",
+        "bars": [{"index": 0, "start": "0xfebc0000", "len": 131072, "kind": "mem", "prefetchable": false}],
+    });
+    assert_eq!(*e1000, want);
+    assert_eq!(device(&devices, "0000:00:03.0")["interfaces"], serde_json::json!(["eth0"]));
+}
+
+#[test]
+fn bind_to_vfio_pci_and_back_by_address_and_by_interface() {
+    let fake = lab_like();
+    // By interface name, like dpdk-devbind.
+    let out = ok(&fake, &["-b", "vfio-pci", "eth1"]);
+    assert_eq!(out, "0000:00:02.0: bound to vfio-pci (was on e1000; loaded vfio_pci, vfio_iommu_type1)\n");
+    let devices = status_json(&fake);
+    let e1000 = device(&devices, "0000:00:02.0");
+    assert_eq!((&e1000["driver"], &e1000["driver_override"]), (&Value::from("vfio-pci"), &Value::from("vfio-pci")));
+    assert_eq!(e1000["interfaces"], serde_json::json!([]));
+    let text = ok(&fake, &["-s"]);
+    assert!(text.contains("=\n0000:00:02.0 '8086:100e' drv=vfio-pci\n"), "{text}");
+
+    assert_eq!(ok(&fake, &["-b", "vfio-pci", "00:02.0"]), "0000:00:02.0: already on vfio-pci\n");
+    // Back with the kernel's own choice, then out again and back by naming the driver.
+    assert_eq!(ok(&fake, &["--bind", "kernel", "0000:00:02.0"]), "0000:00:02.0: bound to e1000 (was on vfio-pci)\n");
+    assert_eq!(device(&status_json(&fake), "0000:00:02.0")["interfaces"], serde_json::json!(["eth1"]));
+    ok(&fake, &["-b", "vfio-pci", "00:02.0"]);
+    assert_eq!(ok(&fake, &["-b", "e1000", "00:02.0"]), "0000:00:02.0: bound to e1000 (was on vfio-pci)\n");
+    let e1000 = device(&status_json(&fake), "0000:00:02.0").clone();
+    assert_eq!((&e1000["driver"], &e1000["driver_override"]), (&Value::from("e1000"), &Value::Null));
+}
+
+#[test]
+fn several_devices_at_once_and_status_after() {
+    let fake = lab_like();
+    let out = ok(&fake, &["-b", "uio_pci_generic", "00:02.0", "eth0", "0000:00:02.0", "--status"]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("0000:00:02.0: bound to uio_pci_generic (was on e1000; loaded uio_pci_generic)"));
+    assert_eq!(lines.next(), Some("0000:00:03.0: bound to uio_pci_generic (was on virtio-pci)"));
+    assert_eq!(lines.next(), Some("Network devices using a user-space driver (vfio-pci, uio_pci_generic, igb_uio)"));
+    let devices = status_json(&fake);
+    assert_eq!(device(&devices, "0000:00:02.0")["uio"], 0);
+    assert_eq!(device(&devices, "0000:00:03.0")["uio"], 1);
+}
+
+#[test]
+fn an_active_interface_is_refused_unless_forced() {
+    let fake = lab_like();
+    fake.add_route("eth1").unwrap();
+    assert!(ok(&fake, &["-s"]).contains(" if=eth1 drv=e1000 *Active*\n"));
+    let err = runtime_error(&fake, &["-b", "vfio-pci", "0000:00:02.0"]);
+    assert_eq!(
+        err,
+        "devbind: 0000:00:02.0 has an active interface eth1 (it has routes): use --force to take it anyway, \
+         which cuts that interface's traffic\n"
+    );
+    // With another device in the same command: checked first, so neither is touched.
+    runtime_error(&fake, &["-b", "vfio-pci", "00:03.0", "00:02.0"]);
+    runtime_error(&fake, &["-u", "eth1"]);
+    // Already where the kernel put it: nothing would change, so nothing to refuse.
+    assert_eq!(ok(&fake, &["-b", "kernel", "eth1"]), "0000:00:02.0: already on e1000\n");
+    assert!(fake.writes().is_empty(), "{:?}", fake.writes());
+    assert!(fake.modprobes().is_empty());
+
+    assert_eq!(
+        ok(&fake, &["-b", "vfio-pci", "--force", "00:02.0"]),
+        "0000:00:02.0: bound to vfio-pci (was on e1000; loaded vfio_pci, vfio_iommu_type1)\n"
+    );
+}
+
+#[test]
+fn vfio_pci_is_refused_without_an_iommu() {
+    let fake = FakeSysfs::new().unwrap();
+    fake.add_device(FakeDevice::new("0000:00:02.0", 0x8086, 0x100e).driver("e1000").iface("eth0")).unwrap();
+    let err = runtime_error(&fake, &["-b", "vfio-pci", "00:02.0"]);
+    assert_eq!(
+        err,
+        "devbind: cannot bind 0000:00:02.0 to vfio-pci: no IOMMU: boot with intel_iommu=on (or amd_iommu=on) \
+         and enable VT-d/AMD-Vi, or use uio_pci_generic (IOVA as PA)\n"
+    );
+    assert!(fake.writes().is_empty());
+    ok(&fake, &["-b", "uio_pci_generic", "00:02.0"]);
+}
+
+#[test]
+fn unbind_leaves_the_device_on_no_driver() {
+    let fake = lab_like();
+    assert_eq!(ok(&fake, &["-u", "00:03.0"]), "0000:00:03.0: unbound from virtio-pci\n");
+    assert_eq!(ok(&fake, &["--unbind", "00:03.0"]), "0000:00:03.0: was on no driver\n");
+    let text = ok(&fake, &["--status-dev", "net"]);
+    assert!(text.ends_with("Other Network devices\n=====================\n0000:00:03.0 '1af4:1041'\n"), "{text}");
+    assert_eq!(ok(&fake, &["-b", "kernel", "00:03.0"]), "0000:00:03.0: bound to virtio-pci (was on no driver)\n");
+}
+
+#[test]
+fn bad_and_unknown_devices_are_runtime_errors() {
+    let fake = lab_like();
+    let err = runtime_error(&fake, &["-b", "vfio-pci", "00:02"]);
+    assert!(err.starts_with("devbind: bad PCI address \"00:02\""), "{err}");
+    let err = runtime_error(&fake, &["-b", "vfio-pci", "0000:00:09.0"]);
+    assert_eq!(err, "devbind: no PCI device 0000:00:09.0: see `devbind --status`\n");
+    let err = runtime_error(&fake, &["-u", "eth9"]);
+    assert!(err.starts_with("devbind: `eth9` is neither a PCI address nor a network interface"), "{err}");
+    let err = runtime_error(&fake, &["-b", "../../x", "00:02.0"]);
+    assert!(err.starts_with("devbind: `../../x` is not a driver name"), "{err}");
+    assert!(fake.writes().is_empty());
+}
+
+#[test]
+fn a_module_that_will_not_load_is_a_runtime_error() {
+    let fake = lab_like();
+    fake.set_module_available("vfio_pci", None).unwrap();
+    let err = runtime_error(&fake, &["-b", "vfio-pci", "00:02.0"]);
+    assert!(
+        err.starts_with("devbind: cannot load module vfio_pci for driver vfio-pci (`modprobe vfio_pci`: FATAL"),
+        "{err}"
+    );
+    // The real kernel path with another modprobe program: the error says which module.
+    let out = Command::new(env!("CARGO_BIN_EXE_devbind"))
+        .args(["--sysfs-root".as_ref(), fake.path().as_os_str()])
+        .args(["--modprobe", "/bin/false", "-b", "uio_pci_generic", "00:02.0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot load module uio_pci_generic"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_shared_iommu_group_gets_a_note() {
+    let fake = FakeSysfs::new().unwrap();
+    fake.add_device(FakeDevice::new("0000:00:10.0", 0x8086, 0x100e).driver("e1000").group(7))
+        .unwrap()
+        .add_device(FakeDevice::new("0000:00:10.1", 0x8086, 0x100e).driver("e1000").group(7))
+        .unwrap();
+    let out = devbind(&fake, &["-b", "vfio-pci", "00:10.0"]);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).starts_with("devbind: note: IOMMU group 7 also holds 0000:00:10.1 (on e1000)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_fake_kernel_only_runs_on_a_fake_tree_and_a_missing_sysfs_is_explained() {
+    let dir = std::env::temp_dir().join(format!("burst-devbind-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_devbind")).arg("--sysfs-root").arg(&dir).args(args).output().unwrap()
+    };
+    let out = run(&["--fake-kernel", "-u", "00:02.0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not a fake sysfs tree"), "{}", stderr(&out));
+    let out = run(&["--status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("mount sysfs on /sys"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_options_exit_with_2() {
+    let fake = lab_like();
+    for args in [
+        &[][..],
+        &["-b", "vfio-pci"],
+        &["-u"],
+        &["00:02.0"],
+        &["--json"],
+        &["-b", "vfio-pci", "-u", "00:02.0"],
+        &["--status-dev", "disk"],
+        &["--frobnicate"],
+    ] {
+        let out = devbind(&fake, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_devbind")).args(["--fake-kernel", "-s"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--fake-kernel needs --sysfs-root");
+    let out = Command::new(env!("CARGO_BIN_EXE_devbind")).arg("--help").output().unwrap();
+    assert!(out.status.success() && stdout(&out).contains("--bind <DRIVER>"));
+    assert!(!stdout(&out).contains("sysfs-root"), "test options stay hidden");
+}
