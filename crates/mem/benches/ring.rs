@@ -47,7 +47,8 @@ fn shared_bulk_32<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
             debug_assert!(taken && got);
         })
     });
-    assert_eq!(out, items);
+    // A filtered-out benchmark never runs: then `out` is still all zeros.
+    assert!(out == [0; BURST] || out == items, "shared_bulk_32: items came back changed");
 }
 
 fn sp_sc_single<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
