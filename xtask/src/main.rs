@@ -2,7 +2,10 @@
 //!
 //! - `cargo xtask setup`: install what the lab needs (QEMU >= 8, busybox, cpio, a kernel).
 //! - `cargo xtask lab [OPTIONS] -- CMD...`: boot a lab guest, run CMD in it, exit with its status.
+//! - `cargo xtask bench mem [--skip-dpdk] [--skip-ours]`: DPDK 22.11's ring and mempool numbers
+//!   and burst-mem's, side by side, in CPU cycles per element.
 
+mod bench;
 mod lab;
 mod setup;
 
@@ -23,6 +26,8 @@ enum Task {
     Setup(setup::SetupArgs),
     /// Boot a lab guest, run a command in it, and exit with the command's status.
     Lab(lab::LabArgs),
+    /// Run DPDK's perf autotests and our criterion benches, and compare them.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +48,12 @@ fn main() -> ExitCode {
             }
         },
         Task::Lab(args) => lab::run(args),
+        Task::Bench(args) => match bench::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
