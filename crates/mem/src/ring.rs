@@ -41,7 +41,7 @@
 use core::cell::{Cell, UnsafeCell};
 use core::fmt;
 use core::marker::PhantomData;
-use core::mem::{ManuallyDrop, MaybeUninit};
+use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -312,6 +312,44 @@ impl<T> Ring<T> {
         n
     }
 
+    /// Moves one item in by value, straight into its slot: no detour through a stack copy,
+    /// which would put a store-to-load forwarding on every single-item enqueue.
+    ///
+    /// # Safety
+    ///
+    /// As [`Ring::enqueue_raw`] for the sync mode.
+    #[inline(always)]
+    unsafe fn enqueue_one(&self, item: T, sync: SyncMode) -> Result<(), T> {
+        let (head, got) = self.prod.move_head(&self.cons.tail, self.capacity, 1, Behavior::Bulk, sync);
+        if got == 0 {
+            return Err(item);
+        }
+        // SAFETY: `move_head` reserved slot `head` for this thread alone and the consumers are
+        // done with it; the index is masked into the slot array.
+        unsafe { self.base().add((head & self.mask) as usize).write(item) };
+        self.prod.update_tail(head, head.wrapping_add(1), sync);
+        Ok(())
+    }
+
+    /// Moves one item out by value (see [`Ring::enqueue_one`]).
+    ///
+    /// # Safety
+    ///
+    /// As [`Ring::dequeue_raw`] for the sync mode.
+    #[inline(always)]
+    unsafe fn dequeue_one(&self, sync: SyncMode) -> Option<T> {
+        let (head, got) = self.cons.move_head(&self.prod.tail, 0, 1, Behavior::Bulk, sync);
+        if got == 0 {
+            return None;
+        }
+        // SAFETY: `move_head` reserved filled slot `head` for this thread alone (published by
+        // the producer tail it acquired); reading it moves the item out, and the slot counts as
+        // empty once our tail passes it.
+        let item = unsafe { self.base().add((head & self.mask) as usize).read() };
+        self.cons.update_tail(head, head.wrapping_add(1), sync);
+        Some(item)
+    }
+
     /// Copies `n` items from `src` into the slots starting at index `head`, in at most two
     /// contiguous chunks (`__rte_ring_enqueue_elems`).
     ///
@@ -414,17 +452,8 @@ impl<T: Send> Producer<T> {
     /// Enqueues one item, or hands it back if the ring is full.
     #[inline]
     pub fn enqueue(&mut self, item: T) -> Result<(), T> {
-        let item = ManuallyDrop::new(item);
-        let src: *const T = &*item;
-        // SAFETY: `src` points to one initialized item on our stack; `&mut self` and the
-        // handle's sync mode uphold the single-producer contract. If it was moved, the ring owns
-        // it and `ManuallyDrop` keeps us from dropping it; if not, we still own it.
-        let moved = unsafe { self.ring.enqueue_raw(src, 1, Behavior::Bulk, self.ring.producers) };
-        if moved == 1 {
-            Ok(())
-        } else {
-            Err(ManuallyDrop::into_inner(item))
-        }
+        // SAFETY: `&mut self` and the handle's sync mode uphold the single-producer contract.
+        unsafe { self.ring.enqueue_one(item, self.ring.producers) }
     }
 
     /// Enqueues all of `items` or none (`rte_ring_enqueue_bulk`).
@@ -536,16 +565,8 @@ impl<T: Send> Consumer<T> {
     /// Dequeues the oldest item, or `None` if the ring is empty.
     #[inline]
     pub fn dequeue(&mut self) -> Option<T> {
-        let mut slot = MaybeUninit::<T>::uninit();
-        // SAFETY: `slot` has room for one item; `&mut self` and the handle's sync mode uphold
-        // the single-consumer contract.
-        let moved = unsafe { self.ring.dequeue_raw(slot.as_mut_ptr(), 1, Behavior::Bulk, self.ring.consumers) };
-        if moved == 1 {
-            // SAFETY: the ring wrote one item into `slot`, which we now own.
-            Some(unsafe { slot.assume_init() })
-        } else {
-            None
-        }
+        // SAFETY: `&mut self` and the handle's sync mode uphold the single-consumer contract.
+        unsafe { self.ring.dequeue_one(self.ring.consumers) }
     }
 
     /// Appends exactly `n` items to `out`, oldest first, or none if fewer than `n` are in the
