@@ -14,7 +14,12 @@
 //! driver (`--bind e1000`) works too.
 //!
 //! Refusals, before anything is written: a device whose interface has routes (it may carry your
-//! ssh session) unless `force`; `vfio-pci` for a device without an IOMMU group.
+//! ssh session), or is enslaved to a bridge or bond that has, unless `force`; a device that a
+//! process holds open through VFIO or UIO (the kernel's unbind would wait for that process to
+//! exit: even `force` does not take it); `vfio-pci` for a device without an IOMMU group.
+//!
+//! A failure after the first write puts the device back as it was: its `driver_override`, and
+//! its old driver if it was left on none.
 //!
 //! The writes and `modprobe` go through the [`Kernel`] seam: [`HostKernel`] writes the files and
 //! runs `modprobe`; [`crate::fake::FakeKernel`] plays the kernel on a fake tree for tests.
@@ -24,7 +29,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::sysfs::{is_user_space_driver, PciDeviceInfo, SysfsError, SysfsRoot};
+use crate::sysfs::{is_user_space_driver, Holder, PciDeviceInfo, SysfsError, SysfsRoot};
+use crate::vfio::keeps_group_viable;
 use crate::PciAddress;
 
 pub use crate::sysfs::USER_SPACE_DRIVERS;
@@ -110,6 +116,28 @@ pub enum BindError {
     )]
     Active { addr: PciAddress, iface: String },
 
+    /// The device's interface is enslaved to a bridge or bond that has routes, and `force` was
+    /// not given.
+    #[error(
+        "{addr} has an active interface {iface}: it is enslaved to {master}, which has routes: use --force to \
+         take it anyway, which cuts {master}'s traffic through {iface}"
+    )]
+    ActiveMaster { addr: PciAddress, iface: String, master: String },
+
+    /// A process holds the device open through VFIO or UIO: unbinding it would block until the
+    /// process exits.
+    #[error(
+        "{addr} is in use: {} {} {file} open, and taking the device from its driver would wait until {} \
+         exit{}: stop {} first (`kill {}`)",
+        list(holders),
+        if holders.len() == 1 { "has" } else { "have" },
+        if holders.len() == 1 { "it" } else { "they" },
+        if holders.len() == 1 { "s" } else { "" },
+        if holders.len() == 1 { "it" } else { "them" },
+        holders.iter().map(|h| h.pid.to_string()).collect::<Vec<_>>().join(" "),
+    )]
+    InUse { addr: PciAddress, file: String, holders: Vec<Holder> },
+
     /// `vfio-pci` for a device with no IOMMU group.
     #[error(
         "cannot bind {addr} to vfio-pci: no IOMMU: boot with intel_iommu=on (or amd_iommu=on) and enable \
@@ -172,6 +200,10 @@ fn write_hint(e: &io::Error) -> &'static str {
     }
 }
 
+fn list(holders: &[Holder]) -> String {
+    holders.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
+}
+
 fn now_on(driver: Option<&str>) -> String {
     match driver {
         Some(d) => format!("on {d} now"),
@@ -213,11 +245,20 @@ pub struct UnbindOutcome {
 pub struct Binder<'a> {
     root: &'a SysfsRoot,
     kernel: &'a dyn Kernel,
+    /// Devices bound together in one command ([`Binder::with_batch`]).
+    batch: Vec<PciAddress>,
 }
 
 impl<'a> Binder<'a> {
     pub fn new(root: &'a SysfsRoot, kernel: &'a dyn Kernel) -> Binder<'a> {
-        Binder { root, kernel }
+        Binder { root, kernel, batch: Vec::new() }
+    }
+
+    /// Says that `addrs` are all being bound to the same driver in one go (`devbind -b vfio-pci
+    /// 10.0 10.1`): a group-mate among them is no reason for a note, it is on its way.
+    pub fn with_batch(mut self, addrs: &[PciAddress]) -> Binder<'a> {
+        self.batch = addrs.to_vec();
+        self
     }
 
     /// The refusals of [`Binder::bind`], without changing anything: unknown device, bad driver
@@ -230,6 +271,7 @@ impl<'a> Binder<'a> {
             return Ok(info);
         }
         refuse_active(&info, force)?;
+        self.refuse_in_use(&info)?;
         if driver == "vfio-pci" && info.iommu_group.is_none() {
             return Err(BindError::NoIommu { addr });
         }
@@ -240,6 +282,7 @@ impl<'a> Binder<'a> {
     pub fn check_unbind(&self, addr: PciAddress, force: bool) -> Result<PciDeviceInfo, BindError> {
         let info = self.root.device(addr)?;
         refuse_active(&info, force)?;
+        self.refuse_in_use(&info)?;
         Ok(info)
     }
 
@@ -249,8 +292,31 @@ impl<'a> Binder<'a> {
         let info = self.root.device(addr)?;
         if !on_kernel_default(&info) {
             refuse_active(&info, force)?;
+            self.refuse_in_use(&info)?;
         }
         Ok(info)
+    }
+
+    /// Refuses a device that a process holds open through its VFIO group or `/dev/uioN`: the
+    /// kernel's unbind would wait for that process to exit (vfio-pci's remove waits for the
+    /// device's users), and devbind with it.
+    fn refuse_in_use(&self, info: &PciDeviceInfo) -> Result<(), BindError> {
+        let mut files = Vec::new();
+        if let (Some(d), Some(group)) = (&info.driver, info.iommu_group) {
+            if d == "vfio-pci" || d.ends_with("_vfio_pci") {
+                files.push(format!("/dev/vfio/{group}"));
+            }
+        }
+        if let Some(n) = info.uio {
+            files.push(format!("/dev/uio{n}"));
+        }
+        for file in files {
+            let holders = self.root.holders(&file);
+            if !holders.is_empty() {
+                return Err(BindError::InUse { addr: info.address, file, holders });
+            }
+        }
+        Ok(())
     }
 
     /// Binds `addr` to `driver` (loading its module if the kernel does not have it), and checks
@@ -275,24 +341,23 @@ impl<'a> Binder<'a> {
         }
 
         self.write_override(addr, driver)?;
-        if let Some(old) = &info.driver {
-            if let Err(e) = self.write(&self.root.driver_dir(old).join("unbind"), &addr.to_string()) {
-                self.restore_override(&info);
-                return Err(e);
-            }
-        }
-        self.write(&self.root.drivers_probe(), &addr.to_string())?;
-        let now = self.root.current_driver(addr)?;
-        if now.as_deref() != Some(driver) {
+        if let Err(e) = self.unbind_and_probe(&info, driver) {
             // Leave the device as it was rather than on no driver.
-            self.restore_override(&info);
-            if now.is_none() && info.driver.is_some() {
-                let _ = self.write(&self.root.drivers_probe(), &addr.to_string());
-            }
-            return Err(BindError::NotBound { addr, driver: driver.to_string(), now: self.root.current_driver(addr)? });
+            self.undo(&info);
+            return Err(match e {
+                BindError::NotBound { addr, driver, .. } => {
+                    BindError::NotBound { addr, driver, now: self.root.current_driver(addr)? }
+                }
+                e => e,
+            });
         }
         if !is_user_space_driver(driver) {
-            self.write_override(addr, "")?;
+            if let Err(e) = self.write_override(addr, "") {
+                outcome.notes.push(format!(
+                    "{addr} is on {driver}, but its driver_override could not be cleared ({e}): only {driver} \
+                     will take it after an unbind"
+                ));
+            }
         }
         outcome.changed = true;
         if driver == "vfio-pci" {
@@ -307,12 +372,19 @@ impl<'a> Binder<'a> {
         if info.driver_override.is_some() {
             self.write_override(addr, "")?;
         }
-        let Some(old) = info.driver else {
+        let Some(old) = info.driver.clone() else {
             return Ok(UnbindOutcome { address: addr, previous: None });
         };
-        self.write(&self.root.driver_dir(&old).join("unbind"), &addr.to_string())?;
-        if self.root.current_driver(addr)?.is_some() {
-            return Err(BindError::StillBound { addr, driver: old });
+        let unbound =
+            self.write(&self.root.driver_dir(&old).join("unbind"), &addr.to_string()).and_then(|()| {
+                match self.root.current_driver(addr)? {
+                    Some(_) => Err(BindError::StillBound { addr, driver: old.clone() }),
+                    None => Ok(()),
+                }
+            });
+        if let Err(e) = unbound {
+            self.undo(&info);
+            return Err(e);
         }
         Ok(UnbindOutcome { address: addr, previous: Some(old) })
     }
@@ -336,10 +408,47 @@ impl<'a> Binder<'a> {
             return Ok(outcome);
         }
         refuse_active(&info, force)?;
+        self.refuse_in_use(&info)?;
         self.require_override(addr)?;
         if info.driver_override.is_some() {
             self.write_override(addr, "")?;
         }
+        let now = match self.to_kernel_default(&info, &mut outcome) {
+            Ok(now) => now,
+            Err(e) => {
+                // Back where it was (its user-space driver, say) rather than on no driver.
+                self.undo(&info);
+                return Err(e);
+            }
+        };
+        if is_user_space_driver(&now) {
+            outcome.notes.push(format!(
+                "the kernel gave {addr} to {now} (its ID table lists the device: see the module's `ids=` option)"
+            ));
+        }
+        outcome.driver = now;
+        outcome.changed = true;
+        Ok(outcome)
+    }
+
+    /// The part of [`Binder::bind`] after `driver_override` is set: unbind, probe, check.
+    fn unbind_and_probe(&self, info: &PciDeviceInfo, driver: &str) -> Result<(), BindError> {
+        let addr = info.address;
+        if let Some(old) = &info.driver {
+            self.write(&self.root.driver_dir(old).join("unbind"), &addr.to_string())?;
+        }
+        self.write(&self.root.drivers_probe(), &addr.to_string())?;
+        let now = self.root.current_driver(addr)?;
+        if now.as_deref() != Some(driver) {
+            return Err(BindError::NotBound { addr, driver: driver.to_string(), now });
+        }
+        Ok(())
+    }
+
+    /// The part of [`Binder::bind_kernel_default`] after `driver_override` is cleared: unbind,
+    /// probe (again after `modprobe MODALIAS` if no driver took it); the driver it is on now.
+    fn to_kernel_default(&self, info: &PciDeviceInfo, outcome: &mut BindOutcome) -> Result<String, BindError> {
+        let addr = info.address;
         if let Some(old) = &info.driver {
             self.write(&self.root.driver_dir(old).join("unbind"), &addr.to_string())?;
         }
@@ -352,17 +461,21 @@ impl<'a> Binder<'a> {
                 now = self.root.current_driver(addr)?;
             }
         }
-        let Some(now) = now else {
-            return Err(BindError::NoKernelDriver { addr, vendor: info.vendor, device: info.device });
-        };
-        if is_user_space_driver(&now) {
-            outcome.notes.push(format!(
-                "the kernel gave {addr} to {now} (its ID table lists the device: see the module's `ids=` option)"
-            ));
+        now.ok_or(BindError::NoKernelDriver { addr, vendor: info.vendor, device: info.device })
+    }
+
+    /// Puts the device back as `info` found it, best effort (we are already failing): its
+    /// `driver_override`, and its old driver if it is on none now (through that driver's
+    /// `bind`, else a probe).
+    fn undo(&self, info: &PciDeviceInfo) {
+        self.restore_override(info);
+        let Some(old) = &info.driver else { return };
+        if let Ok(None) = self.root.current_driver(info.address) {
+            let addr = info.address.to_string();
+            if self.write(&self.root.driver_dir(old).join("bind"), &addr).is_err() {
+                let _ = self.write(&self.root.drivers_probe(), &addr);
+            }
         }
-        outcome.driver = now;
-        outcome.changed = true;
-        Ok(outcome)
     }
 
     /// Loads `driver`'s module if the kernel has no such driver.
@@ -399,19 +512,21 @@ impl<'a> Binder<'a> {
     }
 
     /// Notes about other devices in `info`'s IOMMU group: VFIO can use a group only when every
-    /// device in it is on vfio-pci or on no driver.
+    /// device in it is on no driver or on one that leaves DMA to its owner
+    /// ([`keeps_group_viable`]). Devices of the same batch are left out: they are being bound.
     fn group_notes(&self, info: &PciDeviceInfo) -> Vec<String> {
         let Some(group) = info.iommu_group else { return Vec::new() };
         let mut notes = Vec::new();
         for other in self.root.group_devices(group) {
-            if other == info.address {
+            if other == info.address || self.batch.contains(&other) {
                 continue;
             }
             if let Ok(Some(d)) = self.root.current_driver(other) {
-                if d != "vfio-pci" && d != "pcieport" {
+                if !keeps_group_viable(&d) {
                     notes.push(format!(
                         "IOMMU group {group} also holds {other} (on {d}): VFIO can use the group only when \
-                         every device in it is on vfio-pci or on no driver (`devbind -b vfio-pci {other}`)"
+                         every device in it is on vfio-pci (or pci-stub, pcieport) or on no driver \
+                         (`devbind -b vfio-pci {other}`)"
                     ));
                 }
             }
@@ -466,10 +581,12 @@ fn on_kernel_default(info: &PciDeviceInfo) -> bool {
 }
 
 fn refuse_active(info: &PciDeviceInfo, force: bool) -> Result<(), BindError> {
-    match info.active_interfaces.first() {
-        Some(iface) if !force => Err(BindError::Active { addr: info.address, iface: iface.clone() }),
-        _ => Ok(()),
-    }
+    let Some(iface) = info.active_interfaces.first().filter(|_| !force) else { return Ok(()) };
+    let addr = info.address;
+    Err(match info.active_masters.iter().find(|(i, _)| i == iface) {
+        Some((_, master)) => BindError::ActiveMaster { addr, iface: iface.clone(), master: master.clone() },
+        None => BindError::Active { addr, iface: iface.clone() },
+    })
 }
 
 /// [`Binder::bind`] on the machine's kernel.
@@ -720,6 +837,7 @@ mod tests {
     fn no_kernel_driver_for_the_device_is_an_error() {
         let fake = FakeSysfs::new().unwrap();
         fake.add_device(FakeDevice::new(E1000, 0x1234, 0x5678).driver("vfio-pci").group(1)).unwrap();
+        fake.write(OVERRIDE, "vfio-pci\n").unwrap();
         let (root, kernel) = (fake.root(), fake.kernel());
         let err = Binder::new(&root, &kernel).bind_kernel_default(addr(E1000), false).unwrap_err();
         assert_eq!(
@@ -727,6 +845,145 @@ mod tests {
             "no kernel driver took 0000:00:02.0 (1234:5678): load the module for it (`modprobe MODULE`; \
              `lspci -k -s 0000:00:02.0` names it) and run `devbind --bind kernel 0000:00:02.0` again"
         );
+        // Left as it was, not on no driver.
+        let dev = root.device(addr(E1000)).unwrap();
+        assert_eq!((dev.driver.as_deref(), dev.driver_override.as_deref()), (Some("vfio-pci"), Some("vfio-pci")));
+    }
+
+    #[test]
+    fn a_failed_probe_write_puts_the_device_back() {
+        let fake = e1000(Some(1));
+        fake.fail_writes(PROBE, libc::EIO).unwrap();
+        let (root, kernel) = (fake.root(), fake.kernel());
+        let err = Binder::new(&root, &kernel).bind(addr(E1000), "vfio-pci", false).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("cannot write `0000:00:02.0` to ") && text.contains("drivers_probe"), "{text}");
+        assert_eq!(
+            fake.writes(),
+            [
+                w(OVERRIDE, "vfio-pci"),
+                w("sys/bus/pci/drivers/e1000/unbind", E1000),
+                w(PROBE, E1000),
+                w(OVERRIDE, "\n"),
+                w("sys/bus/pci/drivers/e1000/bind", E1000),
+            ]
+        );
+        let dev = root.device(addr(E1000)).unwrap();
+        assert_eq!((dev.driver.as_deref(), dev.driver_override), (Some("e1000"), None));
+        assert_eq!(dev.interfaces, ["eth0"], "its interface is back");
+    }
+
+    #[test]
+    fn a_failed_probe_write_sends_a_device_back_to_its_user_space_driver() {
+        let fake = e1000(Some(1));
+        let (root, kernel) = (fake.root(), fake.kernel());
+        let binder = Binder::new(&root, &kernel);
+        binder.bind(addr(E1000), "vfio-pci", false).unwrap();
+        fake.fail_writes(PROBE, libc::EIO).unwrap();
+        assert!(binder.bind_kernel_default(addr(E1000), false).is_err());
+        let dev = root.device(addr(E1000)).unwrap();
+        assert_eq!((dev.driver.as_deref(), dev.driver_override.as_deref()), (Some("vfio-pci"), Some("vfio-pci")));
+        assert!(binder.bind(addr(E1000), "e1000", false).is_err());
+        let dev = root.device(addr(E1000)).unwrap();
+        assert_eq!((dev.driver.as_deref(), dev.driver_override.as_deref()), (Some("vfio-pci"), Some("vfio-pci")));
+    }
+
+    #[test]
+    fn a_failed_unbind_write_restores_the_override() {
+        let fake = e1000(Some(1));
+        let (root, kernel) = (fake.root(), fake.kernel());
+        let binder = Binder::new(&root, &kernel);
+        binder.bind(addr(E1000), "vfio-pci", false).unwrap();
+        fake.fail_writes("sys/bus/pci/drivers/vfio-pci/unbind", libc::EBUSY).unwrap();
+        for result in
+            [binder.unbind(addr(E1000), false).map(drop), binder.bind_kernel_default(addr(E1000), false).map(drop)]
+        {
+            assert!(result.unwrap_err().to_string().contains("vfio-pci/unbind"));
+            let dev = root.device(addr(E1000)).unwrap();
+            assert_eq!((dev.driver.as_deref(), dev.driver_override.as_deref()), (Some("vfio-pci"), Some("vfio-pci")));
+        }
+    }
+
+    #[test]
+    fn a_device_held_open_is_refused_naming_the_process_even_with_force() {
+        let fake = e1000(Some(1));
+        let (root, kernel) = (fake.root(), fake.kernel());
+        let binder = Binder::new(&root, &kernel);
+        binder.bind(addr(E1000), "vfio-pci", false).unwrap();
+        let before = fake.writes().len();
+        fake.add_process(4242, "l2fwd", &["/dev/null", "/dev/vfio/1"]).unwrap();
+        fake.add_process(4343, "sshd", &["/dev/vfio/vfio", "/dev/vfio/2"]).unwrap();
+        for force in [false, true] {
+            let results = [
+                binder.unbind(addr(E1000), force).map(drop),
+                binder.bind(addr(E1000), "uio_pci_generic", force).map(drop),
+                binder.bind_kernel_default(addr(E1000), force).map(drop),
+            ];
+            for result in results {
+                assert_eq!(
+                    result.unwrap_err().to_string(),
+                    "0000:00:02.0 is in use: l2fwd (pid 4242) has /dev/vfio/1 open, and taking the device from its \
+                     driver would wait until it exits: stop it first (`kill 4242`)"
+                );
+            }
+        }
+        assert_eq!(fake.writes().len(), before, "refused before any write");
+        // Nothing would change: no refusal.
+        assert!(!binder.bind(addr(E1000), "vfio-pci", false).unwrap().changed);
+
+        // Two processes on /dev/uio0.
+        let fake = FakeSysfs::new().unwrap();
+        fake.add_device(FakeDevice::new(E1000, 0x8086, 0x100e).driver("uio_pci_generic")).unwrap();
+        fake.add_process(7, "a", &["/dev/uio0"]).unwrap().add_process(8, "b", &["/dev/uio0"]).unwrap();
+        let (root, kernel) = (fake.root(), fake.kernel());
+        let err = Binder::new(&root, &kernel).unbind(addr(E1000), false).unwrap_err().to_string();
+        assert!(err.contains("a (pid 7), b (pid 8) have /dev/uio0 open") && err.ends_with("(`kill 7 8`)"), "{err}");
+    }
+
+    #[test]
+    fn a_slave_of_a_routed_master_is_refused_without_force() {
+        let fake = e1000(Some(1));
+        fake.enslave("eth0", "br0").unwrap().add_route("br0").unwrap();
+        let (root, kernel) = (fake.root(), fake.kernel());
+        let binder = Binder::new(&root, &kernel);
+        let err = binder.bind(addr(E1000), "vfio-pci", false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "0000:00:02.0 has an active interface eth0: it is enslaved to br0, which has routes: use --force to \
+             take it anyway, which cuts br0's traffic through eth0"
+        );
+        assert!(fake.writes().is_empty());
+        assert_eq!(binder.bind(addr(E1000), "vfio-pci", true).unwrap().driver, "vfio-pci");
+    }
+
+    #[test]
+    fn devices_bound_together_are_not_noted_and_dma_managing_drivers_are_fine() {
+        let fake = FakeSysfs::new().unwrap();
+        for a in ["0000:00:10.0", "0000:00:10.1"] {
+            fake.add_device(FakeDevice::new(a, 0x8086, 0x100e).driver("e1000").group(7)).unwrap();
+        }
+        let (root, kernel) = (fake.root(), fake.kernel());
+        let both = [addr("00:10.0"), addr("00:10.1")];
+        let binder = Binder::new(&root, &kernel).with_batch(&both);
+        for a in both {
+            let out = binder.bind(a, "vfio-pci", false).unwrap();
+            assert!(out.notes.is_empty(), "{:?}", out.notes);
+        }
+        // A group-mate on pci-stub or pcieport keeps the group viable: no note either; on
+        // another driver, a bridge's shpchp included, a note.
+        let fake = FakeSysfs::new().unwrap();
+        fake.add_device(FakeDevice::new("0000:00:10.0", 0x8086, 0x100e).driver("e1000").group(7))
+            .unwrap()
+            .add_device(FakeDevice::new("0000:00:10.1", 0x8086, 0x100e).driver("pci-stub").group(7))
+            .unwrap()
+            .add_device(FakeDevice::new("0000:00:1c.0", 0x8086, 0x2948).class(0x060400).driver("pcieport").group(7))
+            .unwrap()
+            .add_device(FakeDevice::new("0000:00:1d.0", 0x8086, 0x244e).class(0x060400).driver("shpchp").group(7))
+            .unwrap();
+        let (root, kernel) = (fake.root(), fake.kernel());
+        let out = Binder::new(&root, &kernel).bind(addr("00:10.0"), "vfio-pci", false).unwrap();
+        assert_eq!(out.notes.len(), 1, "{:?}", out.notes);
+        assert!(out.notes[0].starts_with("IOMMU group 7 also holds 0000:00:1d.0 (on shpchp)"), "{:?}", out.notes);
     }
 
     #[test]

@@ -275,6 +275,39 @@ impl FakeSysfs {
         Ok(self)
     }
 
+    /// Enslaves network interface `iface` (a device's, or an upper device made by an earlier
+    /// call) to `master`, a bridge or bond created under `sys/devices/virtual/net` if needed:
+    /// the `master` link Linux puts in the interface's directory.
+    pub fn enslave(&self, iface: &str, master: &str) -> io::Result<&Self> {
+        let t = &self.tree;
+        let slave = t.iface_dir(iface)?;
+        fs::create_dir_all(t.path(&format!("sys/devices/virtual/net/{master}")))?;
+        // Relative, as sysfs makes it: up to sys/devices, then down to the master.
+        let depth = slave.strip_prefix(t.path("sys/devices")).map(|p| p.components().count()).unwrap_or(0);
+        symlink(format!("{}virtual/net/{master}", "../".repeat(depth)), slave.join("master"))?;
+        Ok(self)
+    }
+
+    /// A process `pid` named `name` that has `files` (absolute paths, such as `/dev/vfio/7`)
+    /// open: `proc/PID/comm` and one `proc/PID/fd/N` link per file.
+    pub fn add_process(&self, pid: u32, name: &str, files: &[&str]) -> io::Result<&Self> {
+        let t = &self.tree;
+        t.write(&format!("proc/{pid}/comm"), &format!("{name}\n"))?;
+        let fd = t.path(&format!("proc/{pid}/fd"));
+        fs::create_dir_all(&fd)?;
+        for (n, file) in files.iter().enumerate() {
+            symlink(file, fd.join((n + 3).to_string()))?;
+        }
+        Ok(self)
+    }
+
+    /// Makes every later write to `rel` (relative to the tree) fail with `errno`, after being
+    /// logged, as a kernel attribute whose store function refuses does.
+    pub fn fail_writes(&self, rel: &str, errno: i32) -> io::Result<&Self> {
+        self.tree.append(&format!("{STATE}/fail"), &format!("{rel}\t{errno}\n"))?;
+        Ok(self)
+    }
+
     /// Lets `modprobe MODULE` load `module`, which brings PCI driver `driver` (if any); `None`
     /// takes the module away (modprobe then fails, as when it is not installed).
     pub fn set_module_available(&self, module: &str, driver: Option<&str>) -> io::Result<&Self> {
@@ -351,28 +384,52 @@ impl FakeKernel {
         Ok(FakeKernel { tree: Tree { root } })
     }
 
-    /// What `drivers_probe` does for a device on no driver: the `driver_override` driver if
-    /// set, else the driver whose ID table matches, if the kernel has it.
-    fn probe(&self, addr: PciAddress) -> io::Result<()> {
+    /// The driver that may take `addr`: the `driver_override` driver if set, else the driver
+    /// whose ID table matches (`driver_match_device`).
+    fn candidate(&self, addr: PciAddress) -> io::Result<Option<String>> {
         let t = &self.tree;
         let dir = t.device_dir(addr);
         let over = fs::read_to_string(dir.join("driver_override"))?.trim().to_string();
-        let candidate = if over.is_empty() || over == "(null)" {
+        if over.is_empty() || over == "(null)" {
             let vendor = hex_file(&dir.join("vendor"))?;
             let device = hex_file(&dir.join("device"))?;
-            t.id_table_driver(vendor, device)?
+            t.id_table_driver(vendor, device)
         } else {
-            Some(over)
-        };
-        let Some(driver) = candidate else { return Ok(()) };
+            Ok(Some(over))
+        }
+    }
+
+    /// `driver`'s probe of `addr`: false when it refuses the device.
+    fn probe_with(&self, addr: PciAddress, driver: &str) -> io::Result<bool> {
+        let t = &self.tree;
         if !t.path(&format!("sys/bus/pci/drivers/{driver}")).is_dir() {
-            return Ok(());
+            return Ok(false);
         }
         // vfio-pci's probe fails without an IOMMU group (this kernel has no VFIO no-IOMMU).
-        if driver == "vfio-pci" && !dir.join("iommu_group").exists() {
-            return Ok(());
+        if driver == "vfio-pci" && !t.device_dir(addr).join("iommu_group").exists() {
+            return Ok(false);
         }
-        t.attach(addr, &driver)
+        t.attach(addr, driver)?;
+        Ok(true)
+    }
+
+    /// What `drivers_probe` does for a device on no driver: the driver that may take it
+    /// ([`FakeKernel::candidate`]), if the kernel has it.
+    fn probe(&self, addr: PciAddress) -> io::Result<()> {
+        if let Some(driver) = self.candidate(addr)? {
+            self.probe_with(addr, &driver)?;
+        }
+        Ok(())
+    }
+
+    /// The write's error, if [`FakeSysfs::fail_writes`] set one for `rel`.
+    fn failure(&self, rel: &Path) -> Option<io::Error> {
+        let table = fs::read_to_string(self.tree.path(&format!("{STATE}/fail"))).unwrap_or_default();
+        table.lines().find_map(|l| {
+            let (path, errno) = l.split_once('\t')?;
+            let errno: i32 = errno.parse().ok()?;
+            (Path::new(path) == rel).then(|| io::Error::from_raw_os_error(errno))
+        })
     }
 }
 
@@ -385,6 +442,9 @@ impl Kernel for FakeKernel {
         t.append(&format!("{STATE}/writes"), &format!("{}\t{}\n", rel.display(), value.replace('\n', "\\n")))?;
         // Like sysfs: an attribute that does not exist cannot be written.
         OpenOptions::new().write(true).open(path)?;
+        if let Some(e) = self.failure(rel) {
+            return Err(e);
+        }
         let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
         let arg = value.trim();
         let enodev = || io::Error::from_raw_os_error(libc::ENODEV);
@@ -399,6 +459,21 @@ impl Kernel for FakeKernel {
                     return Err(enodev());
                 }
                 t.detach(addr, driver)
+            }
+            ["sys", "bus", "pci", "drivers", driver, "bind"] => {
+                // bind_store: the driver must match the device (driver_override counts), and the
+                // device must be on no driver.
+                let addr: PciAddress = arg.parse().map_err(|_| enodev())?;
+                if !t.device_dir(addr).exists() {
+                    return Err(enodev());
+                }
+                if t.driver_of(addr).is_some() {
+                    return Err(io::Error::from_raw_os_error(libc::EBUSY));
+                }
+                if self.candidate(addr)?.as_deref() != Some(*driver) || !self.probe_with(addr, driver)? {
+                    return Err(enodev());
+                }
+                Ok(())
             }
             ["sys", "bus", "pci", "drivers_probe"] => {
                 let addr: PciAddress = arg.parse().map_err(|_| enodev())?;
@@ -483,6 +558,24 @@ impl Tree {
 
     fn device_dir(&self, addr: PciAddress) -> PathBuf {
         self.path(&format!("sys/bus/pci/devices/{addr}"))
+    }
+
+    /// The directory of network interface `iface`: an upper device's under
+    /// `sys/devices/virtual/net`, or a PCI device's `net/IF` (or `virtioN/net/IF`).
+    fn iface_dir(&self, iface: &str) -> io::Result<PathBuf> {
+        let virtual_dir = self.path(&format!("sys/devices/virtual/net/{iface}"));
+        if virtual_dir.is_dir() {
+            return Ok(virtual_dir);
+        }
+        let children = |dir: PathBuf| fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path());
+        for dev in children(self.path("sys/devices")).flat_map(children) {
+            for net in std::iter::once(dev.join("net")).chain(children(dev.clone()).map(|c| c.join("net"))) {
+                if net.join(iface).is_dir() {
+                    return Ok(net.join(iface));
+                }
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface {iface} in the fake tree")))
     }
 
     fn driver_of(&self, addr: PciAddress) -> Option<String> {

@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vfio_bindings::bindings::vfio::VFIO_PCI_INTX_IRQ_INDEX;
-use vfio_ioctls::VfioDevice;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::address::PciAddress;
 use crate::config::{ConfigError, ConfigFile, COMMAND, COMMAND_INTX_DISABLE};
+use crate::vfio::OpenDevice;
 
 /// The kind of interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,8 +115,9 @@ pub enum IrqError {
 }
 
 enum Source {
-    /// VFIO: the eventfd; for INTx, the device to unmask through.
-    Eventfd { fd: EventFd, intx_device: Option<Arc<VfioDevice>> },
+    /// VFIO: the eventfd; for INTx, the device to unmask through (which keeps it open, and
+    /// counted in its container, while the `Irq` lives).
+    Eventfd { fd: EventFd, intx_device: Option<Arc<OpenDevice>> },
     /// UIO: our own open of `/dev/uioN`, the count last seen, and config space for unmasking.
     Uio { file: File, seen: AtomicU32, config: Arc<ConfigFile> },
 }
@@ -141,7 +142,7 @@ impl Irq {
         kind: IrqKind,
         vector: u32,
         fd: EventFd,
-        intx_device: Option<Arc<VfioDevice>>,
+        intx_device: Option<Arc<OpenDevice>>,
     ) -> Irq {
         Irq { addr, kind, vector, source: Source::Eventfd { fd, intx_device } }
     }

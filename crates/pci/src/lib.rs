@@ -28,4 +28,4 @@ pub use config::{Capability, ConfigError, ConfigFile};
 pub use device::{DeviceError, PciDevice};
 pub use irq::{Irq, IrqError, IrqInfo, IrqKind};
 pub use vfio::{Container, IovaRange, VfioError};
-pub use vote::{choose_iova_mode, Binding, DeviceVote, IovaModes, VoteError};
+pub use vote::{choose_iova_mode, Binding, DeviceVote, HostIova, IovaModes, VoteError};

@@ -8,7 +8,8 @@
 //!   `class`, `resource`, `numa_node`, `driver_override`, `modalias`, the `driver` and
 //!   `iommu_group` links, `net/*` and `uio/uio*`;
 //! - `sys/bus/pci/drivers/*` (drivers the kernel has), `sys/kernel/iommu_groups/*`;
-//! - `proc/net/route`, `proc/net/ipv6_route` (interfaces with routes), `proc/modules`;
+//! - `proc/net/route`, `proc/net/ipv6_route` (interfaces with routes), `proc/modules`,
+//!   `proc/*/fd/*` (who has a device open, [`SysfsRoot::holders`]);
 //! - `usr/share/misc/pci.ids` or `usr/share/hwdata/pci.ids` for device names ([`PciIds`]).
 //!
 //! Nothing here writes: binding is [`crate::bind`].
@@ -22,6 +23,7 @@
 //! ```
 
 mod error;
+mod holders;
 mod ids;
 mod info;
 mod routes;
@@ -32,10 +34,20 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use error::SysfsError;
+pub use holders::Holder;
 pub use ids::PciIds;
 pub use info::{is_user_space_driver, BarInfo, BarKind, DeviceKind, PciDeviceInfo, USER_SPACE_DRIVERS};
 
 use crate::PciAddress;
+
+/// What [`SysfsRoot::scan_all`] found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The devices read, sorted by address.
+    pub devices: Vec<PciDeviceInfo>,
+    /// The devices left out, with why (a file that cannot be read or makes no sense).
+    pub skipped: Vec<(PciAddress, SysfsError)>,
+}
 
 /// Where sysfs and procfs are: `/` on the host, a directory holding `sys/` and `proc/` in tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,8 +97,9 @@ impl SysfsRoot {
         self.root.join("sys/bus/pci/drivers_probe")
     }
 
-    /// Every PCI function, sorted by address.
-    pub fn scan(&self) -> Result<Vec<PciDeviceInfo>, SysfsError> {
+    /// Every PCI function, sorted by address, and the devices that could not be read (each with
+    /// its error). The error is only for the devices directory itself.
+    pub fn scan_all(&self) -> Result<Scan, SysfsError> {
         let dir = self.devices_dir();
         let entries = fs::read_dir(&dir).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => SysfsError::NoSysfs { path: dir.clone() },
@@ -101,20 +114,31 @@ impl SysfsRoot {
         }
         addrs.sort();
         let routed = self.routed_interfaces();
-        let mut devices = Vec::with_capacity(addrs.len());
+        let mut scan = Scan::default();
         for addr in addrs {
             match self.read_device(addr, &routed) {
-                Ok(dev) => devices.push(dev),
+                Ok(dev) => scan.devices.push(dev),
                 // Removed while we looked (hot unplug): it is not there any more.
                 Err(SysfsError::NoDevice { .. }) => {}
-                Err(e) => return Err(e),
+                // One device sysfs describes oddly does not hide the others.
+                Err(e) => scan.skipped.push((addr, e)),
             }
         }
-        Ok(devices)
+        Ok(scan)
+    }
+
+    /// Every PCI function, sorted by address. A device whose files cannot be read or make no
+    /// sense is left out with a warning (`tracing`); [`SysfsRoot::scan_all`] says which.
+    pub fn scan(&self) -> Result<Vec<PciDeviceInfo>, SysfsError> {
+        let scan = self.scan_all()?;
+        for (addr, e) in &scan.skipped {
+            tracing::warn!("left {addr} out of the PCI scan: {e}");
+        }
+        Ok(scan.devices)
     }
 
     /// One device. Error if there is no such device: "no PCI device 0000:00:09.0: see
-    /// `devbind --status`".
+    /// `devbind --status`", or if one of its files cannot be read or makes no sense.
     pub fn device(&self, addr: PciAddress) -> Result<PciDeviceInfo, SysfsError> {
         self.read_device(addr, &self.routed_interfaces())
     }
@@ -202,11 +226,16 @@ impl SysfsRoot {
         ifaces
     }
 
+    /// A device; [`SysfsError::NoDevice`] also when it goes away while its files are read (a
+    /// read error then is the removal, not a problem of the file).
     fn read_device(&self, addr: PciAddress, routed: &BTreeSet<String>) -> Result<PciDeviceInfo, SysfsError> {
         let dir = self.device_dir(addr);
-        if !dir.exists() {
-            return Err(SysfsError::NoDevice { addr });
-        }
+        // One path for a device that was never there and one removed half-way: whatever failed,
+        // if the directory is gone now, the device is.
+        self.read_files(addr, &dir, routed).map_err(|e| if dir.exists() { e } else { SysfsError::NoDevice { addr } })
+    }
+
+    fn read_files(&self, addr: PciAddress, dir: &Path, routed: &BTreeSet<String>) -> Result<PciDeviceInfo, SysfsError> {
         let vendor = read_id(&dir.join("vendor"), "a hex vendor ID like 0x8086")?;
         let device = read_id(&dir.join("device"), "a hex device ID like 0x100e")?;
         let subsystem = |file: &str| -> Result<u16, SysfsError> {
@@ -243,8 +272,18 @@ impl SysfsRoot {
                 found: text.lines().next().unwrap_or("").to_string(),
             })?,
         };
-        let interfaces = interfaces_of(&dir);
-        let active_interfaces = interfaces.iter().filter(|i| routed.contains(*i)).cloned().collect();
+        let iface_dirs = interface_dirs(dir);
+        let interfaces: Vec<String> = iface_dirs.iter().map(|(name, _)| name.clone()).collect();
+        let mut active_interfaces = Vec::new();
+        let mut active_masters = Vec::new();
+        for (name, path) in &iface_dirs {
+            if routed.contains(name) {
+                active_interfaces.push(name.clone());
+            } else if let Some(master) = masters_of(path).into_iter().find(|m| routed.contains(m)) {
+                active_interfaces.push(name.clone());
+                active_masters.push((name.clone(), master));
+            }
+        }
         let driver_override = read_optional(&dir.join("driver_override"))?.filter(|s| !s.is_empty() && s != "(null)");
         Ok(PciDeviceInfo {
             address: addr,
@@ -259,6 +298,7 @@ impl SysfsRoot {
             bars,
             interfaces,
             active_interfaces,
+            active_masters,
             driver_override,
             modalias: read_optional(&dir.join("modalias"))?.filter(|s| !s.is_empty()),
             uio: self.uio_index(addr),
@@ -272,22 +312,39 @@ fn link_name(path: &Path) -> Option<String> {
     Some(target.file_name()?.to_string_lossy().into_owned())
 }
 
-/// The network interfaces of the device at `dir`, sorted: `net/*`, and `*/net/*` for drivers
-/// that put the interface on a child device (virtio-pci: `virtio0/net/eth0`), as dpdk-devbind's
-/// walk of the device directory finds them.
-fn interfaces_of(dir: &Path) -> Vec<String> {
-    let mut names = names_in(&dir.join("net"));
+/// The network interfaces of the device at `dir` and their directories, sorted by name:
+/// `net/*`, and `*/net/*` for drivers that put the interface on a child device (virtio-pci:
+/// `virtio0/net/eth0`), as dpdk-devbind's walk of the device directory finds them.
+fn interface_dirs(dir: &Path) -> Vec<(String, PathBuf)> {
+    let in_net = |net: PathBuf| names_in(&net).into_iter().map(move |n| (n.clone(), net.join(n)));
+    let mut found: Vec<(String, PathBuf)> = in_net(dir.join("net")).collect();
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
             // Real child directories only: the links (driver, subsystem, ...) lead elsewhere.
             if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != "net" {
-                names.extend(names_in(&entry.path().join("net")));
+                found.extend(in_net(entry.path().join("net")));
             }
         }
     }
-    names.sort();
-    names.dedup();
-    names
+    found.sort();
+    found.dedup_by(|a, b| a.0 == b.0);
+    found
+}
+
+/// The upper devices an interface is enslaved to, nearest first: its `master` link (a bridge,
+/// bond or team: `/sys/class/net/IF/master`), that one's `master`, and so on.
+fn masters_of(iface_dir: &Path) -> Vec<String> {
+    let mut masters = Vec::new();
+    let mut dir = iface_dir.to_path_buf();
+    // A handful of levels (a bond in a bridge); the bound stops a looping tree.
+    while masters.len() < 8 {
+        let Ok(target) = fs::read_link(dir.join("master")) else { break };
+        // Relative to the directory holding the link: `../../../virtual/net/br0`.
+        dir = dir.join(target);
+        let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else { break };
+        masters.push(name);
+    }
+    masters
 }
 
 /// The names in a directory (empty if it does not exist or cannot be read).

@@ -96,6 +96,11 @@ fn parse_resources(text: &str) -> Vec<Resource> {
         .collect()
 }
 
+/// sysfs `uio/uioN/event`: the interrupt count, one decimal u32.
+fn parse_event_count(text: &str) -> Option<u32> {
+    text.trim().parse().ok()
+}
+
 /// A device bound to uio_pci_generic, open.
 pub(crate) struct UioPci {
     addr: PciAddress,
@@ -202,11 +207,15 @@ impl UioPci {
         let io = |op| move |source| IrqError::Io { op, addr, source };
         let file = File::options().read(true).write(true).open(&self.dev_path).map_err(io("opening the"))?;
         let event = self.dir.join("uio").join(&self.name).join("event");
-        let count = fs::read_to_string(&event)
-            .map_err(io("reading the sysfs event count of the"))?
-            .trim()
-            .parse::<u32>()
-            .unwrap_or(0);
+        let text = fs::read_to_string(&event).map_err(io("reading the sysfs event count of the"))?;
+        // A wrong starting count would make the first wait report interrupts that never came.
+        let count = parse_event_count(&text).ok_or_else(|| {
+            let found = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} holds {:?}, not an interrupt count", event.display(), text.trim()),
+            );
+            io("reading the sysfs event count of the")(found)
+        })?;
         let irq = Irq::uio(addr, file, count, self.config.clone());
         irq.unmask()?;
         Ok(vec![irq])
@@ -245,5 +254,45 @@ mod tests {
         assert!(r[1].flags & IORESOURCE_IO != 0);
         assert_eq!(r[2].len(), 0);
         assert_eq!(parse_resources("garbage\n")[0].len(), 0);
+    }
+
+    /// A device on uio_pci_generic in a temporary tree: config space with an INTx pin, a
+    /// `uio/uio0/event` holding `event`, and a plain file standing in for `/dev/uio0`.
+    fn uio_tree(tag: &str, event: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("burst-pci-uio-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let dev = root.join("sys/bus/pci/devices/0000:00:02.0");
+        fs::create_dir_all(dev.join("uio/uio0")).unwrap();
+        let mut config = vec![0u8; 256];
+        config[crate::config::INTERRUPT_PIN as usize] = 1;
+        fs::write(dev.join("config"), config).unwrap();
+        fs::write(dev.join("uio/uio0/event"), event).unwrap();
+        fs::create_dir_all(root.join("dev")).unwrap();
+        fs::write(root.join("dev/uio0"), "").unwrap();
+        root
+    }
+
+    #[test]
+    fn a_malformed_event_count_is_an_error_not_zero() {
+        let addr: PciAddress = "0000:00:02.0".parse().unwrap();
+        let root = uio_tree("event-bad", "lots\n");
+        let dev = UioPci::open(&root, addr).unwrap();
+        let err = dev.enable_irqs(IrqKind::Intx, 1).unwrap_err().to_string();
+        assert!(err.contains("uio/uio0/event holds \"lots\", not an interrupt count"), "{err}");
+        fs::remove_dir_all(&root).unwrap();
+
+        let root = uio_tree("event-good", "7\n");
+        let irqs = UioPci::open(&root, addr).unwrap().enable_irqs(IrqKind::Intx, 1).unwrap();
+        assert_eq!(irqs.len(), 1);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_event_count_must_be_a_number() {
+        assert_eq!(parse_event_count("42\n"), Some(42));
+        assert_eq!(parse_event_count("0"), Some(0));
+        for bad in ["", "\n", "-1", "4x", "99999999999"] {
+            assert_eq!(parse_event_count(bad), None, "{bad:?}");
+        }
     }
 }

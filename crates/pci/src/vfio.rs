@@ -4,8 +4,15 @@
 //! - One [`Container`] (`/dev/vfio/vfio`) per process, shared by every device (`Arc`): one set
 //!   of IOMMU page tables, so a DMA segment is mapped once for all devices. It is the
 //!   [`DmaMapper`] that `burst_mem::Memory` programs as segments come and go.
-//! - Before a group is opened, every device in it must be bound to `vfio-pci` or to nothing (a
-//!   PCI bridge may keep its driver): the kernel would refuse the group as "not viable"; we say
+//! - The IOMMU exists only while a device is open in the container: when the last device file
+//!   closes, vfio-ioctls detaches its group and the kernel drops the IOMMU with every mapping
+//!   (`vfio_group_detach_container`). The container therefore remembers every range mapped
+//!   through it and maps them all again when a device opens after that: `burst_mem::Memory`
+//!   keeps believing its segments are mapped, and they are. It counts the open device files
+//!   (`OpenDevice`), whoever holds them (a `PciDevice`, a BAR, an INTx [`Irq`]).
+//! - Before a group is opened, every device in it must be on a driver that leaves DMA to its
+//!   owner (`driver_managed_dma`: vfio-pci and its variant drivers, pci-stub, pcieport) or on
+//!   no driver: the kernel would refuse the group as "not viable" (Linux 5.19 and later); we say
 //!   which device is in the way and what to do.
 //! - The IOMMU's usable IOVA ranges come from `VFIO_IOMMU_GET_INFO`'s IOVA-range capability
 //!   (Linux 5.4+); without it, from the Intel IOMMU's MGAW in sysfs (DPDK's way). Every mapping
@@ -22,7 +29,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use burst_mem::DmaMapper;
+use burst_mem::{DmaMapper, IovaMode};
 use vfio_bindings::bindings::vfio::{
     VFIO_BASE, VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_PCI_CONFIG_REGION_INDEX,
     VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX, VFIO_REGION_INFO_FLAG_MMAP, VFIO_TYPE,
@@ -34,6 +41,7 @@ use crate::address::PciAddress;
 use crate::bar::{Bar, BarError};
 use crate::config::{ConfigFile, BAR0, BAR_IO_SPACE};
 use crate::irq::{Irq, IrqError, IrqInfo, IrqKind};
+use crate::sysfs::SysfsRoot;
 
 /// `_IO(VFIO_TYPE, VFIO_BASE + n)`: VFIO's ioctls carry no size or direction bits.
 const fn vfio_io(n: u32) -> libc::c_ulong {
@@ -44,9 +52,14 @@ const VFIO_DEVICE_RESET: libc::c_ulong = vfio_io(11);
 /// `VFIO_IOMMU_GET_INFO` (linux/vfio.h).
 const VFIO_IOMMU_GET_INFO: libc::c_ulong = vfio_io(12);
 
-/// Drivers a device sharing a group may have without making the group unusable: VFIO's own,
-/// and the ones the kernel marks `driver_managed_dma` (they do no DMA of their own).
-const GROUP_SAFE_DRIVERS: [&str; 3] = ["vfio-pci", "pci-stub", "pcieport"];
+/// Whether a device on `driver` leaves its IOMMU group usable by VFIO. Since Linux 5.19
+/// (`iommu_group_claim_dma_owner`) a group is viable when every device in it is on no driver or
+/// on a driver that sets `driver_managed_dma`: vfio-pci and its variant drivers
+/// (`mlx5_vfio_pci`, `hisi_acc_vfio_pci`, ...), pci-stub and pcieport. Any other driver, a
+/// bridge's `shpchp` included, makes the group unusable.
+pub fn keeps_group_viable(driver: &str) -> bool {
+    matches!(driver, "vfio-pci" | "pci-stub" | "pcieport") || driver.ends_with("_vfio_pci")
+}
 
 /// What can go wrong with VFIO.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +78,8 @@ pub enum VfioError {
     /// Another device of the group is on a kernel driver.
     #[error(
         "IOMMU group {group} of {addr} is not viable: {other} in the same group is bound to {driver}; \
-         VFIO needs every device of a group off kernel drivers: bind it with `devbind -b vfio-pci {other}` \
-         or unbind it (`devbind -u {other}`)"
+         VFIO needs every device of a group on vfio-pci (or pci-stub, pcieport) or on no driver: \
+         bind it with `devbind -b vfio-pci {other}` or unbind it (`devbind -u {other}`)"
     )]
     GroupNotViable {
         /// The device being opened.
@@ -87,10 +100,7 @@ pub enum VfioError {
         hint: &'static str,
     },
     /// Opening the group or the device failed.
-    #[error(
-        "cannot open {addr} through VFIO (group {group}): {source}; check that it is bound to vfio-pci \
-         (`devbind --status`), that no other process has the group open, and that we are root"
-    )]
+    #[error("cannot open {addr} through VFIO (group {group}): {source}; {hint}")]
     Open {
         /// The device.
         addr: PciAddress,
@@ -98,6 +108,21 @@ pub enum VfioError {
         group: u32,
         /// What vfio-ioctls said.
         source: vfio_ioctls::VfioError,
+        /// What to do.
+        hint: String,
+    },
+    /// The IOMMU came back (a device opened after the last one closed) but a range the
+    /// container had mapped could not be mapped in it again.
+    #[error(
+        "opening {addr} set up the container's IOMMU again (the last device had closed, and the kernel \
+         dropped the old one with its mappings), but mapping the container's DMA memory in it again failed: \
+         {source}"
+    )]
+    Replay {
+        /// The device whose opening set up the IOMMU.
+        addr: PciAddress,
+        /// The failed mapping.
+        source: Box<VfioError>,
     },
     /// The device has no config region (not a PCI device?).
     #[error("{addr} has no VFIO config region: is it a PCI device bound to vfio-pci?")]
@@ -105,11 +130,20 @@ pub enum VfioError {
         /// The device.
         addr: PciAddress,
     },
+    /// The range is empty or runs past 2^64.
+    #[error("IOVA range {iova:#x} (+{len:#x}) {problem}: nothing can be mapped there")]
+    BadRange {
+        /// First IOVA.
+        iova: u64,
+        /// Its length.
+        len: u64,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// The IOVA range lies beyond the IOMMU's address width.
     #[error(
-        "IOVA {iova:#x} (+{len:#x}) needs {needed} address bits but the IOMMU handles {width}: use --iova-mode=pa \
-         (the IOVAs are then physical addresses){}",
-        wider_hint(*needed)
+        "IOVA {iova:#x} (+{len:#x}) needs {needed} address bits but the IOMMU handles {width}: {}",
+        width_advice(*mode, *needed)
     )]
     AddressWidth {
         /// First IOVA of the range.
@@ -120,6 +154,9 @@ pub enum VfioError {
         needed: u8,
         /// Bits the IOMMU translates.
         width: u8,
+        /// What the IOVA is, when known: `Va` when it equals the virtual address mapped, `Pa`
+        /// when it does not (a physical address, or one the caller chose).
+        mode: Option<IovaMode>,
     },
     /// The IOVA range crosses a hole the IOMMU reserves (the MSI window, say).
     #[error(
@@ -134,9 +171,9 @@ pub enum VfioError {
         /// The usable ranges, for the message.
         usable: String,
     },
-    /// A DMA map or unmap was asked before any device joined the container.
+    /// A DMA map or unmap was asked while no device is open in the container.
     #[error(
-        "the VFIO container has no device yet, so no IOMMU to program: open a device (PciDevice::open) \
+        "the VFIO container has no open device, so no IOMMU to program: open a device (PciDevice::open) \
          before mapping DMA memory"
     )]
     NoIommuYet,
@@ -166,12 +203,25 @@ pub enum VfioError {
     },
 }
 
-/// The second half of [`VfioError::AddressWidth`]'s advice, when a wider IOMMU can exist.
-fn wider_hint(needed: u8) -> &'static str {
-    if needed <= 48 {
-        ", or give the IOMMU 48 address bits (QEMU: -device intel-iommu,aw-bits=48, QEMU 10's default)"
-    } else {
-        ""
+/// [`VfioError::AddressWidth`]'s advice: `--iova-mode=pa` helps only when the IOVA is a virtual
+/// address; a wider IOMMU helps when one that wide exists (48 bits: Intel's 4-level tables).
+fn width_advice(mode: Option<IovaMode>, needed: u8) -> String {
+    const WIDER: &str = "give the IOMMU 48 address bits (QEMU: -device intel-iommu,aw-bits=48, QEMU 10's default)";
+    const TO_PA: &str = "use --iova-mode=pa (the IOVAs are then physical addresses)";
+    let wider = needed <= 48;
+    match (mode, wider) {
+        (Some(IovaMode::Va), true) => format!("{TO_PA}, or {WIDER}"),
+        (Some(IovaMode::Va), false) => TO_PA.to_string(),
+        (Some(IovaMode::Pa), true) => {
+            format!("the IOVA is not a virtual address (IOVA as PA), so --iova-mode=pa cannot help: {WIDER}")
+        }
+        (Some(IovaMode::Pa), false) => {
+            "the IOVA is not a virtual address (IOVA as PA), so --iova-mode=pa cannot help, and IOMMUs that \
+             translate that many bits are rare: check where the IOVA comes from"
+                .to_string()
+        }
+        (None, true) => format!("with IOVA as VA, {TO_PA}; with IOVA as PA, {WIDER}"),
+        (None, false) => format!("with IOVA as VA, {TO_PA}"),
     }
 }
 
@@ -195,10 +245,30 @@ fn bits_for(last: u64) -> u8 {
     (64 - last.leading_zeros()) as u8
 }
 
+/// A range mapped through the container, kept so it can be mapped again in a new IOMMU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DmaRange {
+    va: usize,
+    iova: u64,
+    len: usize,
+}
+
+impl DmaRange {
+    /// What the IOVA is, for [`VfioError::AddressWidth`]'s advice.
+    fn mode(&self) -> IovaMode {
+        if self.iova == self.va as u64 {
+            IovaMode::Va
+        } else {
+            IovaMode::Pa
+        }
+    }
+}
+
 /// What is known about the container's IOMMU.
 #[derive(Clone, Debug, Default)]
 struct IommuState {
-    /// Devices that joined.
+    /// Device files open in the container ([`OpenDevice`]). While there is one, its group is
+    /// attached and the IOMMU exists; when the last one closes, the kernel drops the IOMMU.
     devices: usize,
     /// From `VFIO_IOMMU_GET_INFO`, when the kernel reports them.
     ranges: Option<Vec<IovaRange>>,
@@ -206,9 +276,17 @@ struct IommuState {
     page_sizes: u64,
     /// The narrowest Intel IOMMU MGAW among the devices, from sysfs.
     sysfs_width: Option<u8>,
+    /// Every range mapped with [`Container::map_dma`] and not unmapped since, in mapping order:
+    /// what the IOMMU must hold whenever it exists.
+    mapped: Vec<DmaRange>,
 }
 
 /// The process's VFIO container: one IOMMU context shared by all its devices.
+///
+/// The kernel keeps the IOMMU, and the DMA mappings in it, only while a device is open in the
+/// container. The container remembers what was mapped through it and maps it all again when a
+/// device opens after the last one closed, so a DMA mapping lasts from [`Container::map_dma`] to
+/// [`Container::unmap_dma`] whatever devices come and go in between.
 pub struct Container {
     vfio: Arc<VfioContainer>,
     state: Mutex<IommuState>,
@@ -238,12 +316,22 @@ impl Container {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A device joined: the IOMMU is set now, so ask it what it translates. `sysfs_width` is the
-    /// device's Intel IOMMU MGAW, if sysfs has it.
-    fn device_joined(&self, sysfs_width: Option<u8>) {
+    /// `device`, just opened in this container (its group attached, so the IOMMU is set), joins
+    /// the count. The IOMMU is asked what it translates; if `device` is the only open device,
+    /// the IOMMU may be a new one (the previous one went with the last device), and every range
+    /// mapped through the container is mapped in it again. `sysfs_width` is the device's Intel
+    /// IOMMU MGAW, if sysfs has it.
+    fn join(
+        self: &Arc<Self>,
+        addr: PciAddress,
+        device: VfioDevice,
+        sysfs_width: Option<u8>,
+    ) -> Result<Arc<OpenDevice>, VfioError> {
         let info = iommu_info(self.vfio.as_raw_fd());
         let mut st = self.lock();
         st.devices += 1;
+        // From here on, dropping `open` counts the device out again.
+        let open = OpenDevice { device: Some(device), container: self.clone() };
         st.sysfs_width = match (st.sysfs_width, sysfs_width) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -255,7 +343,58 @@ impl Container {
             }
             Err(e) => tracing::warn!("VFIO_IOMMU_GET_INFO failed: {e}; IOVA checks use sysfs only"),
         }
-        tracing::debug!(ranges = ?st.ranges, width = ?st.sysfs_width, "VFIO container IOMMU");
+        tracing::debug!(ranges = ?st.ranges, width = ?st.sysfs_width, devices = st.devices, "VFIO container IOMMU");
+        let replayed = if st.devices == 1 { self.replay(&st) } else { Ok(()) };
+        // The lock goes before `open` may drop: its drop takes the lock too.
+        drop(st);
+        match replayed {
+            Ok(()) => Ok(Arc::new(open)),
+            Err(e) => {
+                drop(open);
+                Err(VfioError::Replay { addr, source: Box::new(e) })
+            }
+        }
+    }
+
+    /// Maps every remembered range in the IOMMU. A range the IOMMU already holds (EEXIST) is
+    /// fine: the IOMMU outlived its devices (vfio-ioctls keeps a group attached when opening a
+    /// device of it failed half-way), so nothing was lost.
+    fn replay(&self, st: &IommuState) -> Result<(), VfioError> {
+        if !st.mapped.is_empty() {
+            tracing::info!(ranges = st.mapped.len(), "mapping the VFIO container's DMA memory in its new IOMMU");
+        }
+        for r in &st.mapped {
+            check_range(r.iova, r.len as u64, st.ranges.as_deref(), st.sysfs_width, Some(r.mode()))?;
+            match self.dma_map(r) {
+                Err(VfioError::Dma { source: vfio_ioctls::VfioError::IommuDmaMap(e), .. })
+                    if e.errno() == libc::EEXIST => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    /// `VFIO_IOMMU_MAP_DMA` of `r`, read and write.
+    fn dma_map(&self, r: &DmaRange) -> Result<(), VfioError> {
+        // SAFETY: VFIO pins the pages backing [va, va + len) and fails with EFAULT if they are
+        // not mapped in this process; nothing in this process's memory changes. The caller of
+        // `map_dma` handed the range over for DMA until it unmaps it (which forgets the range),
+        // and what the device then writes there is what the driver programs it to, as with any
+        // DMA address.
+        unsafe { self.vfio.vfio_dma_map(r.iova, r.len, r.va as *mut u8) }.map_err(|source| VfioError::Dma {
+            op: "mapping",
+            iova: r.iova,
+            len: r.len as u64,
+            source,
+            hint: "; EEXIST: the range is already mapped; ENOMEM: raise RLIMIT_MEMLOCK (ulimit -l) or \
+                   the DMA mapping limit (vfio_iommu_type1 dma_entry_limit)",
+        })
+    }
+
+    /// How many device files are open in the container (devices, and the BARs and INTx
+    /// interrupts that keep a device open after its `PciDevice` is gone). 0: no IOMMU now.
+    pub fn open_devices(&self) -> usize {
+        self.lock().devices
     }
 
     /// The IOVA ranges the IOMMU translates, when the kernel reports them (Linux 5.4+) and a
@@ -285,31 +424,35 @@ impl Container {
         if st.devices == 0 {
             return Err(VfioError::NoIommuYet);
         }
-        check_range(iova, len, st.ranges.as_deref(), st.sysfs_width)
+        check_range(iova, len, st.ranges.as_deref(), st.sysfs_width, None)
     }
 
     /// Maps `len` bytes at virtual address `va` for DMA at `iova`, readable and writable by the
-    /// devices (`VFIO_IOMMU_MAP_DMA`); the kernel pins the pages. Checks the IOVA first.
+    /// devices (`VFIO_IOMMU_MAP_DMA`); the kernel pins the pages. Checks the IOVA first. The
+    /// range stays mapped until [`Container::unmap_dma`], in whatever IOMMU the container has:
+    /// if every device closes and one opens again, it is mapped again.
     pub fn map_dma(&self, va: usize, iova: u64, len: usize) -> Result<(), VfioError> {
-        self.check_iova(iova, len as u64)?;
-        // SAFETY: VFIO pins the pages backing [va, va + len) and fails with EFAULT if they are
-        // not mapped in this process; nothing in this process's memory changes. What the device
-        // then writes there is what the driver programs it to, as with any DMA address.
-        unsafe { self.vfio.vfio_dma_map(iova, len, va as *mut u8) }.map_err(|source| VfioError::Dma {
-            op: "mapping",
-            iova,
-            len: len as u64,
-            source,
-            hint: "; EEXIST: the range is already mapped; ENOMEM: raise RLIMIT_MEMLOCK (ulimit -l) or \
-                   the DMA mapping limit (vfio_iommu_type1 dma_entry_limit)",
-        })
+        let r = DmaRange { va, iova, len };
+        // Held across the ioctl, so that a device joining meanwhile does not map it a second time.
+        let mut st = self.lock();
+        if st.devices == 0 {
+            return Err(VfioError::NoIommuYet);
+        }
+        check_range(iova, len as u64, st.ranges.as_deref(), st.sysfs_width, Some(r.mode()))?;
+        self.dma_map(&r)?;
+        st.mapped.push(r);
+        Ok(())
     }
 
     /// Undoes a [`Container::map_dma`] of the same range; fails if the kernel unmapped a
-    /// different length (nothing, or part of a larger mapping).
+    /// different length (nothing, or part of a larger mapping). The range is forgotten in any
+    /// case: it is never mapped again. With no device open there is no IOMMU, and a range
+    /// mapped before went with it: unmapping it just forgets it.
     pub fn unmap_dma(&self, iova: u64, len: usize) -> Result<(), VfioError> {
-        if self.lock().devices == 0 {
-            return Err(VfioError::NoIommuYet);
+        let mut st = self.lock();
+        let known = st.mapped.iter().position(|r| r.iova == iova && r.len == len).map(|i| st.mapped.remove(i));
+        if st.devices == 0 {
+            return known.map(drop).ok_or(VfioError::NoIommuYet);
         }
         self.vfio.vfio_dma_unmap(iova, len).map_err(|source| VfioError::Dma {
             op: "unmapping",
@@ -331,11 +474,63 @@ impl DmaMapper for Container {
     }
 }
 
-/// The check behind [`Container::check_iova`].
-fn check_range(iova: u64, len: u64, ranges: Option<&[IovaRange]>, sysfs_width: Option<u8>) -> Result<(), VfioError> {
-    let last = match len.checked_sub(1).and_then(|l| iova.checked_add(l)) {
-        Some(last) => last,
-        None => return Err(VfioError::AddressWidth { iova, len, needed: 65, width: 64 }),
+/// A VFIO device file open in a [`Container`]. While one lives, its group stays attached to
+/// the container, and so does the IOMMU: the container counts them. Everything that needs the
+/// device file holds an `Arc<OpenDevice>` (config space, BARs reached through the file, an
+/// INTx [`Irq`] for unmasking), so the count follows whoever really keeps the device open.
+pub(crate) struct OpenDevice {
+    /// `None` only while dropping.
+    device: Option<VfioDevice>,
+    container: Arc<Container>,
+}
+
+impl std::ops::Deref for OpenDevice {
+    type Target = VfioDevice;
+
+    fn deref(&self) -> &VfioDevice {
+        self.device.as_ref().expect("an OpenDevice has its device until it drops")
+    }
+}
+
+impl AsRawFd for OpenDevice {
+    fn as_raw_fd(&self) -> RawFd {
+        (**self).as_raw_fd()
+    }
+}
+
+impl Drop for OpenDevice {
+    fn drop(&mut self) {
+        // Under the container's lock, so that no mapping runs between the group leaving (the
+        // IOMMU may go with it: vfio-ioctls detaches the group when its device file closes) and
+        // the count saying so.
+        let mut st = self.container.lock();
+        drop(self.device.take());
+        st.devices = st.devices.saturating_sub(1);
+        if st.devices == 0 && !st.mapped.is_empty() {
+            tracing::debug!(
+                ranges = st.mapped.len(),
+                "last VFIO device closed: the IOMMU is gone; its mappings come back with the next device"
+            );
+        }
+    }
+}
+
+/// The check behind [`Container::check_iova`]. `mode` says what the IOVA is, for the advice
+/// when it does not fit.
+fn check_range(
+    iova: u64,
+    len: u64,
+    ranges: Option<&[IovaRange]>,
+    sysfs_width: Option<u8>,
+    mode: Option<IovaMode>,
+) -> Result<(), VfioError> {
+    let last = match len.checked_sub(1) {
+        None => return Err(VfioError::BadRange { iova, len, problem: "is empty (the length is zero)" }),
+        Some(l) => iova.checked_add(l).ok_or(VfioError::BadRange {
+            iova,
+            len,
+            problem: "wraps around the end of the 64-bit address space",
+        })?,
     };
     let width = match ranges {
         Some(r) if !r.is_empty() => r.iter().map(|r| bits_for(r.end)).max(),
@@ -343,7 +538,7 @@ fn check_range(iova: u64, len: u64, ranges: Option<&[IovaRange]>, sysfs_width: O
     };
     if let Some(width) = width {
         if bits_for(last) > width {
-            return Err(VfioError::AddressWidth { iova, len, needed: bits_for(last), width });
+            return Err(VfioError::AddressWidth { iova, len, needed: bits_for(last), width, mode });
         }
     }
     if let Some(ranges) = ranges {
@@ -446,8 +641,8 @@ pub(crate) fn link_name(link: &Path) -> Option<String> {
     Some(fs::read_link(link).ok()?.file_name()?.to_string_lossy().into_owned())
 }
 
-/// The IOMMU group of `addr`, after checking that every other device in it is bound to a
-/// VFIO-safe driver or to none, or is a PCI bridge.
+/// The IOMMU group of `addr`, after checking that every other device in it is on no driver or
+/// on one that keeps the group viable ([`keeps_group_viable`]).
 pub fn check_group_viable(sysfs_root: &Path, addr: PciAddress) -> Result<u32, VfioError> {
     let dev = device_dir(sysfs_root, addr);
     let link = dev.join("iommu_group");
@@ -462,22 +657,40 @@ pub fn check_group_viable(sysfs_root: &Path, addr: PciAddress) -> Result<u32, Vf
         if name == addr.to_string() {
             continue;
         }
-        let other = members.join(&name);
-        let Some(driver) = link_name(&other.join("driver")) else { continue };
-        if GROUP_SAFE_DRIVERS.contains(&driver.as_str()) || is_bridge(&other) {
-            continue;
+        let Some(driver) = link_name(&members.join(&name).join("driver")) else { continue };
+        if !keeps_group_viable(&driver) {
+            return Err(VfioError::GroupNotViable { addr, group, other: name, driver });
         }
-        return Err(VfioError::GroupNotViable { addr, group, other: name, driver });
     }
     Ok(group)
 }
 
-/// Class 0x0604xx: a PCI-to-PCI bridge.
-fn is_bridge(dev: &Path) -> bool {
-    fs::read_to_string(dev.join("class"))
-        .ok()
-        .and_then(|c| u32::from_str_radix(c.trim().trim_start_matches("0x"), 16).ok())
-        .is_some_and(|c| c >> 8 == 0x0604)
+/// What to do when opening a device of `group` failed with `source`. EBUSY on the group file
+/// means someone has it open already (a group file opens once): this process through another
+/// container, or another process.
+fn open_hint(sysfs_root: &Path, group: u32, source: &vfio_ioctls::VfioError) -> String {
+    const GENERIC: &str = "check that it is bound to vfio-pci (`devbind --status`) and that we are root";
+    let busy = matches!(source, vfio_ioctls::VfioError::OpenGroup(e, _) if e.raw_os_error() == Some(libc::EBUSY));
+    if !busy {
+        return GENERIC.to_string();
+    }
+    let file = format!("/dev/vfio/{group}");
+    let holders = SysfsRoot::at(sysfs_root).holders(&file);
+    let me = std::process::id();
+    if holders.iter().any(|h| h.pid == me) {
+        return format!(
+            "this process has {file} open already, through another container: a group opens once per process, \
+             so pass the first device's container (`PciDevice::container()`, the same `Arc<Container>`) to \
+             `PciDevice::open` for every device"
+        );
+    }
+    match holders.as_slice() {
+        [] => format!("{file} is open already (another process?); {GENERIC}"),
+        others => format!(
+            "{file} is open in {}: a group opens once; stop that process first",
+            others.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 /// A device bound to vfio-pci, open.
@@ -487,17 +700,8 @@ pub(crate) struct VfioPci {
     iommu_width: Option<u8>,
     // Field order is drop order: the config file shares the device's descriptor.
     config: ConfigFile,
-    device: Arc<VfioDevice>,
+    device: Arc<OpenDevice>,
     container: Arc<Container>,
-}
-
-impl Drop for VfioPci {
-    fn drop(&mut self) {
-        // The group leaves the container once the device file closes (vfio-ioctls); when the
-        // last one has, there is no IOMMU to program until a device joins again.
-        let mut st = self.container.lock();
-        st.devices = st.devices.saturating_sub(1);
-    }
 }
 
 impl VfioPci {
@@ -513,14 +717,13 @@ impl VfioPci {
             None => Container::new()?,
         };
         let ops: Arc<dyn VfioOps> = container.vfio.clone();
-        let device = VfioDevice::new(&device_dir(sysfs_root, addr), ops, false).map_err(|source| VfioError::Open {
-            addr,
-            group,
-            source,
+        let device = VfioDevice::new(&device_dir(sysfs_root, addr), ops, false).map_err(|source| {
+            let hint = open_hint(sysfs_root, group, &source);
+            VfioError::Open { addr, group, source, hint }
         })?;
-        let device = Arc::new(device);
         let iommu_width = intel_iommu_width(sysfs_root, addr);
-        container.device_joined(iommu_width);
+        // Counted from here: an early return below drops it, and the count with it.
+        let device = container.join(addr, device, iommu_width)?;
         let size = device.get_region_size(VFIO_PCI_CONFIG_REGION_INDEX);
         if size == 0 {
             return Err(VfioError::NoConfigRegion { addr });
@@ -561,20 +764,22 @@ impl VfioPci {
 
     /// Whether VFIO lets us mmap the whole region: it says MMAP, and if it lists sparse areas
     /// (to keep the MSI-X table out), they cover everything or the table is mappable anyway.
-    fn whole_region_mappable(&self, index: u32, size: u64) -> bool {
+    /// If not, why not.
+    fn whole_region_mappable(&self, index: u32, size: u64) -> Result<(), &'static str> {
         if self.device.get_region_flags(index) & VFIO_REGION_INFO_FLAG_MMAP == 0 {
-            return false;
+            return Err("the region has no MMAP flag");
         }
         let caps = self.device.get_region_caps(index);
         if caps.iter().any(|c| matches!(c, VfioRegionInfoCap::MsixMappable)) {
-            return true;
+            return Ok(());
         }
         match caps.iter().find_map(|c| match c {
             VfioRegionInfoCap::SparseMmap(s) => Some(s),
             _ => None,
         }) {
-            None => true,
-            Some(sparse) => sparse.areas.iter().any(|a| a.offset == 0 && a.size >= size),
+            None => Ok(()),
+            Some(sparse) if sparse.areas.iter().any(|a| a.offset == 0 && a.size >= size) => Ok(()),
+            Some(_) => Err("only sparse areas of it are mappable, the MSI-X table being carved out"),
         }
     }
 
@@ -593,10 +798,18 @@ impl VfioPci {
         let offset = self.device.get_region_offset(region);
         let bar_reg = self.config.read32(BAR0 + 4 * u16::from(index)).unwrap_or(0);
         let is_io = bar_reg & BAR_IO_SPACE != 0;
-        if !is_io && self.whole_region_mappable(region, size) {
-            match Bar::map(addr, index, self.device.as_raw_fd(), offset, size, Some(owner.clone())) {
-                Ok(bar) => return Ok(bar),
-                Err(e) => tracing::warn!("{e}; falling back to pread/pwrite"),
+        if !is_io {
+            match self.whole_region_mappable(region, size) {
+                Ok(()) => match Bar::map(addr, index, self.device.as_raw_fd(), offset, size, Some(owner.clone())) {
+                    Ok(bar) => return Ok(bar),
+                    Err(e) => {
+                        tracing::warn!("{e}; reaching it through pread/pwrite instead: register access will be slow")
+                    }
+                },
+                Err(why) => tracing::warn!(
+                    "BAR{index} of {addr} is a memory BAR that VFIO does not let us map whole ({why}): reaching it \
+                     through pread/pwrite, one system call per register access, so register access will be slow"
+                ),
             }
         }
         Ok(Bar::through_file(addr, index, self.device.clone(), offset, size, Some(owner)))
@@ -732,25 +945,55 @@ mod tests {
     fn ranges_and_widths_decide_what_may_be_mapped() {
         let ranges: Vec<IovaRange> = LAB_RANGES.map(|(start, end)| IovaRange { start, end }).to_vec();
         let r = Some(ranges.as_slice());
-        assert!(check_range(0x7f12_3440_0000, 2 << 20, r, None).is_ok(), "a 47-bit VA fits 48 bits");
-        assert!(check_range(0x1000_0000, 2 << 20, r, None).is_ok());
-        let err = check_range(1 << 48, 4096, r, None).unwrap_err();
+        let va = Some(IovaMode::Va);
+        assert!(check_range(0x7f12_3440_0000, 2 << 20, r, None, va).is_ok(), "a 47-bit VA fits 48 bits");
+        assert!(check_range(0x1000_0000, 2 << 20, r, None, None).is_ok());
+        let err = check_range(1 << 48, 4096, r, None, None).unwrap_err();
         assert!(matches!(err, VfioError::AddressWidth { needed: 49, width: 48, .. }), "{err}");
-        let err = check_range(0xfee0_0000, 4096, r, None).unwrap_err().to_string();
+        let err = check_range(0xfee0_0000, 4096, r, None, None).unwrap_err().to_string();
         assert!(err.contains("MSI window") && err.contains("0xfef00000..=0xffffffffffff"), "{err}");
-        assert!(check_range(0xfed0_0000, 2 << 20, r, None).is_err(), "straddles the hole");
+        assert!(check_range(0xfed0_0000, 2 << 20, r, None, None).is_err(), "straddles the hole");
         // Only the sysfs width known: the lab with aw-bits=39 and IOVA as VA.
-        let err = check_range(0x7fab_cd00_0000, 2 << 20, None, Some(39)).unwrap_err().to_string();
-        assert!(
-            err.starts_with(
-                "IOVA 0x7fabcd000000 (+0x200000) needs 47 address bits but the IOMMU handles 39: use --iova-mode=pa"
-            ),
-            "{err}"
+        let err = check_range(0x7fab_cd00_0000, 2 << 20, None, Some(39), va).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "IOVA 0x7fabcd000000 (+0x200000) needs 47 address bits but the IOMMU handles 39: use --iova-mode=pa \
+             (the IOVAs are then physical addresses), or give the IOMMU 48 address bits \
+             (QEMU: -device intel-iommu,aw-bits=48, QEMU 10's default)"
         );
-        assert!(check_range(0x7f_ffe0_0000, 2 << 20, None, Some(39)).is_ok(), "ends at 2^39 - 1");
-        assert!(check_range(0x7f_fff0_0000, 2 << 20, None, Some(39)).is_err());
-        assert!(check_range(u64::MAX, 2, None, None).is_err(), "wraps");
-        assert!(check_range(0x1000, 4096, None, None).is_ok(), "nothing known: the kernel decides");
+        assert!(check_range(0x7f_ffe0_0000, 2 << 20, None, Some(39), None).is_ok(), "ends at 2^39 - 1");
+        assert!(check_range(0x7f_fff0_0000, 2 << 20, None, Some(39), None).is_err());
+        assert!(check_range(0x1000, 4096, None, None, None).is_ok(), "nothing known: the kernel decides");
+    }
+
+    #[test]
+    fn empty_and_wrapping_ranges_say_so() {
+        let err = check_range(0x1000, 0, None, None, None).unwrap_err().to_string();
+        assert_eq!(err, "IOVA range 0x1000 (+0x0) is empty (the length is zero): nothing can be mapped there");
+        let err = check_range(u64::MAX, 2, None, None, None).unwrap_err().to_string();
+        assert!(err.contains("wraps around the end of the 64-bit address space"), "{err}");
+        assert!(!err.contains("address bits"), "{err}");
+        assert!(check_range(u64::MAX, 1, None, None, None).is_ok(), "the last byte itself");
+    }
+
+    #[test]
+    fn width_advice_fits_the_iova_mode() {
+        let err = |mode, iova| check_range(iova, 4096, None, Some(39), mode).unwrap_err().to_string();
+        // IOVA as PA already: no advice to switch to PA.
+        let pa = err(Some(IovaMode::Pa), 0x80_0000_0000);
+        assert!(!pa.contains("use --iova-mode=pa"), "{pa}");
+        assert!(pa.contains("so --iova-mode=pa cannot help: give the IOMMU 48 address bits"), "{pa}");
+        // Not known: both cases, each with its advice.
+        let unknown = err(None, 0x7f00_0000_0000);
+        assert!(
+            unknown.contains("with IOVA as VA, use --iova-mode=pa (the IOVAs are then physical addresses); with IOVA as PA, give the IOMMU 48"),
+            "{unknown}"
+        );
+        // Beyond what any IOMMU translates: no advice to widen it.
+        let far = check_range(1 << 60, 4096, None, Some(48), Some(IovaMode::Pa)).unwrap_err().to_string();
+        assert!(far.contains("cannot help") && far.contains("are rare") && !far.contains("aw-bits"), "{far}");
+        let far_va = check_range(1 << 60, 4096, None, Some(48), Some(IovaMode::Va)).unwrap_err().to_string();
+        assert!(far_va.ends_with("use --iova-mode=pa (the IOVAs are then physical addresses)"), "{far_va}");
     }
 
     /// A fake sysfs group: `members` are (address, driver, class).
@@ -787,25 +1030,55 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "IOMMU group 7 of 0000:00:10.0 is not viable: 0000:00:10.1 in the same group is bound to e1000; \
-             VFIO needs every device of a group off kernel drivers: bind it with `devbind -b vfio-pci 0000:00:10.1` \
-             or unbind it (`devbind -u 0000:00:10.1`)"
+             VFIO needs every device of a group on vfio-pci (or pci-stub, pcieport) or on no driver: \
+             bind it with `devbind -b vfio-pci 0000:00:10.1` or unbind it (`devbind -u 0000:00:10.1`)"
         );
         fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
-    fn unbound_devices_vfio_devices_and_bridges_keep_a_group_viable() {
+    fn unbound_devices_and_dma_managing_drivers_keep_a_group_viable() {
+        // Linux 5.19+: no driver, or a driver with driver_managed_dma (VFIO and its variant
+        // drivers, pci-stub, pcieport).
         let root = fake_group(
             "ok",
             &[
                 ("0000:00:10.0", Some("vfio-pci"), "0x020000"),
                 ("0000:00:10.1", None, "0x020000"),
                 ("0000:00:10.2", Some("vfio-pci"), "0x020000"),
-                ("0000:00:1c.0", Some("shpchp"), "0x060400"),
+                ("0000:00:10.3", Some("mlx5_vfio_pci"), "0x020000"),
+                ("0000:00:10.4", Some("pci-stub"), "0x020000"),
+                ("0000:00:1c.0", Some("pcieport"), "0x060400"),
             ],
         );
         assert_eq!(check_group_viable(&root, "0000:00:10.0".parse().unwrap()).unwrap(), 7);
         fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_bridge_on_another_driver_makes_the_group_unusable() {
+        // Before 5.19 a bridge on any driver was let through; now only driver_managed_dma counts.
+        let root = fake_group(
+            "bridge",
+            &[("0000:00:10.0", Some("vfio-pci"), "0x020000"), ("0000:00:1c.0", Some("shpchp"), "0x060400")],
+        );
+        let err = check_group_viable(&root, "0000:00:10.0".parse().unwrap()).unwrap_err();
+        assert!(
+            matches!(&err, VfioError::GroupNotViable { other, driver, .. } if other == "0000:00:1c.0" && driver == "shpchp"),
+            "{err}"
+        );
+        fs::remove_dir_all(root).unwrap();
+        for (driver, viable) in [
+            ("vfio-pci", true),
+            ("hisi_acc_vfio_pci", true),
+            ("pci-stub", true),
+            ("pcieport", true),
+            ("shpchp", false),
+            ("e1000", false),
+            ("vfio_iommu_type1", false),
+        ] {
+            assert_eq!(keeps_group_viable(driver), viable, "{driver}");
+        }
     }
 
     #[test]
@@ -814,6 +1087,33 @@ mod tests {
         fs::remove_file(root.join("sys/devices/pci0000:00/0000:00:02.0/iommu_group")).unwrap();
         let err = check_group_viable(&root, "0000:00:02.0".parse().unwrap()).unwrap_err().to_string();
         assert!(err.contains("has no IOMMU group") && err.contains("intel_iommu=on"), "{err}");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_busy_group_says_who_has_it() {
+        let root = fake_group("busy-hint", &[("0000:00:02.0", Some("vfio-pci"), "0x020000")]);
+        let busy = || vfio_ioctls::VfioError::OpenGroup(std::io::Error::from_raw_os_error(libc::EBUSY), "7".into());
+        let hint = open_hint(&root, 7, &busy());
+        assert!(hint.starts_with("/dev/vfio/7 is open already"), "{hint}");
+        // This process: a second container for a device of the same group.
+        let fd = root.join(format!("proc/{}/fd", std::process::id()));
+        fs::create_dir_all(&fd).unwrap();
+        symlink("/dev/vfio/7", fd.join("9")).unwrap();
+        let hint = open_hint(&root, 7, &busy());
+        assert!(hint.contains("through another container") && hint.contains("the same `Arc<Container>`"), "{hint}");
+        assert!(!hint.contains("no other process"), "{hint}");
+        fs::remove_dir_all(root.join("proc")).unwrap();
+        // Another process.
+        let other = root.join("proc/1/fd");
+        fs::create_dir_all(&other).unwrap();
+        symlink("/dev/vfio/7", other.join("5")).unwrap();
+        fs::write(root.join("proc/1/comm"), "testpmd\n").unwrap();
+        let hint = open_hint(&root, 7, &busy());
+        assert!(hint.starts_with("/dev/vfio/7 is open in testpmd (pid 1)"), "{hint}");
+        // Anything else: the usual checks.
+        let hint = open_hint(&root, 7, &vfio_ioctls::VfioError::GroupViable);
+        assert!(hint.contains("bound to vfio-pci"), "{hint}");
         fs::remove_dir_all(root).unwrap();
     }
 

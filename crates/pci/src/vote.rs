@@ -1,5 +1,6 @@
 //! The IOVA-mode vote: which addresses devices will be given for our memory, decided from how
-//! every device is bound (DPDK's `rte_bus_get_iommu_class`, simplified).
+//! every device is bound (DPDK's `rte_bus_get_iommu_class`, simplified) and, when the devices
+//! leave it open, from what the machine offers (DPDK 22.11's `rte_eal_init`, `RTE_IOVA_DC`).
 //!
 //! - `uio_pci_generic` gives the device no IOMMU context of ours: it sees physical addresses,
 //!   so a UIO device allows **PA** only.
@@ -7,18 +8,21 @@
 //!   needs the IOMMU to translate addresses as wide as user-space virtual addresses (47 bits on
 //!   x86-64); an IOMMU with fewer address bits allows PA only (DPDK does the same check, from the
 //!   Intel IOMMU's MGAW).
-//! - No device: **VA**. Nothing needs physical addresses, VA works without root (no
-//!   `/proc/self/pagemap`) and with `--no-huge`; a device probed later that cannot do VA is
-//!   refused by the vote the runtime holds then.
-//! - Otherwise VA when every device allows it, else PA.
+//! - A device that allows PA only: **PA**.
+//! - Otherwise (every device allows both, or there is no device), as DPDK's EAL does: **VA** if
+//!   physical addresses cannot be read (not root, or no hugepages: [`HostIova::phys_addrs`]),
+//!   else **VA** if an IOMMU is in use ([`HostIova::iommu`]), else **PA** (a device probed later
+//!   without an IOMMU will need physical addresses).
 //!
 //! `--iova-mode` overrides the choice, and fails, naming the device, when a device cannot honour it.
 
 use std::fmt;
 
+use burst_mem::iova::Pagemap;
 use burst_mem::IovaMode;
 
 use crate::address::PciAddress;
+use crate::sysfs::SysfsRoot;
 
 /// Bits of a user-space virtual address on x86-64 with 4-level paging (the kernel also keeps
 /// mmap below 2^47 with 5-level paging unless asked for more): what an IOMMU must translate for
@@ -136,8 +140,45 @@ pub enum VoteError {
     },
 }
 
-/// Picks the IOVA mode for a process using `devices`, honouring `requested` (`--iova-mode`).
-pub fn choose_iova_mode(devices: &[DeviceVote], requested: Option<IovaMode>) -> Result<IovaMode, VoteError> {
+/// What the machine offers, for when the devices leave the mode open (DPDK's `RTE_IOVA_DC`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostIova {
+    /// Physical addresses of our memory can be read: memory is in hugepages and
+    /// `/proc/self/pagemap` gives frame numbers (root: CAP_SYS_ADMIN). DPDK's
+    /// `rte_eal_using_phys_addrs`.
+    pub phys_addrs: bool,
+    /// An IOMMU is in use: `/sys/kernel/iommu_groups` has entries. DPDK's `is_iommu_enabled`,
+    /// [`SysfsRoot::iommu_present`].
+    pub iommu: bool,
+}
+
+impl HostIova {
+    /// This machine and process: an IOMMU per `root`, physical addresses if memory will be in
+    /// `hugepages` and the page map gives a frame number for a page of ours.
+    pub fn probe(root: &SysfsRoot, hugepages: bool) -> HostIova {
+        let here = 0u8;
+        let phys_addrs =
+            hugepages && Pagemap::open().and_then(|p| p.phys_addr(std::ptr::addr_of!(here) as usize)).is_ok();
+        HostIova { phys_addrs, iommu: root.iommu_present() }
+    }
+
+    /// The mode when no device asks for one: DPDK 22.11 `rte_eal_init` for `RTE_IOVA_DC`.
+    fn undecided(self) -> IovaMode {
+        if !self.phys_addrs || self.iommu {
+            IovaMode::Va
+        } else {
+            IovaMode::Pa
+        }
+    }
+}
+
+/// Picks the IOVA mode for a process using `devices`, honouring `requested` (`--iova-mode`);
+/// `host` decides when the devices do not (no device, or all allow both).
+pub fn choose_iova_mode(
+    devices: &[DeviceVote],
+    requested: Option<IovaMode>,
+    host: HostIova,
+) -> Result<IovaMode, VoteError> {
     if let Some(mode) = requested {
         return match devices.iter().find(|d| !d.allowed().contains(mode)) {
             None => Ok(mode),
@@ -156,9 +197,10 @@ pub fn choose_iova_mode(devices: &[DeviceVote], requested: Option<IovaMode>) -> 
             }),
         };
     }
-    // Every binding allows PA, so the sets always meet: VA if all allow it, else PA.
+    // Every binding allows PA, so the sets always meet: PA if one allows nothing else, else
+    // (all allow both, or no device) what the machine suggests.
     if devices.iter().all(|d| d.allowed().va) {
-        Ok(IovaMode::Va)
+        Ok(host.undecided())
     } else {
         Ok(IovaMode::Pa)
     }
@@ -170,6 +212,13 @@ mod tests {
 
     fn vote(addr: &str, binding: Binding, iommu_width: Option<u8>) -> DeviceVote {
         DeviceVote { addr: addr.parse().unwrap(), binding, iommu_width }
+    }
+
+    /// Root with hugepages on a machine with an IOMMU: the lab's `--iommu on`.
+    const LAB: HostIova = HostIova { phys_addrs: true, iommu: true };
+
+    fn choose(devices: &[DeviceVote], requested: Option<IovaMode>) -> Result<IovaMode, VoteError> {
+        choose_iova_mode(devices, requested, LAB)
     }
 
     #[test]
@@ -184,26 +233,37 @@ mod tests {
     }
 
     #[test]
-    fn no_devices_prefers_va_and_honours_a_request() {
-        assert_eq!(choose_iova_mode(&[], None), Ok(IovaMode::Va));
-        assert_eq!(choose_iova_mode(&[], Some(IovaMode::Pa)), Ok(IovaMode::Pa));
+    fn no_devices_decide_as_dpdk_does_and_a_request_wins() {
+        let host = |phys_addrs, iommu| HostIova { phys_addrs, iommu };
+        // No physical addresses (not root, or --no-huge): VA whatever else.
+        assert_eq!(choose_iova_mode(&[], None, host(false, false)), Ok(IovaMode::Va));
+        assert_eq!(choose_iova_mode(&[], None, host(false, true)), Ok(IovaMode::Va));
+        // Physical addresses and an IOMMU: VA.
+        assert_eq!(choose_iova_mode(&[], None, host(true, true)), Ok(IovaMode::Va));
+        // Physical addresses and no IOMMU: PA.
+        assert_eq!(choose_iova_mode(&[], None, host(true, false)), Ok(IovaMode::Pa));
+        assert_eq!(choose_iova_mode(&[], Some(IovaMode::Pa), host(false, true)), Ok(IovaMode::Pa));
+        assert_eq!(choose_iova_mode(&[], Some(IovaMode::Va), host(true, false)), Ok(IovaMode::Va));
+        // Devices that allow both leave it to the machine too.
+        let vfio = [vote("00:02.0", Binding::Vfio, Some(48))];
+        assert_eq!(choose_iova_mode(&vfio, None, host(false, true)), Ok(IovaMode::Va));
     }
 
     #[test]
     fn vfio_devices_get_va_and_one_uio_device_makes_it_pa() {
         let vfio = [vote("00:02.0", Binding::Vfio, Some(48)), vote("00:04.0", Binding::Vfio, None)];
-        assert_eq!(choose_iova_mode(&vfio, None), Ok(IovaMode::Va));
-        assert_eq!(choose_iova_mode(&vfio, Some(IovaMode::Pa)), Ok(IovaMode::Pa));
+        assert_eq!(choose(&vfio, None), Ok(IovaMode::Va));
+        assert_eq!(choose(&vfio, Some(IovaMode::Pa)), Ok(IovaMode::Pa));
         let mixed = [vfio[0].clone(), vote("00:03.0", Binding::Uio, None)];
-        assert_eq!(choose_iova_mode(&mixed, None), Ok(IovaMode::Pa));
-        assert_eq!(choose_iova_mode(&[vote("00:03.0", Binding::Uio, None)], None), Ok(IovaMode::Pa));
+        assert_eq!(choose(&mixed, None), Ok(IovaMode::Pa));
+        assert_eq!(choose(&[vote("00:03.0", Binding::Uio, None)], None), Ok(IovaMode::Pa));
     }
 
     #[test]
     fn a_narrow_iommu_votes_pa() {
         let narrow = [vote("00:02.0", Binding::Vfio, Some(39))];
-        assert_eq!(choose_iova_mode(&narrow, None), Ok(IovaMode::Pa));
-        let err = choose_iova_mode(&narrow, Some(IovaMode::Va)).unwrap_err().to_string();
+        assert_eq!(choose(&narrow, None), Ok(IovaMode::Pa));
+        let err = choose(&narrow, Some(IovaMode::Va)).unwrap_err().to_string();
         assert!(err.starts_with("--iova-mode=va but 0000:00:02.0 is bound to vfio-pci"), "{err}");
         assert!(err.contains("translates 39-bit addresses") && err.contains("need 47"), "{err}");
         assert!(err.contains("use --iova-mode=pa"), "{err}");
@@ -212,7 +272,7 @@ mod tests {
     #[test]
     fn a_refused_request_names_the_device_and_says_what_to_do() {
         let devs = [vote("00:02.0", Binding::Vfio, None), vote("00:03.0", Binding::Uio, None)];
-        let err = choose_iova_mode(&devs, Some(IovaMode::Va)).unwrap_err();
+        let err = choose(&devs, Some(IovaMode::Va)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "--iova-mode=va but 0000:00:03.0 is bound to uio_pci_generic, which only does PA: \

@@ -1,5 +1,6 @@
 //! devbind on a real kernel, in the lab: status, binding to vfio-pci and uio_pci_generic and
-//! back to the kernel drivers, and the refusals (active interface, vfio-pci without an IOMMU).
+//! back to the kernel drivers, and the refusals (active interface, a device a process holds
+//! open, vfio-pci without an IOMMU).
 //! Each test boots QEMU once (TCG unless KVM really works); `cargo xtask setup` must have run.
 
 use std::time::{Duration, Instant};
@@ -44,6 +45,40 @@ fn status_of(lab: &Lab, addr: &str) -> Value {
     let text = devbind_ok(lab, &["--status", "--json"]);
     let devices: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     devices.into_iter().find(|d| d["address"] == addr).unwrap_or_else(|| panic!("{addr} not in {text}"))
+}
+
+/// `pci-check hold ADDR` in the background: the device stays open until the process is
+/// signalled. Its PID, from its `pid=` line.
+fn hold<'l>(lab: &'l Lab, addr: &str) -> (burst_lab::Process<'l>, String) {
+    let mut p = lab.spawn(&["pci-check", "hold", addr]).unwrap();
+    p.wait_for_stdout("binding=", Duration::from_secs(30)).unwrap_or_else(|e| panic!("pci-check hold {addr}: {e}"));
+    let out = String::from_utf8_lossy(p.stdout()).into_owned();
+    let pid =
+        out.lines().find_map(|l| l.strip_prefix("pid=")).unwrap_or_else(|| panic!("no pid in {out:?}")).to_string();
+    (p, pid)
+}
+
+/// Unbinding a device that a process holds open would block in the kernel until the process
+/// exits: devbind refuses at once, naming the process, `--force` or not. Then lets it go.
+fn refused_while_held(lab: &Lab, addr: &str, file: &str, args: &[&[&str]]) {
+    let (p, pid) = hold(lab, addr);
+    for args in args {
+        let t = Instant::now();
+        let err = devbind_refused(lab, args);
+        let took = t.elapsed();
+        assert_eq!(
+            err.trim_end(),
+            format!(
+                "devbind: {addr} is in use: pci-check (pid {pid}) has {file} open, and taking the device from its \
+                 driver would wait until it exits: stop it first (`kill {pid}`)"
+            )
+        );
+        eprintln!("devbind {args:?} refused in {:.2} s while pid {pid} holds {file}", took.as_secs_f64());
+        assert!(took < Duration::from_secs(10), "refusing took {took:?}");
+    }
+    p.signal(15).unwrap();
+    let out = p.wait(Duration::from_secs(10)).unwrap();
+    assert_eq!(out.status, burst_lab::ExitStatus::Signal(15), "{}", out.stderr_str());
 }
 
 fn driver_of(lab: &Lab, addr: &str) -> Value {
@@ -91,6 +126,14 @@ fn vfio_pci_and_back_to_the_kernel_drivers_under_the_iommu() {
     let e1000 = status_of(&lab, E1000);
     assert_eq!((&e1000["driver"], &e1000["active"]), (&Value::from("vfio-pci"), &Value::from(false)));
     assert_vfio_group_device(&lab, E1000);
+    let group = e1000["iommu_group"].as_u64().unwrap();
+    refused_while_held(
+        &lab,
+        E1000,
+        &format!("/dev/vfio/{group}"),
+        &[&["-u", E1000], &["-b", "e1000", "--force", E1000]],
+    );
+    assert_eq!(driver_of(&lab, E1000), "vfio-pci");
 
     // Back by naming the kernel driver, as with dpdk-devbind.
     let out = devbind_ok(&lab, &["-b", "e1000", E1000]);
@@ -128,6 +171,7 @@ fn uio_pci_generic_and_back_in_passthrough_mode() {
     assert_eq!(e1000["driver"], "uio_pci_generic");
     let uio = e1000["uio"].as_u64().unwrap_or_else(|| panic!("no uio device: {e1000}"));
     lab.sh_ok(&format!("test -c /dev/uio{uio}")).unwrap_or_else(|e| panic!("no /dev/uio{uio}: {e}"));
+    refused_while_held(&lab, E1000, &format!("/dev/uio{uio}"), &[&["--bind", "kernel", E1000]]);
 
     assert_eq!(
         devbind_ok(&lab, &["--bind", "kernel", E1000]),

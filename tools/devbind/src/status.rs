@@ -123,6 +123,7 @@ pub fn json(root: &SysfsRoot, devices: &[PciDeviceInfo]) -> String {
                 "interfaces": d.interfaces,
                 "active": d.is_active(),
                 "active_interfaces": d.active_interfaces,
+                "active_masters": d.active_masters.iter().map(|(i, m)| (i.clone(), Value::from(m.as_str()))).collect::<serde_json::Map<String, Value>>(),
                 "uio": d.uio,
                 "modalias": d.modalias,
                 "bars": bars,

@@ -133,7 +133,7 @@ fn json_has_every_scan_field() {
         "subsystem_vendor": "0x1af4", "subsystem_device": "0x1100", "class": "0x020000",
         "kind": "net", "name": null, "driver": "e1000", "user_space_driver": false,
         "driver_override": null, "iommu_group": 1, "numa_node": null,
-        "interfaces": ["eth1"], "active": true, "active_interfaces": ["eth1"], "uio": null,
+        "interfaces": ["eth1"], "active": true, "active_interfaces": ["eth1"], "active_masters": {}, "uio": null,
         "modalias": "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00",
         "bars": [{"index": 0, "start": "0xfebc0000", "len": 131072, "kind": "mem", "prefetchable": false}],
     });
@@ -273,6 +273,59 @@ fn a_shared_iommu_group_gets_a_note() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn devices_bound_in_one_command_get_no_note_about_each_other() {
+    let fake = FakeSysfs::new().unwrap();
+    fake.add_device(FakeDevice::new("0000:00:10.0", 0x8086, 0x100e).driver("e1000").group(7))
+        .unwrap()
+        .add_device(FakeDevice::new("0000:00:10.1", 0x8086, 0x100e).driver("e1000").group(7))
+        .unwrap();
+    let out = devbind(&fake, &["-b", "vfio-pci", "00:10.0", "00:10.1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "10.1 is bound in the same command");
+    assert_eq!(stdout(&out).lines().count(), 2);
+}
+
+#[test]
+fn a_device_with_a_bad_file_is_left_out_of_the_status_with_a_warning() {
+    let fake = lab_like();
+    fake.add_device(FakeDevice::new("0000:00:05.0", 0x8086, 0x10c9).resource("0x1000\n")).unwrap();
+    let out = devbind(&fake, &["--status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("devbind: warning: 0000:00:05.0 left out: ") && err.lines().count() == 1, "{err}");
+    assert!(err.contains("resource: expected lines of `0xSTART 0xEND 0xFLAGS`"), "{err}");
+    let text = stdout(&out);
+    assert!(
+        text.contains("0000:00:02.0 ") && text.contains("0000:00:03.0 ") && !text.contains("0000:00:05.0"),
+        "{text}"
+    );
+    // Naming it is still an error: nothing to act on.
+    let err = runtime_error(&fake, &["-u", "00:05.0"]);
+    assert!(err.contains("resource: expected lines"), "{err}");
+}
+
+#[test]
+fn a_device_a_process_holds_is_refused_naming_the_process() {
+    let fake = lab_like();
+    ok(&fake, &["-b", "vfio-pci", "00:02.0"]);
+    let writes = fake.writes().len();
+    fake.add_process(1234, "pci-check", &["/dev/vfio/1"]).unwrap();
+    for args in [
+        &["-u", "00:02.0"][..],
+        &["-b", "kernel", "00:02.0", "--force"],
+        &["-b", "uio_pci_generic", "00:03.0", "00:02.0"],
+    ] {
+        let err = runtime_error(&fake, args);
+        assert_eq!(
+            err,
+            "devbind: 0000:00:02.0 is in use: pci-check (pid 1234) has /dev/vfio/1 open, and taking the device \
+             from its driver would wait until it exits: stop it first (`kill 1234`)\n"
+        );
+    }
+    assert_eq!(fake.writes().len(), writes, "nothing written, 00:03.0 included");
 }
 
 #[test]

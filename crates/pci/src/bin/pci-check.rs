@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burst_mem::{IovaMode, MemConfig, Memory, MemzoneFlags};
+use burst_mem::{IovaMode, MemConfig, Memory, Memzone, MemzoneFlags};
 use burst_pci::config::{CAP_ID_MSIX, CAP_ID_VENDOR};
-use burst_pci::{choose_iova_mode, Bar, Container, IrqKind, PciAddress, PciDevice};
+use burst_pci::sysfs::SysfsRoot;
+use burst_pci::{choose_iova_mode, Bar, Container, HostIova, IrqKind, PciAddress, PciDevice};
 
 const USAGE: &str = "usage: pci-check COMMAND ADDR ...
   info ADDR                          binding, IDs, BARs, interrupts, IOMMU
@@ -29,8 +30,15 @@ const USAGE: &str = "usage: pci-check COMMAND ADDR ...
   map-at ADDR IOVA [LEN]             map an anonymous buffer at IOVA, then unmap (vfio-pci)
   e1000-tx ADDR [--hugepages] [--iova-mode pa|va] [--no-map]
                                      e1000: send one frame by DMA from a memzone
+  reopen ADDR [--hugepages] [--iova-mode pa|va]
+                                     e1000 on vfio-pci: map memory, close the device (an INTx
+                                     interrupt keeping it open a while), open it again in the
+                                     same container, send a frame by DMA from that memory
   group ADDR                         open through VFIO: is the IOMMU group viable?
-  vote [--iova-mode pa|va] ADDR...   the IOVA mode these devices allow
+  vote [--hugepages] [--iova-mode pa|va] [--own-containers] [ADDR...]
+                                     the IOVA mode these devices (and this machine) allow;
+                                     --own-containers opens each in a new VFIO container
+  hold ADDR [SECONDS]                open the device and keep it open (600 s, or until killed)
   reset ADDR                         function-level reset";
 
 fn main() -> ExitCode {
@@ -71,16 +79,18 @@ struct Opts {
     pos: Vec<String>,
     hugepages: bool,
     no_map: bool,
+    own_containers: bool,
     iova_mode: Option<IovaMode>,
 }
 
 fn opts(args: &[String]) -> Res<Opts> {
-    let mut o = Opts { pos: Vec::new(), hugepages: false, no_map: false, iova_mode: None };
+    let mut o = Opts { pos: Vec::new(), hugepages: false, no_map: false, own_containers: false, iova_mode: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--hugepages" => o.hugepages = true,
             "--no-map" => o.no_map = true,
+            "--own-containers" => o.own_containers = true,
             "--iova-mode" => {
                 let v = it.next().ok_or("--iova-mode needs pa or va")?;
                 o.iova_mode = Some(v.parse().map_err(err)?);
@@ -100,16 +110,21 @@ fn run(args: &[String]) -> Res<()> {
     match cmd.as_str() {
         "info" => info(&open(addr(p.first())?)?),
         "read" => {
+            let (bar, off, w) = (arg(p, 1, "BAR")?, arg(p, 2, "OFFSET")?, width(p.get(3))?);
             let dev = open(addr(p.first())?)?;
-            let bar = dev.bar(arg_num(p, 1, "BAR")? as u8).map_err(err)?;
-            let v = read(&bar, arg_num(p, 2, "OFFSET")? as usize, width(p.get(3))?)?;
+            let bar = dev.bar(bar).map_err(err)?;
+            let v = read(&bar, off, w)?;
             println!("value={v:#x}");
             Ok(())
         }
         "write-read" => {
+            let (bar, off, w) = (arg(p, 1, "BAR")?, arg(p, 2, "OFFSET")?, width(p.get(4))?);
+            let value = arg_num(p, 3, "VALUE")?;
+            if w < 64 && value >> w != 0 {
+                return Err(format!("VALUE {value:#x} does not fit in {w} bits"));
+            }
             let dev = open(addr(p.first())?)?;
-            let bar = dev.bar(arg_num(p, 1, "BAR")? as u8).map_err(err)?;
-            let (off, value, w) = (arg_num(p, 2, "OFFSET")? as usize, arg_num(p, 3, "VALUE")?, width(p.get(4))?);
+            let bar = dev.bar(bar).map_err(err)?;
             let before = read(&bar, off, w)?;
             write(&bar, off, value, w)?;
             let after = read(&bar, off, w)?;
@@ -117,9 +132,9 @@ fn run(args: &[String]) -> Res<()> {
             Ok(())
         }
         "config" => {
+            let (off, w) = (arg::<u16>(p, 1, "OFFSET")?, width(p.get(2))?);
             let dev = open(addr(p.first())?)?;
-            let off = arg_num(p, 1, "OFFSET")? as u16;
-            let v = match width(p.get(2))? {
+            let v = match w {
                 8 => u32::from(dev.config_read8(off).map_err(err)?),
                 16 => u32::from(dev.config_read16(off).map_err(err)?),
                 _ => dev.config_read32(off).map_err(err)?,
@@ -138,9 +153,9 @@ fn run(args: &[String]) -> Res<()> {
         }
         "irq" => irq(&open(addr(p.first())?)?, p.get(1).map(String::as_str).unwrap_or("intx")),
         "irq-enable" => {
-            let dev = open(addr(p.first())?)?;
             let kind = irq_kind(p.get(1).map(String::as_str).unwrap_or("intx"))?;
-            let n = p.get(2).map(|s| number(s)).transpose()?.unwrap_or(1) as u32;
+            let n: u32 = if p.len() > 2 { arg(p, 2, "N")? } else { 1 };
+            let dev = open(addr(p.first())?)?;
             let irqs = dev.enable_irqs(kind, n).map_err(err)?;
             let pending: u64 = irqs.iter().map(|i| i.take_count().unwrap_or(0)).sum();
             dev.disable_irqs(kind).map_err(err)?;
@@ -149,12 +164,23 @@ fn run(args: &[String]) -> Res<()> {
         }
         "dma" => dma(&open(addr(p.first())?)?, &o),
         "map-at" => {
-            let dev = open(addr(p.first())?)?;
             let iova = arg_num(p, 1, "IOVA")?;
-            let len = p.get(2).map(|s| number(s)).transpose()?.unwrap_or(2 << 20) as usize;
-            map_at(&dev, iova, len)
+            let len: usize = if p.len() > 2 { arg(p, 2, "LEN")? } else { 2 << 20 };
+            map_at(&open(addr(p.first())?)?, iova, len)
         }
         "e1000-tx" => e1000_tx(&open(addr(p.first())?)?, &o),
+        "reopen" => reopen(addr(p.first())?, &o),
+        "hold" => {
+            let secs: u64 = if p.len() > 1 { arg(p, 1, "SECONDS")? } else { 600 };
+            let dev = open(addr(p.first())?)?;
+            // An INTx vector too, when there is one: under UIO it is what keeps /dev/uioN open.
+            let irqs = if dev.irqs().intx > 0 { dev.enable_irqs(IrqKind::Intx, 1).map_err(err)? } else { Vec::new() };
+            // The test that starts this waits for these lines, then looks for the PID.
+            println!("pid={}\nheld={}\nbinding={}", std::process::id(), dev.address(), dev.binding());
+            std::thread::sleep(Duration::from_secs(secs));
+            drop((irqs, dev));
+            Ok(())
+        }
         "group" => {
             let dev = open(addr(p.first())?)?;
             let group = dev.iommu_group().ok_or_else(|| format!("{} is not bound to vfio-pci", dev.address()))?;
@@ -175,6 +201,17 @@ fn arg_num(p: &[String], i: usize, what: &str) -> Res<u64> {
     number(p.get(i).ok_or_else(|| format!("missing {what}\n{USAGE}"))?)
 }
 
+/// Argument `i` as a `T`: a number that `T` holds, or an error (never a silent truncation).
+fn arg<T: TryFrom<u64>>(p: &[String], i: usize, what: &str) -> Res<T> {
+    let v = arg_num(p, i, what)?;
+    T::try_from(v).map_err(|_| format!("{what} {} is out of range: at most {:#x}", p[i], max_of::<T>()))
+}
+
+/// The largest u64 that converts to `T`, for messages.
+fn max_of<T: TryFrom<u64>>() -> u64 {
+    (0..64).map(|b| u64::MAX >> b).find(|&m| T::try_from(m).is_ok()).unwrap_or(0)
+}
+
 fn width(s: Option<&String>) -> Res<u32> {
     match s.map(String::as_str) {
         None | Some("32") => Ok(32),
@@ -187,7 +224,7 @@ fn width(s: Option<&String>) -> Res<u32> {
 /// Bounds-checked here so a typo is an error line, not the Bar's (deliberate) panic.
 fn check_off(bar: &Bar, off: usize, w: u32) -> Res<()> {
     let size = (w / 8) as usize;
-    if off % size != 0 || off + size > bar.len() {
+    if off % size != 0 || off.checked_add(size).is_none_or(|end| end > bar.len()) {
         return Err(format!(
             "offset {off:#x} is outside BAR{} ({:#x} bytes) or not {size}-byte aligned",
             bar.index(),
@@ -424,7 +461,8 @@ impl Drop for Anon {
 
 fn map_at(dev: &PciDevice, iova: u64, len: usize) -> Res<()> {
     let c = container(dev)?;
-    let buf = Anon::new(len)?;
+    // At least a page, so that an empty range reaches the container, which says what is wrong.
+    let buf = Anon::new(len.max(4096))?;
     println!("iommu_width={}", c.address_width().map_or("unknown".into(), |w| w.to_string()));
     c.map_dma(buf.0 as usize, iova, len).map_err(err)?;
     println!("mapped={iova:#x}");
@@ -494,11 +532,29 @@ fn e1000_tx(dev: &PciDevice, o: &Opts) -> Res<()> {
         (Some(c), false) => Some(mem.add_dma_mapper(c.clone()).map_err(err)?),
         _ => None,
     };
-    let bar = dev.bar(0).map_err(err)?;
-    let mac = mac(dev, "e1000")?;
-    // Eight 16-byte descriptors (TDLEN must be a multiple of 128) and a buffer.
+    let (ring, buf) = tx_zones(&mem)?;
+    println!("iova_mode={}", mem.iova_mode());
+    let sent = e1000_send(dev, &ring, &buf);
+    drop((ring, buf));
+    if let Some(id) = mapper {
+        mem.remove_dma_mapper(id);
+    }
+    sent
+}
+
+/// The e1000's transmit ring (eight 16-byte descriptors: TDLEN must be a multiple of 128) and a
+/// frame buffer, in DMA memory.
+fn tx_zones(mem: &Memory) -> Res<(Memzone, Memzone)> {
     let ring = mem.reserve("pci-check-txring", 128, None, 4096, MemzoneFlags::IOVA_CONTIG).map_err(err)?;
     let buf = mem.reserve("pci-check-txbuf", 2048, None, 4096, MemzoneFlags::IOVA_CONTIG).map_err(err)?;
+    Ok((ring, buf))
+}
+
+/// Sends one broadcast frame from `buf` through descriptor 0 of `ring` and waits for the e1000
+/// to write the descriptor back.
+fn e1000_send(dev: &PciDevice, ring: &Memzone, buf: &Memzone) -> Res<()> {
+    let bar = dev.bar(0).map_err(err)?;
+    let mac = mac(dev, "e1000")?;
     let mut frame = vec![0xffu8; 6];
     frame.extend_from_slice(&mac);
     frame.extend_from_slice(&[0x88, 0xb6]);
@@ -528,7 +584,7 @@ fn e1000_tx(dev: &PciDevice, o: &Opts) -> Res<()> {
     bar.write32(TDT, 0);
     bar.write32(TIPG, 10 | (8 << 10) | (6 << 20));
     bar.write32(TCTL, TCTL_EN | TCTL_PSP | (0x10 << 4) | (0x40 << 12));
-    println!("iova_mode={}\nring_iova={:#x}\nbuf_iova={:#x}", mem.iova_mode(), ring.iova(), buf.iova());
+    println!("ring_iova={:#x}\nbuf_iova={:#x}", ring.iova(), buf.iova());
     bar.write32(TDT, 1);
     let start = Instant::now();
     let mut status = 0u8;
@@ -546,14 +602,52 @@ fn e1000_tx(dev: &PciDevice, o: &Opts) -> Res<()> {
     bar.write32(TDLEN, 0);
     bar.write32(TDBAL, 0);
     println!("dd={}\ntdh={tdh}\nwaited_us={}", status & TXD_STAT_DD, start.elapsed().as_micros());
-    drop((ring, buf));
-    if let Some(id) = mapper {
-        mem.remove_dma_mapper(id);
-    }
     if status & TXD_STAT_DD == 0 {
         return Err(format!("the e1000 did not write descriptor 0 back within 2 s (TDH {tdh})"));
     }
     Ok(())
+}
+
+/// Whether the IOMMU holds `zone`'s segment: mapping it again must fail with EEXIST.
+fn segment_mapped(mem: &Memory, c: &Container, zone: &Memzone) -> Res<bool> {
+    let seg = mem.segment_size();
+    let seg_va = zone.as_ptr() as usize & !(seg - 1);
+    let seg_iova = mem.iova_of(seg_va as *const u8).ok_or("the zone's segment has no IOVA")?;
+    match c.map_dma(seg_va, seg_iova, seg) {
+        Err(e) if e.to_string().contains("File exists") => Ok(true),
+        Err(e) => Err(e.to_string()),
+        Ok(()) => {
+            c.unmap_dma(seg_iova, seg).map_err(err)?;
+            Ok(false)
+        }
+    }
+}
+
+/// The container outlives its devices: memory mapped while the e1000 was open stays mapped
+/// while an INTx interrupt keeps the device open, and is mapped again when the device is opened
+/// again after closing (the kernel dropped the IOMMU with the last device). The e1000 then
+/// sends a frame by DMA from that memory.
+fn reopen(a: PciAddress, o: &Opts) -> Res<()> {
+    let dev = open(a)?;
+    let c = container(&dev)?;
+    let mem = memory(o, IovaMode::Va)?;
+    let id = mem.add_dma_mapper(c.clone()).map_err(err)?;
+    let (ring, buf) = tx_zones(&mem)?;
+    println!("iova_mode={}\nopen_devices={}", mem.iova_mode(), c.open_devices());
+    // The interrupt holds the device file: the PciDevice can go, the group and IOMMU stay.
+    let irqs = dev.enable_irqs(IrqKind::Intx, 1).map_err(err)?;
+    drop(dev);
+    println!("open_devices_with_irq={}", c.open_devices());
+    println!("mapped_with_irq={}", u8::from(segment_mapped(&mem, &c, &ring)?));
+    drop(irqs);
+    println!("open_devices_closed={}", c.open_devices());
+    let dev = PciDevice::open(Path::new("/"), a, Some(&c)).map_err(err)?;
+    println!("open_devices_reopened={}", c.open_devices());
+    println!("mapped_after_reopen={}", u8::from(segment_mapped(&mem, &c, &ring)?));
+    let sent = e1000_send(&dev, &ring, &buf);
+    drop((ring, buf));
+    mem.remove_dma_mapper(id);
+    sent
 }
 
 fn vote(o: &Opts) -> Res<()> {
@@ -563,7 +657,7 @@ fn vote(o: &Opts) -> Res<()> {
     for a in &o.pos {
         let a: PciAddress = a.parse().map_err(err)?;
         let dev = PciDevice::open(Path::new("/"), a, shared.as_ref()).map_err(err)?;
-        if shared.is_none() {
+        if shared.is_none() && !o.own_containers {
             shared = dev.container().cloned();
         }
         let v = dev.vote();
@@ -572,7 +666,9 @@ fn vote(o: &Opts) -> Res<()> {
         votes.push(v);
         devs.push(dev);
     }
-    let mode = choose_iova_mode(&votes, o.iova_mode).map_err(err)?;
+    let host = HostIova::probe(&SysfsRoot::host(), o.hugepages);
+    println!("phys_addrs={}\niommu={}", u8::from(host.phys_addrs), u8::from(host.iommu));
+    let mode = choose_iova_mode(&votes, o.iova_mode, host).map_err(err)?;
     println!("iova_mode={mode}");
     Ok(())
 }

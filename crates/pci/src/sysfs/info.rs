@@ -36,9 +36,13 @@ pub struct PciDeviceInfo {
     pub bars: Vec<BarInfo>,
     /// The kernel network interfaces on this device (`net/*`), sorted.
     pub interfaces: Vec<String>,
-    /// Those of `interfaces` that have a route (`/proc/net/route` or `/proc/net/ipv6_route`):
+    /// Those of `interfaces` that have a route (`/proc/net/route` or `/proc/net/ipv6_route`),
+    /// or are enslaved to a bridge, bond or team (`master`, and its master...) that has one:
     /// taking the device away from the kernel cuts their traffic.
     pub active_interfaces: Vec<String>,
+    /// For the active interfaces that are active through a master: (interface, the master with
+    /// the routes).
+    pub active_masters: Vec<(String, String)>,
     /// `driver_override`, if set (the kernel shows an unset one as `(null)`).
     pub driver_override: Option<String>,
     /// `modalias`, e.g. `pci:v00008086d0000100Esv...`, if the file is there.

@@ -46,6 +46,7 @@ fn scan_reads_every_field() {
             bars: vec![BarInfo { index: 0, start: 0xfebc0000, len: 0x20000, kind: BarKind::Mem, prefetchable: false }],
             interfaces: vec!["eth1".into()],
             active_interfaces: vec!["eth1".into()],
+            active_masters: vec![],
             driver_override: None,
             modalias: Some("pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00".into()),
             uio: None,
@@ -144,17 +145,62 @@ fn a_tree_without_pci_says_to_mount_sysfs() {
 }
 
 #[test]
-fn garbage_in_a_file_is_named() {
+fn garbage_in_a_file_is_named_by_device_and_skipped_by_the_scan() {
     let fake = lab_like();
+    let root = fake.root();
     fake.write("sys/bus/pci/devices/0000:00:02.0/vendor", "intel\n").unwrap();
-    let err = fake.root().scan().unwrap_err().to_string();
+    let err = root.device(addr("00:02.0")).unwrap_err().to_string();
     assert!(err.contains("0000:00:02.0/vendor: expected a hex vendor ID like 0x8086, found \"intel\""), "{err}");
     fake.write("sys/bus/pci/devices/0000:00:02.0/vendor", "0x18086\n").unwrap();
-    assert!(fake.root().scan().is_err());
+    assert!(root.device(addr("00:02.0")).is_err());
     fake.write("sys/bus/pci/devices/0000:00:02.0/vendor", "0x8086\n").unwrap();
     fake.write("sys/bus/pci/devices/0000:00:02.0/resource", "0x1000\n").unwrap();
-    let err = fake.root().scan().unwrap_err().to_string();
+    let err = root.device(addr("00:02.0")).unwrap_err().to_string();
     assert!(err.contains("resource: expected lines of `0xSTART 0xEND 0xFLAGS`"), "{err}");
+
+    // The scan goes on without it, and says which device it left out and why.
+    let scan = root.scan_all().unwrap();
+    let addrs: Vec<String> = scan.devices.iter().map(|d| d.address.to_string()).collect();
+    assert_eq!(addrs, ["0000:00:03.0", "0000:00:1f.2"]);
+    assert_eq!(scan.skipped.len(), 1);
+    assert_eq!(scan.skipped[0].0, addr("00:02.0"));
+    assert!(scan.skipped[0].1.to_string().contains("resource: expected lines"), "{:?}", scan.skipped);
+    assert_eq!(root.scan().unwrap().len(), 2);
+    // Interface names still resolve for the devices that were read.
+    assert_eq!(root.resolve("eth0").unwrap(), addr("00:03.0"));
+}
+
+#[test]
+fn a_device_that_goes_away_is_no_device_not_a_read_error() {
+    let fake = lab_like();
+    let root = fake.root();
+    // Gone from under the scan: its directory and link are removed (hot unplug).
+    std::fs::remove_file(fake.path().join("sys/bus/pci/devices/0000:00:03.0")).unwrap();
+    let err = root.device(addr("00:03.0")).unwrap_err();
+    assert!(matches!(err, SysfsError::NoDevice { .. }), "{err}");
+    // A link to a directory that is gone: the same.
+    std::fs::remove_dir_all(fake.path().join("sys/devices/pci0000:00/0000:00:02.0")).unwrap();
+    let err = root.device(addr("00:02.0")).unwrap_err();
+    assert!(matches!(err, SysfsError::NoDevice { .. }), "{err}");
+    let scan = root.scan_all().unwrap();
+    assert_eq!((scan.devices.len(), scan.skipped.len()), (1, 0), "{:?}", scan.skipped);
+}
+
+#[test]
+fn a_slave_of_a_routed_bridge_or_bond_is_active() {
+    let fake = lab_like();
+    let root = fake.root();
+    // eth0 (00:03.0) in bond0, which is in br0; only br0 has a route.
+    fake.enslave("eth0", "bond0").unwrap().enslave("bond0", "br0").unwrap();
+    let dev = root.device(addr("00:03.0")).unwrap();
+    assert!(dev.active_interfaces.is_empty(), "no routes yet: {dev:?}");
+    fake.add_route("br0").unwrap();
+    let dev = root.device(addr("00:03.0")).unwrap();
+    assert_eq!(dev.active_interfaces, ["eth0"]);
+    assert_eq!(dev.active_masters, [("eth0".to_string(), "br0".to_string())]);
+    assert!(dev.is_active());
+    // A route on the interface itself is the plain case.
+    assert!(root.device(addr("00:02.0")).unwrap().active_masters.is_empty());
 }
 
 #[test]
@@ -186,4 +232,22 @@ fn the_hosts_sysfs_scans_read_only() {
         let devices = root.scan().unwrap();
         assert!(devices.windows(2).all(|w| w[0].address < w[1].address));
     }
+}
+
+#[test]
+fn holders_are_the_processes_with_the_file_open() {
+    let fake = lab_like();
+    let root = fake.root();
+    assert!(root.holders("/dev/vfio/1").is_empty());
+    fake.add_process(300, "testpmd", &["/dev/vfio/vfio", "/dev/vfio/1"])
+        .unwrap()
+        .add_process(20, "l2fwd", &["/dev/vfio/1"])
+        .unwrap()
+        .add_process(21, "other", &["/dev/vfio/10", "/dev/uio1"])
+        .unwrap();
+    let holders = root.holders("/dev/vfio/1");
+    assert_eq!(holders.iter().map(|h| (h.pid, h.name.as_str())).collect::<Vec<_>>(), [(20, "l2fwd"), (300, "testpmd")]);
+    assert_eq!(holders[0].to_string(), "l2fwd (pid 20)");
+    assert!(root.holders("/dev/uio0").is_empty());
+    assert_eq!(root.holders("/dev/uio1").len(), 1);
 }
