@@ -425,16 +425,7 @@ fn ensure_dpdk_test() -> Result<PathBuf, String> {
 }
 
 fn apt(args: &[&str]) -> Result<(), String> {
-    println!("bench: apt-get {}", args.join(" "));
-    let status = Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .map_err(|e| format!("running apt-get: {e}"))?;
-    if !status.success() {
-        return Err(format!("`apt-get {}` failed ({status})", args.join(" ")));
-    }
-    Ok(())
+    crate::setup::apt_as("bench", args)
 }
 
 fn find_on_path(tool: &str) -> Option<PathBuf> {

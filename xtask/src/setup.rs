@@ -140,7 +140,12 @@ fn on_path(tool: &str) -> bool {
 }
 
 fn apt(args: &[&str]) -> Result<(), String> {
-    println!("setup: apt-get {}", args.join(" "));
+    apt_as("setup", args)
+}
+
+/// Runs `apt-get ARGS` non-interactively, announcing it as `TASK: apt-get ...`.
+pub(crate) fn apt_as(task: &str, args: &[&str]) -> Result<(), String> {
+    println!("{task}: apt-get {}", args.join(" "));
     let status = Command::new("apt-get")
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")

@@ -286,6 +286,23 @@ impl Lab {
         }
     }
 
+    /// Binds the guest's PCI device `addr` to `driver` the way the kernel documents it
+    /// (`driver_override`, unbind, `drivers_probe`), loading the module first; returns the
+    /// driver the device ends up on. For tests that must not depend on `devbind`.
+    pub fn bind(&self, addr: &str, driver: &str) -> Result<String, LabError> {
+        let module = driver.replace('-', "_");
+        let dev = format!("/sys/bus/pci/devices/{addr}");
+        let out = self.sh_ok(&format!(
+            "set -e
+             modprobe {module}
+             echo {driver} > {dev}/driver_override
+             if [ -e {dev}/driver ]; then echo {addr} > {dev}/driver/unbind; fi
+             echo {addr} > /sys/bus/pci/drivers_probe
+             basename $(readlink {dev}/driver)"
+        ))?;
+        Ok(out.trim().to_string())
+    }
+
     /// The guest kernel's network interface on NIC `index`, when a kernel driver holds it.
     pub fn nic_iface(&self, index: usize) -> Result<String, LabError> {
         let addr = &self.nics[index].pci_address;

@@ -12,22 +12,9 @@ fn boot(nics: &[NicModel], iommu: Iommu) -> Lab {
     Lab::boot(cfg).expect("lab boots (run `cargo xtask setup` first)")
 }
 
-/// Binds `addr` to `driver` through driver_override, as devbind will; returns the driver
-/// the device ends up with.
+/// Binds `addr` to `driver` through driver_override; returns the driver it ends up with.
 fn bind(lab: &Lab, addr: &str, driver: &str) -> String {
-    let module = driver.replace('-', "_");
-    let dev = format!("/sys/bus/pci/devices/{addr}");
-    lab.sh_ok(&format!(
-        "set -e
-         modprobe {module}
-         echo {driver} > {dev}/driver_override
-         if [ -e {dev}/driver ]; then echo {addr} > {dev}/driver/unbind; fi
-         echo {addr} > /sys/bus/pci/drivers_probe
-         basename $(readlink {dev}/driver)"
-    ))
-    .unwrap_or_else(|e| panic!("binding {addr} to {driver}: {e}"))
-    .trim()
-    .to_string()
+    lab.bind(addr, driver).unwrap_or_else(|e| panic!("binding {addr} to {driver}: {e}"))
 }
 
 fn ids_and_kernel_drivers_are_right(lab: &Lab) {
