@@ -26,7 +26,8 @@ fn memory() -> Memory {
 /// As DPDK's test: get `keep` objects in bulks of 32, then put them back in bulks of 32.
 fn get_put(c: &mut criterion::BenchmarkGroup<'_, Cycles>, name: &str, pool: &Mempool, keep: usize) {
     const BULK: usize = 32;
-    let mut objs = vec![NonNull::<u8>::dangling(); keep];
+    let mut storage = [NonNull::<u8>::dangling(); 128];
+    let objs = &mut storage[..keep];
     c.throughput(Throughput::Elements(keep as u64));
     c.bench_function(name, |b| {
         b.iter(|| {
