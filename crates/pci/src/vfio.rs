@@ -330,8 +330,6 @@ impl Container {
         let info = iommu_info(self.vfio.as_raw_fd());
         let mut st = self.lock();
         st.devices += 1;
-        // From here on, dropping `open` counts the device out again.
-        let open = OpenDevice { device: Some(device), container: self.clone() };
         st.sysfs_width = match (st.sysfs_width, sysfs_width) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -345,8 +343,11 @@ impl Container {
         }
         tracing::debug!(ranges = ?st.ranges, width = ?st.sysfs_width, devices = st.devices, "VFIO container IOMMU");
         let replayed = if st.devices == 1 { self.replay(&st) } else { Ok(()) };
-        // The lock goes before `open` may drop: its drop takes the lock too.
         drop(st);
+        // Made after the lock is released, since its drop (which counts the device out again)
+        // takes the lock: a panic above cannot leave a guard and an `OpenDevice` dropping
+        // together.
+        let open = OpenDevice { device: Some(device), container: self.clone() };
         match replayed {
             Ok(()) => Ok(Arc::new(open)),
             Err(e) => {
@@ -446,13 +447,20 @@ impl Container {
 
     /// Undoes a [`Container::map_dma`] of the same range; fails if the kernel unmapped a
     /// different length (nothing, or part of a larger mapping). The range is forgotten in any
-    /// case: it is never mapped again. With no device open there is no IOMMU, and a range
-    /// mapped before went with it: unmapping it just forgets it.
+    /// case: it is never mapped again. With no device open the IOMMU has usually gone and the
+    /// range with it, but not always (vfio-ioctls keeps a group attached when opening a device
+    /// failed half-way), so the kernel is still asked to unmap it and its refusal ignored.
     pub fn unmap_dma(&self, iova: u64, len: usize) -> Result<(), VfioError> {
         let mut st = self.lock();
         let known = st.mapped.iter().position(|r| r.iova == iova && r.len == len).map(|i| st.mapped.remove(i));
         if st.devices == 0 {
-            return known.map(drop).ok_or(VfioError::NoIommuYet);
+            if known.is_none() {
+                return Err(VfioError::NoIommuYet);
+            }
+            if let Err(e) = self.vfio.vfio_dma_unmap(iova, len) {
+                tracing::debug!("unmapping {iova:#x} with no device open: {e} (the IOMMU went with the last device)");
+            }
+            return Ok(());
         }
         self.vfio.vfio_dma_unmap(iova, len).map_err(|source| VfioError::Dma {
             op: "unmapping",
