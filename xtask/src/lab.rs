@@ -48,6 +48,9 @@ pub struct LabArgs {
     /// Put the last two NICs in one IOMMU group, as functions 0 and 1 of slot 00:10.
     #[arg(long)]
     shared_group: bool,
+    /// The emulated IOMMU's address width in bits: 39 or 48 (QEMU's default, 48).
+    #[arg(long, value_name = "BITS")]
+    iommu_aw_bits: Option<u8>,
     /// Say how the guest was set up and how long it took to boot.
     #[arg(short, long)]
     verbose: bool,
@@ -76,6 +79,7 @@ pub fn run(args: LabArgs) -> ExitCode {
         kernel_args: args.kernel_args.clone(),
         show_console: args.console || LabConfig::default().show_console,
         shared_group: args.shared_group,
+        iommu_aw_bits: args.iommu_aw_bits,
     };
     match boot_and_run(config, &args) {
         Ok(code) => ExitCode::from(code),

@@ -214,6 +214,9 @@ pub struct LabConfig {
     /// Put the last two NICs in one IOMMU group: functions 0 and 1 of one multifunction slot
     /// ([`SHARED_GROUP_SLOT`]), which the kernel groups together since they have no ACS.
     pub shared_group: bool,
+    /// The emulated IOMMU's address width (`aw-bits`, 39 or 48); `None` is QEMU's default
+    /// (48 in QEMU 10). 39 bits cannot translate user-space virtual addresses above 512 GiB.
+    pub iommu_aw_bits: Option<u8>,
 }
 
 impl Default for LabConfig {
@@ -229,6 +232,7 @@ impl Default for LabConfig {
             kernel_args: Vec::new(),
             show_console: std::env::var_os("BURST_LAB_CONSOLE").is_some_and(|v| v != "0"),
             shared_group: false,
+            iommu_aw_bits: None,
         }
     }
 }
@@ -243,6 +247,11 @@ impl LabConfig {
     pub fn validate(&self) -> Result<(), LabError> {
         if self.nics.len() > MAX_NICS {
             return Err(LabError::Config(format!("{} NICs asked, the lab has slots for {MAX_NICS}", self.nics.len())));
+        }
+        if let Some(bits) = self.iommu_aw_bits {
+            if bits != 39 && bits != 48 {
+                return Err(LabError::Config(format!("IOMMU address width {bits}: QEMU's intel-iommu takes 39 or 48")));
+            }
         }
         if self.shared_group && self.nics.len() < 2 {
             return Err(LabError::Config("--shared-group needs at least two NICs".into()));

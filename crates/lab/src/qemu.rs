@@ -71,7 +71,11 @@ pub fn args(cfg: &LabConfig, accel: Accelerator, kernel: &Path, fds: &InheritedF
     push(&["-kernel", &kernel.to_string_lossy(), "-initrd", &initrd, "-append", &cmdline]);
     if cfg.iommu != Iommu::Off {
         // Must come before the devices it translates for.
-        push(&["-device", "intel-iommu,intremap=on"]);
+        let iommu = match cfg.iommu_aw_bits {
+            Some(bits) => format!("intel-iommu,intremap=on,aw-bits={bits}"),
+            None => "intel-iommu,intremap=on".to_string(),
+        };
+        push(&["-device", &iommu]);
     }
     let ctl = format!("socket,id=ctl,fd={}", fds.control);
     let ctl_bus = format!("virtio-serial-pci,id=ctlbus,addr={CONTROL_SLOT:#04x}");

@@ -42,6 +42,9 @@ const USAGE: &str = "usage: pci-check COMMAND ADDR ...
   reset ADDR                         function-level reset";
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends like any Unix tool's: by SIGPIPE, not a panic in println!.
+    // SAFETY: setting a signal's disposition to the default before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
