@@ -882,6 +882,21 @@ fn criterion_mean(criterion: &Path, id: &str) -> Option<(f64, SystemTime)> {
 // ---------------------------------------------------------------------------------------------
 // The table
 
+/// One table row: the first cell left-aligned, the rest right-aligned, each padded to its
+/// column's width, between `open` and `close` and separated by `sep`.
+fn row(cells: &[String; 4], widths: &[usize; 4], open: &str, sep: &str, close: &str) -> String {
+    let mut out = String::from(open);
+    for (i, (cell, &width)) in cells.iter().zip(widths).enumerate() {
+        if i == 0 {
+            let _ = write!(out, "{cell:<width$}");
+        } else {
+            let _ = write!(out, "{sep}{cell:>width$}");
+        }
+    }
+    out.push_str(close);
+    out
+}
+
 struct Table {
     header: [String; 4],
     rows: Vec<[String; 4]>,
@@ -935,19 +950,7 @@ impl Table {
 
     fn text(&self) -> String {
         let w = self.widths();
-        let line = |cells: &[String; 4]| {
-            format!(
-                "{:<a$}  {:>b$}  {:>c$}  {:>d$}\n",
-                cells[0],
-                cells[1],
-                cells[2],
-                cells[3],
-                a = w[0],
-                b = w[1],
-                c = w[2],
-                d = w[3]
-            )
-        };
+        let line = |cells: &[String; 4]| row(cells, &w, "", "  ", "\n");
         let mut out = line(&self.header);
         out.push_str(&"-".repeat(w.iter().sum::<usize>() + 6));
         out.push('\n');
@@ -960,19 +963,7 @@ impl Table {
 
     fn markdown(&self, dpdk: Option<&DpdkResults>, notes: &[String]) -> String {
         let w = self.widths();
-        let line = |cells: &[String; 4]| {
-            format!(
-                "| {:<a$} | {:>b$} | {:>c$} | {:>d$} |\n",
-                cells[0],
-                cells[1],
-                cells[2],
-                cells[3],
-                a = w[0],
-                b = w[1],
-                c = w[2],
-                d = w[3]
-            )
-        };
+        let line = |cells: &[String; 4]| row(cells, &w, "| ", " | ", " |\n");
         let mut md = String::from("# burst-mem against DPDK: rings and mempools\n\n");
         md.push_str("Written by `cargo xtask bench mem`. CPU cycles (TSC ticks) per element moved in and out ");
         md.push_str("(ring: one enqueue and one dequeue; mempool: one get and one put), on one core. ");
