@@ -1,0 +1,198 @@
+//! The driver side of the contract: [`EthDev`] is a device's ops table (DPDK's `eth_dev_ops`),
+//! [`RxBurst`]/[`TxBurst`] are its queues' burst functions.
+//!
+//! [`crate::Port`] calls these only in states where they make sense and with arguments already
+//! checked against [`crate::DevInfo`]: queue indices are in range, descriptor counts within the
+//! limits, offloads among the capabilities, the MTU within its range. A driver still validates
+//! everything its device writes.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, MutexGuard};
+
+use burst_mem::PacketBuf;
+
+use crate::{DevInfo, EthError, LinkStatus, MacAddr, PortConf, RxQueueConf, Stats, TxQueueConf, XStat};
+
+/// A device's control path. `Send + Sync`: the port lives on the main lcore and its queue
+/// handles borrow it from the lcores that poll them.
+///
+/// `&mut self` operations (configure, setup, start, stop, close, reset, MTU) run only while no
+/// queue handle exists; `&self` operations may run while the queues are polled.
+pub trait EthDev: Send + Sync {
+    /// What the device is and can do.
+    fn info(&self) -> DevInfo;
+
+    /// Applies queue counts, offloads and MTU (the port is stopped). Queue setups follow.
+    fn configure(&mut self, conf: &PortConf) -> Result<(), EthError>;
+
+    /// Sets up RX queue `queue` (below the configured count; the port is stopped).
+    fn rx_queue_setup(&mut self, queue: u16, conf: &RxQueueConf) -> Result<(), EthError>;
+
+    /// Sets up TX queue `queue`.
+    fn tx_queue_setup(&mut self, queue: u16, conf: &TxQueueConf) -> Result<(), EthError>;
+
+    /// Starts the device: every configured queue has been set up.
+    fn start(&mut self) -> Result<(), EthError>;
+
+    /// Stops the device: no queue handle exists. Afterwards the device moves no packet and every
+    /// buffer the driver held for the device is back in its pool (or kept for the next start).
+    fn stop(&mut self) -> Result<(), EthError>;
+
+    /// Releases queues and buffers; the device stays quiet. The port is stopped first.
+    fn close(&mut self) -> Result<(), EthError>;
+
+    /// Resets the device to its just-probed state; it must be configured again.
+    fn reset(&mut self) -> Result<(), EthError> {
+        Err(EthError::NotSupported { driver: self.info().driver, what: "reset" })
+    }
+
+    /// The link now.
+    fn link(&self) -> LinkStatus;
+
+    /// The port's MAC address.
+    fn mac(&self) -> MacAddr;
+
+    /// Changes the port's MAC address (a valid unicast one).
+    fn set_mac(&self, mac: MacAddr) -> Result<(), EthError>;
+
+    /// Promiscuous mode on or off.
+    fn set_promiscuous(&self, on: bool) -> Result<(), EthError>;
+
+    /// Whether promiscuous mode is on.
+    fn promiscuous(&self) -> bool;
+
+    /// All-multicast mode on or off.
+    fn set_allmulticast(&self, on: bool) -> Result<(), EthError>;
+
+    /// Whether all-multicast mode is on.
+    fn allmulticast(&self) -> bool;
+
+    /// Sets the MTU (within the info's range).
+    fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError>;
+
+    /// The MTU.
+    fn mtu(&self) -> u16;
+
+    /// The basic counters since the last reset.
+    fn stats(&self) -> Stats;
+
+    /// Zeroes the basic counters.
+    fn stats_reset(&self);
+
+    /// Named counters: by default the basic ones under DPDK's names; hardware drivers add theirs.
+    fn xstats(&self) -> Vec<XStat> {
+        self.stats().to_xstats()
+    }
+
+    /// Zeroes the named counters (by default, the basic ones).
+    fn xstats_reset(&self) {
+        self.stats_reset()
+    }
+
+    /// A handle on started RX queue `queue`. [`crate::Port`] asks for at most one per queue at
+    /// a time.
+    fn rx_queue(&self, queue: u16) -> Result<Box<dyn RxBurst + '_>, EthError>;
+
+    /// A handle on started TX queue `queue`.
+    fn tx_queue(&self, queue: u16) -> Result<Box<dyn TxBurst + '_>, EthError>;
+}
+
+/// An RX queue's burst function.
+pub trait RxBurst: Send {
+    /// Appends up to `max` received packets to `bufs` and returns how many. Never blocks.
+    fn rx_burst(&mut self, bufs: &mut Vec<PacketBuf>, max: usize) -> usize;
+}
+
+/// A TX queue's burst function.
+pub trait TxBurst: Send {
+    /// Takes packets from the front of `bufs` for sending, as many as the queue has room for, and
+    /// returns how many it took. The rest stay in `bufs`, in order. Never blocks.
+    fn tx_burst(&mut self, bufs: &mut Vec<PacketBuf>) -> usize;
+}
+
+/// Queue state a driver keeps between handles: a handle takes it out for as long as it lives
+/// and its drop puts it back, so the data path runs on state it owns, with no lock per burst.
+#[derive(Debug, Default)]
+pub struct Slot<T> {
+    state: Mutex<Option<T>>,
+}
+
+impl<T> Slot<T> {
+    /// A slot holding `state`.
+    pub fn new(state: T) -> Slot<T> {
+        Slot { state: Mutex::new(Some(state)) }
+    }
+
+    /// An empty slot (a queue not set up).
+    pub fn empty() -> Slot<T> {
+        Slot { state: Mutex::new(None) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the state out until the guard drops; `None` if it is out already or the slot is
+    /// empty.
+    pub fn take(&self) -> Option<SlotGuard<'_, T>> {
+        let state = self.lock().take()?;
+        Some(SlotGuard { slot: self, state: Some(state) })
+    }
+
+    /// Replaces the state (control path, no guard out); returns the old one.
+    pub fn replace(&mut self, state: Option<T>) -> Option<T> {
+        std::mem::replace(self.state.get_mut().unwrap_or_else(|e| e.into_inner()), state)
+    }
+
+    /// The state, mutably (control path: `&mut self`, so no guard is out).
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.state.get_mut().unwrap_or_else(|e| e.into_inner()).as_mut()
+    }
+}
+
+/// The state of a [`Slot`], out on loan to a queue handle.
+#[derive(Debug)]
+pub struct SlotGuard<'a, T> {
+    slot: &'a Slot<T>,
+    state: Option<T>,
+}
+
+impl<T> Deref for SlotGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // Invariant: `state` is `Some` until drop.
+        self.state.as_ref().unwrap_or_else(|| unreachable!("a slot guard holds its state until drop"))
+    }
+}
+
+impl<T> DerefMut for SlotGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        self.state.as_mut().unwrap_or_else(|| unreachable!("a slot guard holds its state until drop"))
+    }
+}
+
+impl<T> Drop for SlotGuard<'_, T> {
+    fn drop(&mut self) {
+        *self.slot.lock() = self.state.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_lends_its_state_once_at_a_time() {
+        let mut slot = Slot::new(5u32);
+        {
+            let mut g = slot.take().unwrap();
+            *g += 1;
+            assert!(slot.take().is_none(), "out on loan");
+        }
+        assert_eq!(*slot.take().unwrap(), 6);
+        assert_eq!(slot.replace(None), Some(6));
+        assert!(slot.take().is_none());
+    }
+}

@@ -1,0 +1,268 @@
+//! Port statistics ([`Stats`], `rte_eth_stats`), named extended statistics ([`XStat`]), and
+//! [`SwStats`]: counters a software driver's queue handles bump without atomics' read-modify-write
+//! cost, with a reset that never loses a concurrent update.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A port's basic counters, totals and per queue (`rte_eth_stats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Bytes received (without CRC).
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Packets the device dropped because no descriptor was free (the application did not poll).
+    pub imissed: u64,
+    /// Erroneous packets received.
+    pub ierrors: u64,
+    /// Packets the device failed to send.
+    pub oerrors: u64,
+    /// RX buffer allocations that failed.
+    pub rx_nombuf: u64,
+    /// Packets received per RX queue.
+    pub q_ipackets: Vec<u64>,
+    /// Packets sent per TX queue.
+    pub q_opackets: Vec<u64>,
+    /// Bytes received per RX queue.
+    pub q_ibytes: Vec<u64>,
+    /// Bytes sent per TX queue.
+    pub q_obytes: Vec<u64>,
+    /// Errors per RX queue.
+    pub q_errors: Vec<u64>,
+}
+
+impl Stats {
+    /// The basic counters as extended stats, with DPDK's names (`rx_good_packets`, ...).
+    pub fn to_xstats(&self) -> Vec<XStat> {
+        let mut out = vec![
+            XStat::new("rx_good_packets", self.ipackets),
+            XStat::new("tx_good_packets", self.opackets),
+            XStat::new("rx_good_bytes", self.ibytes),
+            XStat::new("tx_good_bytes", self.obytes),
+            XStat::new("rx_missed_errors", self.imissed),
+            XStat::new("rx_errors", self.ierrors),
+            XStat::new("tx_errors", self.oerrors),
+            XStat::new("rx_mbuf_allocation_errors", self.rx_nombuf),
+        ];
+        for (q, (p, b)) in self.q_ipackets.iter().zip(&self.q_ibytes).enumerate() {
+            out.push(XStat::new(format!("rx_q{q}_packets"), *p));
+            out.push(XStat::new(format!("rx_q{q}_bytes"), *b));
+            out.push(XStat::new(format!("rx_q{q}_errors"), self.q_errors.get(q).copied().unwrap_or(0)));
+        }
+        for (q, (p, b)) in self.q_opackets.iter().zip(&self.q_obytes).enumerate() {
+            out.push(XStat::new(format!("tx_q{q}_packets"), *p));
+            out.push(XStat::new(format!("tx_q{q}_bytes"), *b));
+        }
+        out
+    }
+}
+
+/// One named counter (`rte_eth_xstat` with its name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XStat {
+    /// The counter's name (`rx_good_packets`, `rx_crc_errors`).
+    pub name: String,
+    /// Its value.
+    pub value: u64,
+}
+
+impl XStat {
+    /// A named value.
+    pub fn new(name: impl Into<String>, value: u64) -> XStat {
+        XStat { name: name.into(), value }
+    }
+}
+
+/// One queue's counters, written by the one handle polling the queue and read by anyone.
+///
+/// Single writer: an increment is a relaxed load and a relaxed store, with no locked
+/// instruction. [`crate::Port`] hands out one handle per queue at a time, which is what makes that
+/// sound; a reset is a baseline kept by the reader ([`SwStats`]), never a store by another
+/// thread, so no increment is lost.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct QueueCounters {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    missed: AtomicU64,
+    nombuf: AtomicU64,
+}
+
+#[inline]
+fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+impl QueueCounters {
+    /// Counts `packets` packets of `bytes` bytes in all.
+    #[inline]
+    pub fn add(&self, packets: u64, bytes: u64) {
+        bump(&self.packets, packets);
+        bump(&self.bytes, bytes);
+    }
+
+    /// Counts erroneous packets.
+    #[inline]
+    pub fn add_errors(&self, n: u64) {
+        bump(&self.errors, n);
+    }
+
+    /// Counts packets dropped for want of room (RX: `imissed`).
+    #[inline]
+    pub fn add_missed(&self, n: u64) {
+        bump(&self.missed, n);
+    }
+
+    /// Counts failed buffer allocations (`rx_nombuf`).
+    #[inline]
+    pub fn add_nombuf(&self, n: u64) {
+        bump(&self.nombuf, n);
+    }
+
+    fn read(&self) -> [u64; 5] {
+        [&self.packets, &self.bytes, &self.errors, &self.missed, &self.nombuf].map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// The counters of a software port: one [`QueueCounters`] per queue, shared with the queue
+/// handles, and the baseline the last reset left.
+#[derive(Debug)]
+pub struct SwStats {
+    rx: Vec<Arc<QueueCounters>>,
+    tx: Vec<Arc<QueueCounters>>,
+    base: Mutex<Stats>,
+}
+
+impl SwStats {
+    /// Counters for `rx` RX and `tx` TX queues, all zero.
+    pub fn new(rx: u16, tx: u16) -> SwStats {
+        SwStats {
+            rx: (0..rx).map(|_| Arc::default()).collect(),
+            tx: (0..tx).map(|_| Arc::default()).collect(),
+            base: Mutex::new(Stats::default()),
+        }
+    }
+
+    /// RX queue `q`'s counters, for its handle.
+    pub fn rx(&self, q: u16) -> Arc<QueueCounters> {
+        Arc::clone(&self.rx[q as usize])
+    }
+
+    /// TX queue `q`'s counters, for its handle.
+    pub fn tx(&self, q: u16) -> Arc<QueueCounters> {
+        Arc::clone(&self.tx[q as usize])
+    }
+
+    fn raw(&self) -> Stats {
+        let mut s = Stats::default();
+        for q in &self.rx {
+            let [p, b, e, m, n] = q.read();
+            s.ipackets += p;
+            s.ibytes += b;
+            s.ierrors += e;
+            s.imissed += m;
+            s.rx_nombuf += n;
+            s.q_ipackets.push(p);
+            s.q_ibytes.push(b);
+            s.q_errors.push(e);
+        }
+        for q in &self.tx {
+            let [p, b, e, _, _] = q.read();
+            s.opackets += p;
+            s.obytes += b;
+            s.oerrors += e;
+            s.q_opackets.push(p);
+            s.q_obytes.push(b);
+        }
+        s
+    }
+
+    /// The counters since the last reset.
+    pub fn get(&self) -> Stats {
+        let now = self.raw();
+        let base = self.base.lock().unwrap_or_else(|e| e.into_inner());
+        let sub = |a: &[u64], b: &[u64]| {
+            a.iter().enumerate().map(|(i, v)| v.wrapping_sub(b.get(i).copied().unwrap_or(0))).collect()
+        };
+        Stats {
+            ipackets: now.ipackets.wrapping_sub(base.ipackets),
+            opackets: now.opackets.wrapping_sub(base.opackets),
+            ibytes: now.ibytes.wrapping_sub(base.ibytes),
+            obytes: now.obytes.wrapping_sub(base.obytes),
+            imissed: now.imissed.wrapping_sub(base.imissed),
+            ierrors: now.ierrors.wrapping_sub(base.ierrors),
+            oerrors: now.oerrors.wrapping_sub(base.oerrors),
+            rx_nombuf: now.rx_nombuf.wrapping_sub(base.rx_nombuf),
+            q_ipackets: sub(&now.q_ipackets, &base.q_ipackets),
+            q_opackets: sub(&now.q_opackets, &base.q_opackets),
+            q_ibytes: sub(&now.q_ibytes, &base.q_ibytes),
+            q_obytes: sub(&now.q_obytes, &base.q_obytes),
+            q_errors: sub(&now.q_errors, &base.q_errors),
+        }
+    }
+
+    /// Starts counting from zero again. Safe while the queues run: nothing is written to the
+    /// counters themselves.
+    pub fn reset(&self) {
+        let now = self.raw();
+        *self.base.lock().unwrap_or_else(|e| e.into_inner()) = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_are_the_sum_of_queues_and_reset_is_a_baseline() {
+        let s = SwStats::new(2, 1);
+        s.rx(0).add(3, 180);
+        s.rx(1).add(2, 120);
+        s.rx(1).add_missed(4);
+        s.tx(0).add(5, 300);
+        let got = s.get();
+        assert_eq!((got.ipackets, got.ibytes, got.imissed, got.opackets, got.obytes), (5, 300, 4, 5, 300));
+        assert_eq!(got.q_ipackets, vec![3, 2]);
+        s.reset();
+        assert_eq!(s.get().ipackets, 0);
+        s.rx(0).add(1, 60);
+        let got = s.get();
+        assert_eq!((got.ipackets, got.ibytes, got.q_ipackets.clone()), (1, 60, vec![1, 0]));
+    }
+
+    #[test]
+    fn increments_from_the_writer_thread_survive_resets() {
+        let s = Arc::new(SwStats::new(1, 0));
+        let counters = s.rx(0);
+        let writer = std::thread::spawn(move || {
+            for _ in 0..200_000 {
+                counters.add(1, 64);
+            }
+        });
+        for _ in 0..50 {
+            // Never negative: a reset is a baseline, not a store racing the writer.
+            assert!(s.get().ipackets <= 200_000);
+            s.reset();
+        }
+        writer.join().unwrap();
+        assert_eq!(s.raw().ipackets, 200_000, "no increment lost to a reset");
+        s.reset();
+        s.rx(0).add(10, 640);
+        assert_eq!(s.get().ipackets, 10);
+    }
+
+    #[test]
+    fn xstats_carry_dpdk_names() {
+        let s = SwStats::new(1, 1);
+        s.rx(0).add(7, 448);
+        let x = s.get().to_xstats();
+        assert!(x.contains(&XStat::new("rx_good_packets", 7)));
+        assert!(x.contains(&XStat::new("rx_q0_bytes", 448)));
+    }
+}

@@ -1,0 +1,335 @@
+//! What a device is and can do ([`DevInfo`]), and what the application asks of it ([`PortConf`],
+//! [`RxQueueConf`], [`TxQueueConf`]).
+
+use std::fmt;
+
+use burst_mem::PacketPool;
+use burst_pci::PciAddress;
+
+/// Where a port's device lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceName {
+    /// A PCI function, bound to vfio-pci or uio_pci_generic.
+    Pci(PciAddress),
+    /// A virtual device made from a `--vdev` string; the name is its first field (`net_null0`).
+    Vdev(String),
+}
+
+impl fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceName::Pci(addr) => write!(f, "{addr}"),
+            DeviceName::Vdev(name) => f.write_str(name),
+        }
+    }
+}
+
+/// How many descriptors a queue may have (`rte_eth_desc_lim`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DescLimits {
+    /// Fewest descriptors.
+    pub min: u16,
+    /// Most descriptors.
+    pub max: u16,
+    /// The count must be a multiple of this.
+    pub align: u16,
+    /// What a queue gets when the application asks for 0.
+    pub default: u16,
+}
+
+impl DescLimits {
+    /// No limit worth stating (software queues): 1..=65535, any count, 1024 by default.
+    pub const ANY: DescLimits = DescLimits { min: 1, max: u16::MAX, align: 1, default: 1024 };
+
+    /// The count a queue gets for a request of `n` (0 = the default), or `None` when `n` is out
+    /// of range or misaligned.
+    pub fn resolve(self, n: u16) -> Option<u16> {
+        let n = if n == 0 { self.default } else { n };
+        (n >= self.min && n <= self.max && n % self.align.max(1) == 0).then_some(n)
+    }
+}
+
+macro_rules! offload_flags {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $flag:ident = $bit:expr, $text:literal;)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub struct $name(pub u64);
+
+        impl $name {
+            $($(#[$fdoc])* pub const $flag: $name = $name(1 << $bit);)*
+            /// No offload.
+            pub const NONE: $name = $name(0);
+            const NAMES: &'static [($name, &'static str)] = &[$(($name::$flag, $text)),*];
+
+            /// Every flag of `other` is set in `self`.
+            pub fn contains(self, other: $name) -> bool {
+                self.0 & other.0 == other.0
+            }
+
+            /// The flags of `self` missing from `capa`.
+            pub fn missing_from(self, capa: $name) -> $name {
+                $name(self.0 & !capa.0)
+            }
+
+            /// No flag set.
+            pub fn is_empty(self) -> bool {
+                self.0 == 0
+            }
+        }
+
+        impl std::ops::BitOr for $name {
+            type Output = $name;
+            fn bitor(self, rhs: $name) -> $name {
+                $name(self.0 | rhs.0)
+            }
+        }
+
+        impl std::ops::BitOrAssign for $name {
+            fn bitor_assign(&mut self, rhs: $name) {
+                self.0 |= rhs.0;
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                if self.0 == 0 {
+                    return f.write_str("none");
+                }
+                let mut first = true;
+                for (flag, text) in Self::NAMES {
+                    if self.contains(*flag) {
+                        if !first {
+                            f.write_str(" ")?;
+                        }
+                        f.write_str(text)?;
+                        first = false;
+                    }
+                }
+                let unknown = self.0 & !Self::NAMES.iter().fold(0, |acc, (flag, _)| acc | flag.0);
+                if unknown != 0 {
+                    write!(f, "{}{unknown:#x}", if first { "" } else { " " })?;
+                }
+                Ok(())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($name))
+            }
+        }
+    };
+}
+
+offload_flags! {
+    /// Receive offloads (`RTE_ETH_RX_OFFLOAD_*`), as capabilities and as requests.
+    RxOffloads {
+        /// Strip the VLAN tag into the buffer's `vlan_tci`.
+        VLAN_STRIP = 0, "vlan_strip";
+        /// Check IPv4 header checksums.
+        IPV4_CKSUM = 1, "ipv4_cksum";
+        /// Check UDP checksums.
+        UDP_CKSUM = 2, "udp_cksum";
+        /// Check TCP checksums.
+        TCP_CKSUM = 3, "tcp_cksum";
+        /// Leave the Ethernet CRC on received frames.
+        KEEP_CRC = 16, "keep_crc";
+        /// Receive frames larger than one buffer into a chain.
+        SCATTER = 13, "scatter";
+        /// Deliver the RSS hash in the buffer's `rss_hash`.
+        RSS_HASH = 19, "rss_hash";
+    }
+}
+
+offload_flags! {
+    /// Transmit offloads (`RTE_ETH_TX_OFFLOAD_*`), as capabilities and as requests.
+    TxOffloads {
+        /// Insert the buffer's `vlan_tci` as a VLAN tag.
+        VLAN_INSERT = 0, "vlan_insert";
+        /// Fill in IPv4 header checksums.
+        IPV4_CKSUM = 1, "ipv4_cksum";
+        /// Fill in UDP checksums.
+        UDP_CKSUM = 2, "udp_cksum";
+        /// Fill in TCP checksums.
+        TCP_CKSUM = 3, "tcp_cksum";
+        /// Send chained buffers.
+        MULTI_SEGS = 15, "multi_segs";
+        /// All buffers of a queue come from one pool and are not shared (`MBUF_FAST_FREE`).
+        MBUF_FAST_FREE = 16, "mbuf_fast_free";
+    }
+}
+
+/// What a device is and what it supports (`rte_eth_dev_info`).
+#[derive(Clone, Debug)]
+pub struct DevInfo {
+    /// The driver's name (`net_e1000_em`, `net_null`).
+    pub driver: &'static str,
+    /// The device: PCI address or virtual device name.
+    pub device: DeviceName,
+    /// Most RX queues.
+    pub max_rx_queues: u16,
+    /// Most TX queues.
+    pub max_tx_queues: u16,
+    /// RX descriptor limits.
+    pub rx_desc_lim: DescLimits,
+    /// TX descriptor limits.
+    pub tx_desc_lim: DescLimits,
+    /// RX offloads the device can do.
+    pub rx_offload_capa: RxOffloads,
+    /// TX offloads the device can do.
+    pub tx_offload_capa: TxOffloads,
+    /// Smallest MTU.
+    pub min_mtu: u16,
+    /// Largest MTU (jumbo frames where the device has them).
+    pub max_mtu: u16,
+    /// Largest frame the device receives, Ethernet header and CRC included.
+    pub max_rx_pktlen: u32,
+    /// Smallest RX buffer (data room) the device accepts.
+    pub min_rx_bufsize: u32,
+    /// The NUMA socket the device is attached to, if known.
+    pub socket: Option<u32>,
+}
+
+impl DevInfo {
+    /// Info for a software device of `driver` called `device`: many queues, any descriptor count,
+    /// MTU 68..=65535 (the caller adjusts what differs).
+    pub fn software(driver: &'static str, device: DeviceName, queues: u16) -> DevInfo {
+        DevInfo {
+            driver,
+            device,
+            max_rx_queues: queues,
+            max_tx_queues: queues,
+            rx_desc_lim: DescLimits::ANY,
+            tx_desc_lim: DescLimits::ANY,
+            rx_offload_capa: RxOffloads::NONE,
+            tx_offload_capa: TxOffloads::NONE,
+            min_mtu: 68,
+            max_mtu: u16::MAX,
+            max_rx_pktlen: u32::from(u16::MAX) + 18,
+            min_rx_bufsize: 0,
+            socket: None,
+        }
+    }
+}
+
+/// Link duplex.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Duplex {
+    /// Half duplex.
+    Half,
+    /// Full duplex.
+    Full,
+}
+
+/// A port's link (`rte_eth_link`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// The link is up.
+    pub up: bool,
+    /// Speed in Mbit/s; 0 when unknown or down.
+    pub speed_mbps: u32,
+    /// Duplex.
+    pub duplex: Duplex,
+    /// Speed and duplex were negotiated.
+    pub autoneg: bool,
+}
+
+impl LinkStatus {
+    /// Down, speed unknown.
+    pub const DOWN: LinkStatus = LinkStatus { up: false, speed_mbps: 0, duplex: Duplex::Full, autoneg: false };
+
+    /// Up at `speed_mbps`, full duplex.
+    pub fn up(speed_mbps: u32) -> LinkStatus {
+        LinkStatus { up: true, speed_mbps, duplex: Duplex::Full, autoneg: true }
+    }
+}
+
+impl fmt::Display for LinkStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.up {
+            return f.write_str("down");
+        }
+        let duplex = match self.duplex {
+            Duplex::Full => "full-duplex",
+            Duplex::Half => "half-duplex",
+        };
+        match self.speed_mbps {
+            0 => write!(f, "up, speed unknown, {duplex}"),
+            s if s % 1000 == 0 => write!(f, "up, {} Gbps, {duplex}", s / 1000),
+            s => write!(f, "up, {s} Mbps, {duplex}"),
+        }
+    }
+}
+
+/// How the application configures a port (`rte_eth_conf` and the queue counts).
+#[derive(Clone, Debug, Default)]
+pub struct PortConf {
+    /// RX queues to set up (at least one of RX and TX must be non-zero).
+    pub nb_rx_queues: u16,
+    /// TX queues to set up.
+    pub nb_tx_queues: u16,
+    /// RX offloads wanted (each must be in the device's capabilities).
+    pub rx_offloads: RxOffloads,
+    /// TX offloads wanted.
+    pub tx_offloads: TxOffloads,
+    /// The MTU to start with; `None` keeps the device's (1500 by default).
+    pub mtu: Option<u16>,
+}
+
+impl PortConf {
+    /// `rx` RX queues and `tx` TX queues, no offloads, default MTU.
+    pub fn queues(rx: u16, tx: u16) -> PortConf {
+        PortConf { nb_rx_queues: rx, nb_tx_queues: tx, ..PortConf::default() }
+    }
+}
+
+/// An RX queue's settings (`rte_eth_rx_queue_setup`).
+#[derive(Clone, Debug)]
+pub struct RxQueueConf {
+    /// Descriptors, already checked against the device's limits (0 was turned into the default).
+    pub nb_desc: u16,
+    /// Where received packets' buffers come from.
+    pub pool: PacketPool,
+    /// NUMA socket for the ring; `None` for the device's.
+    pub socket: Option<u32>,
+}
+
+/// A TX queue's settings (`rte_eth_tx_queue_setup`).
+#[derive(Clone, Debug)]
+pub struct TxQueueConf {
+    /// Descriptors, already checked against the device's limits.
+    pub nb_desc: u16,
+    /// NUMA socket for the ring; `None` for the device's.
+    pub socket: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_limits_resolve_defaults_and_reject_misfits() {
+        let lim = DescLimits { min: 32, max: 4096, align: 8, default: 256 };
+        assert_eq!(lim.resolve(0), Some(256));
+        assert_eq!(lim.resolve(512), Some(512));
+        assert_eq!(lim.resolve(16), None);
+        assert_eq!(lim.resolve(8192), None);
+        assert_eq!(lim.resolve(100), None);
+    }
+
+    #[test]
+    fn offloads_print_their_names() {
+        assert_eq!((RxOffloads::VLAN_STRIP | RxOffloads::RSS_HASH).to_string(), "vlan_strip rss_hash");
+        assert_eq!(RxOffloads::NONE.to_string(), "none");
+        assert_eq!(TxOffloads(1 << 40).to_string(), "0x10000000000");
+        let want = RxOffloads::VLAN_STRIP | RxOffloads::IPV4_CKSUM;
+        assert_eq!(want.missing_from(RxOffloads::IPV4_CKSUM), RxOffloads::VLAN_STRIP);
+    }
+
+    #[test]
+    fn link_prints_like_testpmd() {
+        assert_eq!(LinkStatus::up(10_000).to_string(), "up, 10 Gbps, full-duplex");
+        assert_eq!(LinkStatus::up(100).to_string(), "up, 100 Mbps, full-duplex");
+        assert_eq!(LinkStatus::DOWN.to_string(), "down");
+    }
+}
