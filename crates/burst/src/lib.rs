@@ -1,0 +1,1 @@
+//! burst (being written).
