@@ -1,0 +1,9 @@
+//! The drivers this build knows: adding a driver is adding its crate to Cargo.toml and one line
+//! here.
+
+use burst_ethdev::Registry;
+
+/// Every driver linked in: PCI drivers by ID table, virtual devices by name prefix.
+pub fn registry() -> Registry {
+    Registry::new().vdev(&burst_net_null::DRIVER).vdev(&burst_net_ring::DRIVER)
+}
