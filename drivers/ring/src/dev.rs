@@ -1,0 +1,235 @@
+//! The net_ring device: its control path ([`EthDev`]) and probe. Mirrors DPDK's `ops` for
+//! net_ring: the rings exist from probe on, queue setup only checks the index, start and stop
+//! only move the link.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use burst_ethdev::error::Dir;
+use burst_ethdev::{
+    DevInfo, DeviceName, Duplex, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, RxBurst, RxQueueConf, Slot,
+    Stats, SwStats, TxBurst, TxQueueConf, VdevProbe,
+};
+use burst_mem::ring::{Consumer, Producer};
+use burst_mem::PacketBuf;
+
+use crate::pair::{self, Ends, Pairs};
+use crate::rx::RingRx;
+use crate::tx::RingTx;
+use crate::RingArgs;
+
+/// The driver's name.
+const DRIVER: &str = "net_ring";
+
+/// The link a started port reports: DPDK's net_ring `pmd_link` (10G, full duplex, fixed).
+const LINK_UP: LinkStatus = LinkStatus { up: true, speed_mbps: 10_000, duplex: Duplex::Full, autoneg: false };
+
+/// The MTU before any is set.
+const DEFAULT_MTU: u16 = 1500;
+
+/// A software port's address when `mac=` is not given: `02:62:75:00:00:PP`, locally
+/// administered, `62:75` being "bu", `PP` the port's number (its low byte).
+pub fn default_mac(port: PortId) -> MacAddr {
+    MacAddr([0x02, 0x62, 0x75, 0x00, 0x00, port as u8])
+}
+
+/// A net_ring port.
+pub struct RingDev {
+    name: String,
+    port: PortId,
+    args: RingArgs,
+    mac: Mutex<MacAddr>,
+    promiscuous: AtomicBool,
+    allmulticast: AtomicBool,
+    mtu: u16,
+    started: bool,
+    /// Queues configured each way (at most `args.queues`).
+    nb_rx: u16,
+    nb_tx: u16,
+    stats: SwStats,
+    /// RX queue `q`'s ring end; all `queues` of them from probe until close.
+    rx: Vec<Slot<Consumer<PacketBuf>>>,
+    /// TX queue `q`'s ring end.
+    tx: Vec<Slot<Producer<PacketBuf>>>,
+}
+
+impl std::fmt::Debug for RingDev {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingDev").field("name", &self.name).field("port", &self.port).field("args", &self.args).finish()
+    }
+}
+
+/// Makes a net_ring port from `--vdev net_ringX,...`: a loopback, or one side of a pair.
+pub(crate) fn probe(p: VdevProbe<'_>) -> Result<Box<dyn EthDev>, EthError> {
+    let args = RingArgs::parse(p.args)?;
+    let ends = match &args.pair {
+        None => pair::loopback(p.args, args.queues, args.size)?,
+        Some(name) => {
+            p.shared.get_or_default::<Pairs>(pair::SHARED_KEY).join(name, p.name, p.args, args.queues, args.size)?
+        }
+    };
+    tracing::debug!(device = p.name, port = p.port_id, ?args, "net_ring probed");
+    Ok(Box::new(RingDev::new(p.name, p.port_id, args, ends)))
+}
+
+impl RingDev {
+    fn new(name: &str, port: PortId, args: RingArgs, ends: Ends) -> RingDev {
+        RingDev {
+            name: name.to_string(),
+            port,
+            mac: Mutex::new(args.mac.unwrap_or_else(|| default_mac(port))),
+            args,
+            promiscuous: AtomicBool::new(false),
+            allmulticast: AtomicBool::new(false),
+            mtu: DEFAULT_MTU,
+            started: false,
+            nb_rx: 0,
+            nb_tx: 0,
+            stats: SwStats::new(0, 0),
+            rx: ends.rx.into_iter().map(Slot::new).collect(),
+            tx: ends.tx.into_iter().map(Slot::new).collect(),
+        }
+    }
+
+    /// What the port was probed with.
+    pub fn args(&self) -> &RingArgs {
+        &self.args
+    }
+
+    /// `queue` is configured and its ring end is here (not closed).
+    fn check_queue(&self, dir: Dir, queue: u16) -> Result<(), EthError> {
+        let (configured, ends) = match dir {
+            Dir::Rx => (self.nb_rx, self.rx.len()),
+            Dir::Tx => (self.nb_tx, self.tx.len()),
+        };
+        let count = configured.min(ends as u16);
+        if queue >= count {
+            return Err(EthError::NoQueue { port: self.port, dir, queue, count });
+        }
+        Ok(())
+    }
+}
+
+impl EthDev for RingDev {
+    fn info(&self) -> DevInfo {
+        DevInfo::software(DRIVER, DeviceName::Vdev(self.name.clone()), self.args.queues)
+    }
+
+    fn configure(&mut self, conf: &PortConf) -> Result<(), EthError> {
+        let max = self.args.queues;
+        if conf.nb_rx_queues > max || conf.nb_tx_queues > max {
+            return Err(EthError::QueueCount {
+                port: self.port,
+                rx: conf.nb_rx_queues,
+                tx: conf.nb_tx_queues,
+                max_rx: max,
+                max_tx: max,
+            });
+        }
+        (self.nb_rx, self.nb_tx) = (conf.nb_rx_queues, conf.nb_tx_queues);
+        self.stats = SwStats::new(conf.nb_rx_queues, conf.nb_tx_queues);
+        if let Some(mtu) = conf.mtu {
+            self.mtu = mtu;
+        }
+        Ok(())
+    }
+
+    fn rx_queue_setup(&mut self, queue: u16, _conf: &RxQueueConf) -> Result<(), EthError> {
+        // The ring is the queue; `nb_desc` and the pool are not used (buffers come from the
+        // sender's pool), as in DPDK's `eth_rx_queue_setup`.
+        self.check_queue(Dir::Rx, queue)
+    }
+
+    fn tx_queue_setup(&mut self, queue: u16, _conf: &TxQueueConf) -> Result<(), EthError> {
+        self.check_queue(Dir::Tx, queue)
+    }
+
+    fn start(&mut self) -> Result<(), EthError> {
+        self.started = true;
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<(), EthError> {
+        // Packets in flight stay in the rings for the next start.
+        self.started = false;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), EthError> {
+        // Dropping our ends; a ring and the packets in it go when the other side's end goes too.
+        self.started = false;
+        self.rx.clear();
+        self.tx.clear();
+        Ok(())
+    }
+
+    fn link(&self) -> LinkStatus {
+        // DPDK's net_ring: up while started, down otherwise (`eth_dev_start`/`eth_dev_stop`).
+        if self.started {
+            LINK_UP
+        } else {
+            LinkStatus::DOWN
+        }
+    }
+
+    fn mac(&self) -> MacAddr {
+        *self.mac.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_mac(&self, mac: MacAddr) -> Result<(), EthError> {
+        if !mac.is_valid_unicast() {
+            return Err(EthError::BadMac { port: self.port, mac });
+        }
+        *self.mac.lock().unwrap_or_else(|e| e.into_inner()) = mac;
+        Ok(())
+    }
+
+    fn set_promiscuous(&self, on: bool) -> Result<(), EthError> {
+        self.promiscuous.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn promiscuous(&self) -> bool {
+        self.promiscuous.load(Ordering::Relaxed)
+    }
+
+    fn set_allmulticast(&self, on: bool) -> Result<(), EthError> {
+        self.allmulticast.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn allmulticast(&self) -> bool {
+        self.allmulticast.load(Ordering::Relaxed)
+    }
+
+    fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError> {
+        self.mtu = mtu;
+        Ok(())
+    }
+
+    fn mtu(&self) -> u16 {
+        self.mtu
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats.get()
+    }
+
+    fn stats_reset(&self) {
+        self.stats.reset();
+    }
+
+    fn rx_queue(&self, queue: u16) -> Result<Box<dyn RxBurst + '_>, EthError> {
+        self.check_queue(Dir::Rx, queue)?;
+        let ring =
+            self.rx[queue as usize].take().ok_or(EthError::QueueBusy { port: self.port, dir: Dir::Rx, queue })?;
+        Ok(Box::new(RingRx { ring, counters: self.stats.rx(queue), port: self.port }))
+    }
+
+    fn tx_queue(&self, queue: u16) -> Result<Box<dyn TxBurst + '_>, EthError> {
+        self.check_queue(Dir::Tx, queue)?;
+        let ring =
+            self.tx[queue as usize].take().ok_or(EthError::QueueBusy { port: self.port, dir: Dir::Tx, queue })?;
+        Ok(Box::new(RingTx { ring, counters: self.stats.tx(queue) }))
+    }
+}
