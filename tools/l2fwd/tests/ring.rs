@@ -1,0 +1,195 @@
+//! l2fwd in-process over net_ring pairs, no hugepages needed.
+//!
+//! Four ring ports: 0 and 2 are joined (`pair=a`), 1 and 3 (`pair=b`). l2fwd forwards between
+//! ports 0 and 1 (`-p 0x3`) while the test, holding ports 2 and 3 with its own pool, sends
+//! numbered frames into port 2 (they reach l2fwd on port 0, leave on port 1, and come back to
+//! the test on port 3) and the other way round. The tests take turns: lcore ids and the signal
+//! flag are process-wide.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use burst::{EalOptions, MacAddr, PacketPool, PortConf, PortId, Runtime};
+use l2fwd::{parse_app_args, L2fwd, PortStats};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Frames the test sends each way.
+const N: u32 = 3000;
+/// Frames each way in flight at most: well under a ring's 1024 slots, so nothing is dropped.
+const WINDOW: u32 = 256;
+
+/// Two lcores on two CPUs if the process may use two, else both on the one it has.
+fn lcores() -> String {
+    let cpus: Vec<usize> = burst::lcores::allowed_cpus().unwrap().into_iter().collect();
+    format!("0@{},1@{}", cpus[0], cpus.get(1).unwrap_or(&cpus[0]))
+}
+
+fn runtime() -> Runtime {
+    let opts = EalOptions::new()
+        .no_huge()
+        .no_pci()
+        .lcores(&lcores())
+        .handle_signals(false)
+        .file_prefix(&format!("l2fwd-ring-{}", std::process::id()))
+        .vdev("net_ring0,pair=a")
+        .vdev("net_ring1,pair=b")
+        .vdev("net_ring2,pair=a")
+        .vdev("net_ring3,pair=b");
+    Runtime::init(opts).expect("runtime with four ring ports")
+}
+
+/// Frame `seq` of direction `dir` (0: into port 2, 1: into port 3): its own addresses, a local
+/// EtherType, the sequence number, and a payload whose length and bytes depend on both.
+fn frame(dir: u8, seq: u32) -> Vec<u8> {
+    let len = 60 + (seq as usize * 7 + usize::from(dir) * 13) % 1400;
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&[0x02, 0xaa, 0, 0, 0, dir]);
+    f[6..12].copy_from_slice(&[0x02, 0xbb, 0, 0, 0, dir]);
+    f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    f[14..18].copy_from_slice(&seq.to_be_bytes());
+    f[18] = dir;
+    for (i, b) in f[19..].iter_mut().enumerate() {
+        *b = (seq as usize).wrapping_mul(31).wrapping_add(i) as u8;
+    }
+    f
+}
+
+/// Configures and starts one of the test's ports, its RX queue filled from `pool`.
+fn start_port(rt: &mut Runtime, id: PortId, pool: &PacketPool) {
+    let port = rt.port_mut(id).unwrap();
+    port.configure(&PortConf::queues(1, 1)).unwrap();
+    port.rx_queue_setup(0, 0, pool).unwrap();
+    port.tx_queue_setup(0, 0).unwrap();
+    port.start().unwrap();
+}
+
+/// Asks the runtime to stop when dropped, so that l2fwd's lcores end even if the test fails.
+struct StopOnDrop<'a>(&'a Runtime);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.request_stop();
+    }
+}
+
+/// What l2fwd should deliver for a frame sent: `expect(frame, TX port, TX port's MAC)`.
+type Expect<'a> = &'a dyn Fn(&[u8], u8, MacAddr) -> Vec<u8>;
+
+/// Sends `N` frames each way through l2fwd and checks each one as it comes out: in order,
+/// payload intact, addresses as `expect` says.
+fn pump(rt: &Runtime, pool: &PacketPool, expect: Expect<'_>) {
+    // Direction 0 leaves l2fwd on port 1, direction 1 on port 0.
+    let l2fwd_tx = [(1u8, rt.port(1).unwrap().mac()), (0u8, rt.port(0).unwrap().mac())];
+    // Direction 0 goes in at port 2 and out at port 3; direction 1 the other way.
+    let mut tx = [rt.port(2).unwrap().tx_queue(0).unwrap(), rt.port(3).unwrap().tx_queue(0).unwrap()];
+    let mut rx = [rt.port(3).unwrap().rx_queue(0).unwrap(), rt.port(2).unwrap().rx_queue(0).unwrap()];
+    let (mut sent, mut received) = ([0u32; 2], [0u32; 2]);
+    let mut bufs = Vec::with_capacity(32);
+    // Not a timing assertion: only a bound, so that a lost frame fails the test instead of
+    // hanging it.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while received != [N; 2] {
+        assert!(Instant::now() < deadline, "stuck: sent {sent:?}, received {received:?} of {N} each way");
+        for d in 0..2 {
+            let room = (WINDOW - (sent[d] - received[d])).min(N - sent[d]).min(32);
+            if room > 0 {
+                assert!(pool.alloc_bulk(&mut bufs, room as usize), "the test's pool ran dry");
+                for (k, buf) in bufs.iter_mut().enumerate() {
+                    assert!(buf.set_data(&frame(d as u8, sent[d] + k as u32)));
+                }
+                while !bufs.is_empty() {
+                    assert!(Instant::now() < deadline, "port {} does not take frames", 2 + d);
+                    tx[d].tx_burst(&mut bufs);
+                }
+                sent[d] += room;
+            }
+            rx[d].rx_burst(&mut bufs, 32);
+            for buf in bufs.drain(..) {
+                let seq = received[d];
+                let (port, mac) = l2fwd_tx[d];
+                assert_eq!(buf.data(), &expect(&frame(d as u8, seq), port, mac)[..], "direction {d}, frame {seq}");
+                received[d] += 1;
+            }
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Runs l2fwd with `app_args` while [`pump`] sends through it; returns l2fwd's output and
+/// final counters, having checked that both pools are full.
+fn forward_through_l2fwd(app_args: &[&str], expect: Expect<'_>) -> (String, Vec<PortStats>) {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut rt = runtime();
+    let test_pool = rt.pktmbuf_pool("test_pool", 2048).unwrap();
+    start_port(&mut rt, 2, &test_pool);
+    start_port(&mut rt, 3, &test_pool);
+
+    let args: Vec<String> = ["l2fwd"].iter().chain(app_args).map(|s| s.to_string()).collect();
+    let cfg = parse_app_args(&args).unwrap();
+    let mut out: Vec<u8> = Vec::new();
+    let app = L2fwd::setup(&mut rt, &cfg, &mut out).unwrap();
+    let rt_ref = &rt;
+    std::thread::scope(|s| {
+        // l2fwd's main lcore runs on a thread of this scope; the test's traffic on the test's
+        // own thread, which is no lcore.
+        let l2fwd_out = &mut out;
+        let forwarding = s.spawn(|| app.forward(rt_ref, l2fwd_out));
+        {
+            let _stop = StopOnDrop(rt_ref);
+            pump(rt_ref, &test_pool, expect);
+        }
+        forwarding.join().unwrap().unwrap();
+    });
+    let summary = app.finish(&mut rt, &mut out).unwrap();
+    assert_eq!(summary.pool_free, summary.pool_size, "l2fwd's pool is not full");
+    for id in [2, 3] {
+        rt.port_mut(id).unwrap().close().unwrap();
+    }
+    assert!(test_pool.mempool().is_full(), "the test's pool lacks {} buffers", test_pool.mempool().in_use());
+    rt.close().unwrap();
+    (String::from_utf8(out).unwrap(), summary.ports)
+}
+
+/// Stats for ports 0 and 1 after N frames each way, none dropped.
+fn all_forwarded() -> Vec<PortStats> {
+    let n = u64::from(N);
+    vec![PortStats { port: 0, tx: n, rx: n, dropped: 0 }, PortStats { port: 1, tx: n, rx: n, dropped: 0 }]
+}
+
+#[test]
+fn frames_are_forwarded_in_order_with_macs_rewritten() {
+    let expect = |sent: &[u8], tx_port: u8, tx_mac: MacAddr| {
+        let mut f = sent.to_vec();
+        f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, tx_port]);
+        f[6..12].copy_from_slice(&tx_mac.bytes());
+        f
+    };
+    // Two lcores: port 0 on the main one, port 1 on the other.
+    let (out, stats) = forward_through_l2fwd(&["-p", "0x3", "-T", "0"], &expect);
+    assert_eq!(stats, all_forwarded());
+    for line in ["MAC updating enabled", "Lcore 0: RX port 0 TX port 1", "Lcore 1: RX port 1 TX port 0"] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+    // The source address is net_ring's default for port 1 (02:62:75:00:00:PP).
+    assert!(out.contains("Port 1, MAC address: 02:62:75:00:00:01"), "{out}");
+    let total = format!("Total packets received: {:>14}", 2 * N);
+    // DPDK's pool size: 4 ports x (1024 RX + 1024 TX descriptors + a burst + 2 lcores x 256).
+    let pool = "mbuf pool: 10368 of 10368 buffers free";
+    for line in ["Closing port 0... Done", "Closing port 1... Done", &total, pool] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+    assert!(!out.contains("\x1b[2J"), "-T 0 prints no statistics screen:\n{out}");
+}
+
+#[test]
+fn without_mac_updating_frames_come_out_untouched() {
+    // Both ports on the main lcore (-q 2), and the statistics screen on (due or not while the
+    // frames pass).
+    let (out, stats) =
+        forward_through_l2fwd(&["-p", "3", "-q", "2", "--no-mac-updating", "-T", "1"], &|f, _, _| f.to_vec());
+    assert_eq!(stats, all_forwarded());
+    assert!(out.contains("MAC updating disabled"), "{out}");
+    assert!(out.contains("Lcore 0: RX port 0 TX port 1\nLcore 0: RX port 1 TX port 0"), "{out}");
+    assert!(out.contains("L2FWD: lcore 1 has nothing to do"), "{out}");
+}
