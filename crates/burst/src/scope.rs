@@ -7,8 +7,6 @@
 //! Built on `std::thread::scope`, so launched closures may borrow from outside the scope (the
 //! runtime's ports, a pool) without `Arc`.
 
-use std::alloc::Layout;
-use std::cell::Cell;
 use std::sync::mpsc;
 use std::thread::{Scope, ScopedJoinHandle};
 
@@ -24,9 +22,6 @@ pub struct LcoreScope<'scope, 'env: 'scope> {
     rt: &'env Runtime,
 }
 
-// The scope value is freed without running drop glue (see `Runtime::try_scope`).
-const _: () = assert!(!std::mem::needs_drop::<LcoreScope<'static, 'static>>());
-
 /// A closure running on an lcore; [`LcoreJoin::join`] waits for its result.
 pub struct LcoreJoin<'scope, R> {
     handle: ScopedJoinHandle<'scope, Option<R>>,
@@ -37,7 +32,7 @@ impl<'scope, 'env> LcoreScope<'scope, 'env> {
     /// Runs `f` on worker lcore `lcore`: a new thread pinned to its CPU, holding its lcore id.
     /// Errors: no such lcore, the main lcore (it runs the scope's closure), or an lcore some
     /// thread already holds (launched and still running).
-    pub fn launch<F, R>(&'scope self, lcore: u32, f: F) -> Result<LcoreJoin<'scope, R>, EalError>
+    pub fn launch<F, R>(&self, lcore: u32, f: F) -> Result<LcoreJoin<'scope, R>, EalError>
     where
         F: FnOnce() -> R + Send + 'scope,
         R: Send + 'scope,
@@ -153,23 +148,6 @@ impl Drop for RestoreAffinity {
     }
 }
 
-/// Frees the scope value after `std::thread::scope` has returned (or unwound).
-struct FreeScope(Cell<*mut u8>);
-
-impl Drop for FreeScope {
-    fn drop(&mut self) {
-        let ptr = self.0.get();
-        if !ptr.is_null() {
-            // SAFETY: `ptr` came from `Box::new` of an `LcoreScope` (lifetimes do not change its
-            // layout) and was leaked, not freed. It has no drop glue (asserted above), so freeing
-            // is all there is to do. This runs after `std::thread::scope` returned or unwound:
-            // the scope's closure is done and every thread it launched has been joined, and the
-            // scope's result cannot name `'scope`, so nothing refers to the value any more.
-            unsafe { std::alloc::dealloc(ptr, Layout::new::<LcoreScope<'static, 'static>>()) };
-        }
-    }
-}
-
 impl Runtime {
     /// Runs `f` on the calling thread as the main lcore (its lcore id claimed, pinned to its CPU,
     /// for the scope's duration; the thread's CPU mask is restored afterwards). Inside,
@@ -181,7 +159,7 @@ impl Runtime {
     /// as an error instead.
     pub fn scope<'env, F, T>(&'env self, f: F) -> T
     where
-        F: for<'scope> FnOnce(&'scope LcoreScope<'scope, 'env>) -> T,
+        F: for<'scope> FnOnce(&LcoreScope<'scope, 'env>) -> T,
     {
         match self.try_scope(f) {
             Ok(t) => t,
@@ -192,7 +170,7 @@ impl Runtime {
     /// [`Runtime::scope`], with an error when the calling thread cannot become the main lcore.
     pub fn try_scope<'env, F, T>(&'env self, f: F) -> Result<T, EalError>
     where
-        F: for<'scope> FnOnce(&'scope LcoreScope<'scope, 'env>) -> T,
+        F: for<'scope> FnOnce(&LcoreScope<'scope, 'env>) -> T,
     {
         let main = self.main_lcore();
         let cpu = self.lcores().iter().find(|l| l.id == main).map(|l| l.cpu).unwrap_or_default();
@@ -210,13 +188,6 @@ impl Runtime {
         lcores::pin_to(cpu).map_err(|source| EalError::Os { what: "pinning the main lcore to its CPU", source })?;
         let _restore = RestoreAffinity(old);
 
-        // `f` must get a `&'scope LcoreScope<'scope, 'env>`, which must outlive every launched
-        // thread: it lives on the heap until `std::thread::scope` has joined them all.
-        let free = FreeScope(Cell::new(std::ptr::null_mut()));
-        Ok(std::thread::scope(|s| {
-            let ls: &LcoreScope<'_, 'env> = Box::leak(Box::new(LcoreScope { scope: s, rt: self }));
-            free.0.set(std::ptr::from_ref(ls).cast_mut().cast::<u8>());
-            f(ls)
-        }))
+        Ok(std::thread::scope(|s| f(&LcoreScope { scope: s, rt: self })))
     }
 }

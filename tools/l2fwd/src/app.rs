@@ -110,7 +110,7 @@ impl L2fwd {
     fn run_lcores<'scope, 'env>(
         &'env self,
         rt: &'env Runtime,
-        s: &'scope LcoreScope<'scope, 'env>,
+        s: &LcoreScope<'scope, 'env>,
         out: &mut dyn Write,
     ) -> Result<(), Error> {
         let main = s.main_lcore();
