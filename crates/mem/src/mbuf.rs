@@ -48,32 +48,32 @@ pub mod ol_flags {
     pub const TX_UDP_CKSUM: u64 = 3 << 52;
 }
 
-/// The header at the start of each buffer object. `repr(C)` so its layout is fixed: the first
-/// 64 bytes are the per-packet fields.
+/// The header at the start of each buffer object. `repr(C)` so its layout is fixed: everything
+/// the RX and TX paths touch, the pool pointer and sizes included, sits in the first 64 bytes, so
+/// allocating, filling and freeing a buffer touches one cache line of it (DPDK 22.11 keeps
+/// `pool` in its first line for the same reason).
 #[repr(C, align(64))]
 pub struct MbufHeader {
-    // First cache line: the RX/TX path.
     buf_addr: *mut u8,
     buf_iova: u64,
+    ol_flags: u64,
+    pool: *const PoolInner,
+    pkt_len: u32,
+    rss_hash: u32,
+    packet_type: u32,
     data_off: u16,
     port: u16,
     data_len: u16,
     vlan_tci: u16,
-    pkt_len: u32,
-    rss_hash: u32,
-    ol_flags: u64,
-    packet_type: u32,
-    _pad0: [u8; 20],
-    // Second cache line: allocation and free.
-    pool: *const PoolInner,
     buf_len: u16,
     headroom: u16,
-    _pad1: [u8; 52],
+    _pad0: [u8; 8],
+    // Second cache line: free for driver or application use later (chains, timestamps).
+    _pad1: [u8; 64],
 }
 
 const _: () = assert!(std::mem::size_of::<MbufHeader>() == HEADER_SIZE);
-const _: () = assert!(std::mem::offset_of!(MbufHeader, packet_type) < 64);
-const _: () = assert!(std::mem::offset_of!(MbufHeader, pool) == 64);
+const _: () = assert!(std::mem::offset_of!(MbufHeader, headroom) + 2 <= 64);
 
 /// A pool of packet buffers: a [`Mempool`] whose objects are formatted as buffers once, at
 /// creation.
@@ -155,11 +155,11 @@ impl PacketPool {
                     rss_hash: 0,
                     ol_flags: 0,
                     packet_type: 0,
-                    _pad0: [0; 20],
+                    _pad0: [0; 8],
                     pool: pool.inner_ptr(),
                     buf_len: buf_len as u16,
                     headroom: config.headroom,
-                    _pad1: [0; 52],
+                    _pad1: [0; 64],
                 });
             }
         }
@@ -177,26 +177,25 @@ impl PacketPool {
     }
 
     /// Appends exactly `n` empty buffers to `out`, or none (returns false). `out` should have
-    /// capacity for them already: then nothing is allocated.
+    /// capacity for them already: then nothing is allocated, whatever `n` is.
     #[inline]
     pub fn alloc_bulk(&self, out: &mut Vec<PacketBuf>, n: usize) -> bool {
         const CHUNK: usize = 64;
         let mut objs = [NonNull::<u8>::dangling(); CHUNK];
-        if n <= CHUNK {
-            if !self.pool.get_bulk(&mut objs[..n]) {
+        let start = out.len();
+        out.reserve(n);
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(CHUNK);
+            if !self.pool.get_bulk(&mut objs[..k]) {
+                // All or nothing: the buffers this call already took go back.
+                out.truncate(start);
                 return false;
             }
-            out.reserve(n);
             // SAFETY: fresh objects of a packet pool.
-            out.extend(objs[..n].iter().map(|&o| unsafe { PacketBuf::from_obj(o) }));
-            return true;
+            out.extend(objs[..k].iter().map(|&o| unsafe { PacketBuf::from_obj(o) }));
+            left -= k;
         }
-        let mut all = vec![NonNull::dangling(); n];
-        if !self.pool.get_bulk(&mut all) {
-            return false;
-        }
-        // SAFETY: fresh objects of a packet pool.
-        out.extend(all.into_iter().map(|o| unsafe { PacketBuf::from_obj(o) }));
         true
     }
 

@@ -215,6 +215,24 @@ fn packet_buffers_have_dpdk_default_geometry() {
 }
 
 #[test]
+fn large_bulk_allocations_are_all_or_nothing() {
+    let mem = memory();
+    let pp = packets(&mem, "bulk-large", 200);
+    let mut held = Vec::with_capacity(200);
+    assert!(pp.alloc_bulk(&mut held, 50));
+    // 150 left: 160 (three chunks' worth of work) must fail and give back what it took.
+    let mut bufs = Vec::with_capacity(200);
+    assert!(!pp.alloc_bulk(&mut bufs, 160));
+    assert!(bufs.is_empty());
+    assert_eq!(pp.mempool().available(), 150);
+    assert!(pp.alloc_bulk(&mut bufs, 150));
+    assert_eq!(bufs.len(), 150);
+    PacketPool::free_bulk(&mut bufs);
+    PacketPool::free_bulk(&mut held);
+    assert!(pp.mempool().is_full());
+}
+
+#[test]
 fn prepend_append_adj_trim_respect_the_buffer_bounds() {
     let mem = memory();
     let pp = packets(&mem, "edit", 8);
