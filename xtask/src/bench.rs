@@ -36,6 +36,9 @@ use burst_lab::paths::workspace_root;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+#[path = "bench_null.rs"]
+mod null;
+
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -46,6 +49,8 @@ pub struct BenchArgs {
 enum Suite {
     /// burst-mem's ring and mempool against DPDK's ring_perf and mempool_perf autotests.
     Mem(MemArgs),
+    /// pktgen against DPDK's testpmd: io forwarding between two net_null ports on one core.
+    Null(null::NullArgs),
 }
 
 #[derive(Args)]
@@ -62,6 +67,7 @@ struct MemArgs {
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     match &args.suite {
         Suite::Mem(a) => mem(a),
+        Suite::Null(a) => null::run(a),
     }
 }
 
