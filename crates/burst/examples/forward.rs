@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     let (mut rt, app_args) = match Runtime::from_args(std::env::args()) {
         Ok(v) => v,
         Err(e) if e.is_help() => {
-            print!("{e}");
+            let _ = std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{e}"));
             return ExitCode::SUCCESS;
         }
         Err(e) => {

@@ -36,8 +36,9 @@ pub enum EalError {
     /// Setting up DMA memory, or a pool in it, failed.
     #[error(transparent)]
     Mem(#[from] MemError),
-    /// A driver could not probe its device.
-    #[error("{device}: {source}")]
+    /// A driver could not probe its device. Errors that already name the device (bad device
+    /// arguments, an unknown vdev) are not prefixed again.
+    #[error("{}", probe_message(device, source))]
     Probe {
         /// The PCI address or vdev name.
         device: String,
@@ -84,6 +85,13 @@ impl EalError {
 
     pub(crate) fn usage(message: impl Into<String>) -> EalError {
         EalError::Usage(message.into())
+    }
+}
+
+fn probe_message(device: &str, source: &EthError) -> String {
+    match source {
+        EthError::DevArgs { .. } | EthError::UnknownVdev { .. } => source.to_string(),
+        _ => format!("{device}: {source}"),
     }
 }
 

@@ -196,5 +196,15 @@ pub(crate) fn probe_all(
         tracing::info!("port {port_id}: {name} ({})", driver.name);
         ports.push(burst_ethdev::Port::new(port_id, dev));
     }
+    let mut finished: Vec<&str> = Vec::new();
+    for driver in vdev_drivers {
+        if finished.contains(&driver.name) {
+            continue;
+        }
+        finished.push(driver.name);
+        if let Some(finish) = driver.finish {
+            finish(&mut shared).map_err(|source| EalError::Probe { device: driver.name.to_string(), source })?;
+        }
+    }
     Ok(ports)
 }

@@ -1,20 +1,25 @@
 //! SIGINT and SIGTERM as a stop request, as DPDK's sample applications handle them
 //! (`signal_handler` in examples/l2fwd/main.c sets `force_quit`).
 //!
-//! The first signal sets a process-wide flag that [`crate::Runtime::stop_requested`] reports;
-//! the lcore loops see it and return. A second signal restores the default disposition and
-//! raises the signal again, so a stuck application can still be killed with a second Ctrl-C.
-//! The handler only touches an atomic and calls `signal`/`raise`, which are async-signal-safe.
+//! A signal sets a process-wide flag that [`crate::Runtime::stop_requested`] reports; the lcore
+//! loops see it and return. A second signal does nothing more, as in DPDK: GNU `timeout` and
+//! some supervisors send each signal twice (to the process, then to its group), and that must
+//! not cut the clean shutdown short. The third restores the default disposition and raises the
+//! signal again, so a stuck application can still be killed by pressing Ctrl-C three times.
+//! The handler only touches atomics and calls `signal`/`raise`, which are async-signal-safe.
 //!
 //! The handlers are installed while at least one runtime that asked for them lives; when the
 //! last one goes, the dispositions in place before are restored.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
-/// Set by the first SIGINT/SIGTERM.
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
+/// How many SIGINT/SIGTERM arrived since the handlers were installed.
+static SIGNALLED: AtomicU32 = AtomicU32::new(0);
+
+/// The signal that kills instead of asking to stop.
+const KILLING_SIGNAL: u32 = 3;
 
 /// The signals handled.
 const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
@@ -32,12 +37,12 @@ static INSTALLED: Mutex<Installed> = Mutex::new(Installed { runtimes: 0, old: Ve
 
 /// Whether SIGINT or SIGTERM arrived since the handlers were installed.
 pub fn signalled() -> bool {
-    SIGNALLED.load(Ordering::Relaxed)
+    SIGNALLED.load(Ordering::Relaxed) > 0
 }
 
 extern "C" fn on_signal(sig: libc::c_int) {
-    if SIGNALLED.swap(true, Ordering::Relaxed) {
-        // The second signal: let it do what it would have done without us.
+    if SIGNALLED.fetch_add(1, Ordering::Relaxed) + 1 >= KILLING_SIGNAL {
+        // The third signal: let it do what it would have done without us.
         // SAFETY: signal(2) and raise(3) are async-signal-safe (signal-safety(7)). The signal is
         // blocked while this handler runs, so the raised one is delivered, with the default
         // disposition, when the handler returns.
@@ -56,7 +61,7 @@ pub(crate) struct SignalGuard(());
 pub(crate) fn install() -> io::Result<SignalGuard> {
     let mut inst = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     if inst.runtimes == 0 {
-        SIGNALLED.store(false, Ordering::Relaxed);
+        SIGNALLED.store(0, Ordering::Relaxed);
         let mut old = Vec::new();
         for sig in SIGNALS {
             // SAFETY: a zeroed sigaction is a valid value to fill in.

@@ -50,6 +50,19 @@ fn an_unknown_vdev_is_a_usage_error_listing_the_drivers() {
 }
 
 #[test]
+fn a_ring_pair_with_one_port_is_a_usage_error_and_dpdk_aliases_work() {
+    let err = Runtime::init(base().vdev("net_ring0,pair=a").vdev("net_ring1,pair=b").vdev("net_ring2,pair=a"))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    let text = err.to_string();
+    assert!(text.starts_with("net_ring1: pair=b has only this port"), "{text}");
+    // DPDK's older names (`RTE_PMD_REGISTER_ALIAS`) reach the same drivers.
+    let rt = Runtime::init(base().vdev("eth_null0").vdev("eth_ring0")).unwrap();
+    let drivers: Vec<&str> = rt.ports().iter().map(|p| p.driver()).collect();
+    assert_eq!(drivers, ["net_null", "net_ring"]);
+}
+
+#[test]
 fn a_duplicate_vdev_name_is_a_usage_error() {
     let err = Runtime::init(base().vdev("net_null0").vdev("net_ring0").vdev("net_null0,size=60")).unwrap_err();
     assert_eq!(err.exit_code(), 2);
@@ -78,7 +91,8 @@ fn recording_probe(p: VdevProbe<'_>) -> Result<Box<dyn EthDev>, EthError> {
     (burst_net_null::DRIVER.probe)(VdevProbe { args: &plain, ..p })
 }
 
-static RECORDING: VdevDriver = VdevDriver { name: "rec", params: "any=VALUE", probe: recording_probe };
+static RECORDING: VdevDriver =
+    VdevDriver { name: "rec", aliases: &[], params: "any=VALUE", probe: recording_probe, finish: None };
 
 #[test]
 fn drivers_get_names_arguments_and_port_ids_in_order() {

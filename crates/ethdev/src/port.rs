@@ -56,6 +56,17 @@ pub struct Port {
     tx_ready: Vec<bool>,
     rx_taken: Vec<AtomicBool>,
     tx_taken: Vec<AtomicBool>,
+    /// What the port last reported, kept at close: a closed device is never called again (its
+    /// registers may be unmapped), but its last MAC, MTU and counters stay readable.
+    closed: Option<Box<ClosedPort>>,
+}
+
+#[derive(Debug)]
+struct ClosedPort {
+    mac: MacAddr,
+    mtu: u16,
+    stats: Stats,
+    xstats: Vec<XStat>,
 }
 
 impl fmt::Debug for Port {
@@ -83,6 +94,7 @@ impl Port {
             tx_ready: Vec::new(),
             rx_taken: Vec::new(),
             tx_taken: Vec::new(),
+            closed: None,
         }
     }
 
@@ -275,6 +287,12 @@ impl Port {
             return Ok(());
         }
         let stopped = self.stop();
+        self.closed = Some(Box::new(ClosedPort {
+            mac: self.dev.mac(),
+            mtu: self.dev.mtu(),
+            stats: self.dev.stats(),
+            xstats: self.dev.xstats(),
+        }));
         let closed = self.dev.close();
         self.state = PortState::Closed;
         stopped.and(closed)
@@ -294,16 +312,23 @@ impl Port {
 
     /// The link now (`rte_eth_link_get_nowait`).
     pub fn link(&self) -> LinkStatus {
+        if self.closed.is_some() {
+            return LinkStatus::DOWN;
+        }
         self.dev.link()
     }
 
     /// The port's MAC address.
     pub fn mac(&self) -> MacAddr {
-        self.dev.mac()
+        match &self.closed {
+            Some(c) => c.mac,
+            None => self.dev.mac(),
+        }
     }
 
     /// Sets the port's MAC address (`rte_eth_dev_default_mac_addr_set`).
     pub fn set_mac(&self, mac: MacAddr) -> Result<(), EthError> {
+        self.check_open("set_mac")?;
         if !mac.is_valid_unicast() {
             return Err(EthError::BadMac { port: self.id, mac });
         }
@@ -312,22 +337,31 @@ impl Port {
 
     /// Promiscuous mode on or off.
     pub fn set_promiscuous(&self, on: bool) -> Result<(), EthError> {
+        self.check_open("set_promiscuous")?;
         self.dev.set_promiscuous(on)
     }
 
     /// Whether promiscuous mode is on.
     pub fn promiscuous(&self) -> bool {
-        self.dev.promiscuous()
+        self.closed.is_none() && self.dev.promiscuous()
     }
 
     /// All-multicast mode on or off.
     pub fn set_allmulticast(&self, on: bool) -> Result<(), EthError> {
+        self.check_open("set_allmulticast")?;
         self.dev.set_allmulticast(on)
     }
 
     /// Whether all-multicast mode is on.
     pub fn allmulticast(&self) -> bool {
-        self.dev.allmulticast()
+        self.closed.is_none() && self.dev.allmulticast()
+    }
+
+    fn check_open(&self, op: &'static str) -> Result<(), EthError> {
+        match self.state {
+            PortState::Closed => Err(self.state_error(op, "probe the device again")),
+            _ => Ok(()),
+        }
     }
 
     fn check_mtu(&self, mtu: u16) -> Result<(), EthError> {
@@ -348,27 +382,40 @@ impl Port {
 
     /// The MTU.
     pub fn mtu(&self) -> u16 {
-        self.dev.mtu()
+        match &self.closed {
+            Some(c) => c.mtu,
+            None => self.dev.mtu(),
+        }
     }
 
-    /// Counters since the last reset (`rte_eth_stats_get`).
+    /// Counters since the last reset (`rte_eth_stats_get`); after close, the last ones.
     pub fn stats(&self) -> Stats {
-        self.dev.stats()
+        match &self.closed {
+            Some(c) => c.stats.clone(),
+            None => self.dev.stats(),
+        }
     }
 
     /// Zeroes the counters.
     pub fn stats_reset(&self) {
-        self.dev.stats_reset()
+        if self.closed.is_none() {
+            self.dev.stats_reset()
+        }
     }
 
     /// Named counters (`rte_eth_xstats_get` with names).
     pub fn xstats(&self) -> Vec<XStat> {
-        self.dev.xstats()
+        match &self.closed {
+            Some(c) => c.xstats.clone(),
+            None => self.dev.xstats(),
+        }
     }
 
     /// Zeroes the named counters.
     pub fn xstats_reset(&self) {
-        self.dev.xstats_reset()
+        if self.closed.is_none() {
+            self.dev.xstats_reset()
+        }
     }
 
     fn take_flag<'a>(&self, flags: &'a [AtomicBool], dir: Dir, queue: u16) -> Result<&'a AtomicBool, EthError> {
@@ -504,5 +551,153 @@ impl Drop for TxQueue<'_> {
 impl fmt::Debug for TxQueue<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TxQueue(port {}, queue {})", self.port, self.queue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::{DevInfo, DeviceName, EthDev};
+
+    /// A device that fails the test if it is called after `close`.
+    #[derive(Default)]
+    struct Strict {
+        closed: AtomicBool,
+    }
+
+    impl Strict {
+        fn live(&self) {
+            assert!(!self.closed.load(Ordering::Relaxed), "the port called a closed device");
+        }
+    }
+
+    impl EthDev for Strict {
+        fn info(&self) -> DevInfo {
+            DevInfo::software("strict", DeviceName::Vdev("strict0".into()), 1)
+        }
+        fn configure(&mut self, _: &PortConf) -> Result<(), EthError> {
+            self.live();
+            Ok(())
+        }
+        fn rx_queue_setup(&mut self, _: u16, _: &RxQueueConf) -> Result<(), EthError> {
+            self.live();
+            Ok(())
+        }
+        fn tx_queue_setup(&mut self, _: u16, _: &TxQueueConf) -> Result<(), EthError> {
+            self.live();
+            Ok(())
+        }
+        fn start(&mut self) -> Result<(), EthError> {
+            self.live();
+            Ok(())
+        }
+        fn stop(&mut self) -> Result<(), EthError> {
+            self.live();
+            Ok(())
+        }
+        fn close(&mut self) -> Result<(), EthError> {
+            self.live();
+            self.closed.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        fn link(&self) -> LinkStatus {
+            self.live();
+            LinkStatus::up(1000)
+        }
+        fn mac(&self) -> MacAddr {
+            self.live();
+            MacAddr([2, 0, 0, 0, 0, 9])
+        }
+        fn set_mac(&self, _: MacAddr) -> Result<(), EthError> {
+            self.live();
+            Ok(())
+        }
+        fn set_promiscuous(&self, _: bool) -> Result<(), EthError> {
+            self.live();
+            Ok(())
+        }
+        fn promiscuous(&self) -> bool {
+            self.live();
+            true
+        }
+        fn set_allmulticast(&self, _: bool) -> Result<(), EthError> {
+            self.live();
+            Ok(())
+        }
+        fn allmulticast(&self) -> bool {
+            self.live();
+            true
+        }
+        fn set_mtu(&mut self, _: u16) -> Result<(), EthError> {
+            self.live();
+            Ok(())
+        }
+        fn mtu(&self) -> u16 {
+            self.live();
+            1500
+        }
+        fn stats(&self) -> Stats {
+            self.live();
+            Stats { ipackets: 7, ..Stats::default() }
+        }
+        fn stats_reset(&self) {
+            self.live();
+        }
+        fn rx_queue(&self, _: u16) -> Result<Box<dyn RxBurst + '_>, EthError> {
+            Err(EthError::NotSupported { driver: "strict", what: "queues" })
+        }
+        fn tx_queue(&self, _: u16) -> Result<Box<dyn TxBurst + '_>, EthError> {
+            Err(EthError::NotSupported { driver: "strict", what: "queues" })
+        }
+    }
+
+    #[test]
+    fn a_closed_port_never_calls_its_device_and_keeps_its_last_values() {
+        let mut port = Port::new(3, Box::new(Strict::default()));
+        port.configure(&PortConf::queues(0, 1)).unwrap();
+        port.close().unwrap();
+        assert_eq!(port.state(), PortState::Closed);
+        assert_eq!(port.link(), LinkStatus::DOWN);
+        assert_eq!(port.mac(), MacAddr([2, 0, 0, 0, 0, 9]));
+        assert_eq!((port.mtu(), port.stats().ipackets), (1500, 7));
+        assert!(!port.promiscuous() && !port.allmulticast());
+        port.stats_reset();
+        port.xstats_reset();
+        assert!(port.xstats().iter().any(|x| x.name == "rx_good_packets" && x.value == 7));
+        for err in [
+            port.set_mac(MacAddr([2, 0, 0, 0, 0, 1])).unwrap_err(),
+            port.set_promiscuous(true).unwrap_err(),
+            port.set_allmulticast(true).unwrap_err(),
+            port.set_mtu(1400).unwrap_err(),
+            port.configure(&PortConf::queues(0, 1)).unwrap_err(),
+            port.start().unwrap_err(),
+            port.tx_queue(0).unwrap_err(),
+        ] {
+            assert!(err.to_string().contains("while the port is closed"), "{err}");
+        }
+        port.close().unwrap();
+    }
+
+    #[test]
+    fn queue_setup_is_checked_against_the_state_and_counts() {
+        let mut port = Port::new(0, Box::new(Strict::default()));
+        let err = port.tx_queue_setup(0, 0).unwrap_err().to_string();
+        assert!(err.contains("call configure first"), "{err}");
+        port.configure(&PortConf::queues(0, 1)).unwrap();
+        let err = port.tx_queue_setup(1, 0).unwrap_err().to_string();
+        assert!(err.contains("there is no TX queue 1"), "{err}");
+        let err = port.start().unwrap_err().to_string();
+        assert!(err.contains("TX queue 0 was not set up"), "{err}");
+        port.tx_queue_setup(0, 0).unwrap();
+        port.start().unwrap();
+        let err = port.configure(&PortConf::queues(0, 1)).unwrap_err().to_string();
+        assert!(err.contains("stop the port first"), "{err}");
+        let err = port.configure(&PortConf::queues(2, 1)).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("stop the port first"), "{err}");
+        port.stop().unwrap();
+        let err = port.configure(&PortConf::queues(2, 1)).unwrap_err().to_string();
+        assert!(err.contains("at most 1 and 1"), "{err}");
     }
 }

@@ -201,11 +201,19 @@ pub struct VdevProbe<'a> {
 pub struct VdevDriver {
     /// The name prefix (`net_null`): `--vdev net_null0` and `--vdev net_null_a` are its devices.
     pub name: &'static str,
+    /// Other prefixes it answers to (DPDK's `RTE_PMD_REGISTER_ALIAS`: `eth_null` for `net_null`).
+    pub aliases: &'static [&'static str],
     /// The arguments it takes, for help and errors (`size=N,copy=0|1`).
     pub params: &'static str,
     /// Makes the device.
     pub probe: fn(VdevProbe<'_>) -> Result<Box<dyn EthDev>, EthError>,
+    /// Called once after every virtual device was probed, to refuse what is incomplete (a
+    /// `net_ring` pair with one port).
+    pub finish: Option<VdevFinish>,
 }
+
+/// A virtual-device driver's check after all probes ([`VdevDriver::finish`]).
+pub type VdevFinish = fn(&mut VdevShared) -> Result<(), EthError>;
 
 impl fmt::Debug for VdevDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -253,14 +261,26 @@ impl Registry {
         self.pci.iter().copied().find(|d| d.ids.contains(&id))
     }
 
-    /// The virtual-device driver for device `name`: the longest driver name it starts with.
+    /// The virtual-device driver for device `name`: the longest driver name or alias it starts
+    /// with.
     pub fn find_vdev(&self, name: &str) -> Result<&'static VdevDriver, EthError> {
-        self.vdev.iter().copied().filter(|d| name.starts_with(d.name)).max_by_key(|d| d.name.len()).ok_or_else(|| {
-            EthError::UnknownVdev {
+        self.vdev
+            .iter()
+            .copied()
+            .filter_map(|d| {
+                std::iter::once(d.name)
+                    .chain(d.aliases.iter().copied())
+                    .filter(|n| name.starts_with(n))
+                    .map(str::len)
+                    .max()
+                    .map(|len| (d, len))
+            })
+            .max_by_key(|&(_, len)| len)
+            .map(|(d, _)| d)
+            .ok_or_else(|| EthError::UnknownVdev {
                 name: name.to_string(),
                 known: self.vdev.iter().map(|d| d.name).collect::<Vec<_>>().join(", "),
-            }
-        })
+            })
     }
 }
 
@@ -309,14 +329,17 @@ mod tests {
         Err(EthError::NotSupported { driver: "test", what: "probe" })
     }
 
-    static NULL: VdevDriver = VdevDriver { name: "net_null", params: "", probe: no_probe };
-    static NULL_X: VdevDriver = VdevDriver { name: "net_nullx", params: "", probe: no_probe };
+    static NULL: VdevDriver =
+        VdevDriver { name: "net_null", aliases: &["eth_null"], params: "", probe: no_probe, finish: None };
+    static NULL_X: VdevDriver =
+        VdevDriver { name: "net_nullx", aliases: &[], params: "", probe: no_probe, finish: None };
 
     #[test]
     fn vdevs_match_the_longest_prefix_and_unknown_ones_list_the_known() {
         let reg = Registry::new().vdev(&NULL).vdev(&NULL_X);
         assert_eq!(reg.find_vdev("net_null0").unwrap().name, "net_null");
         assert_eq!(reg.find_vdev("net_nullx1").unwrap().name, "net_nullx");
+        assert_eq!(reg.find_vdev("eth_null0").unwrap().name, "net_null", "DPDK's alias");
         let err = reg.find_vdev("net_foo0").unwrap_err().to_string();
         assert!(err.contains("unknown virtual device \"net_foo0\"") && err.contains("net_null, net_nullx"), "{err}");
     }

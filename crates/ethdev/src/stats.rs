@@ -185,8 +185,10 @@ impl SwStats {
 
     /// The counters since the last reset.
     pub fn get(&self) -> Stats {
-        let now = self.raw();
+        // Read under the baseline's lock: a reset between reading the counters and reading the
+        // baseline would otherwise make the difference wrap below zero.
         let base = self.base.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.raw();
         let sub = |a: &[u64], b: &[u64]| {
             a.iter().enumerate().map(|(i, v)| v.wrapping_sub(b.get(i).copied().unwrap_or(0))).collect()
         };
@@ -210,8 +212,8 @@ impl SwStats {
     /// Starts counting from zero again. Safe while the queues run: nothing is written to the
     /// counters themselves.
     pub fn reset(&self) {
-        let now = self.raw();
-        *self.base.lock().unwrap_or_else(|e| e.into_inner()) = now;
+        let mut base = self.base.lock().unwrap_or_else(|e| e.into_inner());
+        *base = self.raw();
     }
 }
 
@@ -255,6 +257,36 @@ mod tests {
         s.reset();
         s.rx(0).add(10, 640);
         assert_eq!(s.get().ipackets, 10);
+    }
+
+    #[test]
+    fn readers_never_see_a_reset_undercut_them() {
+        let s = Arc::new(SwStats::new(1, 0));
+        let counters = s.rx(0);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    counters.add(1, 64);
+                }
+            })
+        };
+        let resetter = {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    s.reset();
+                }
+            })
+        };
+        for _ in 0..200_000 {
+            let got = s.get();
+            assert!(got.ipackets < 1 << 40 && got.ibytes < 1 << 46, "wrapped: {got:?}");
+        }
+        resetter.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
     }
 
     #[test]

@@ -182,6 +182,10 @@ impl PacketPool {
     pub fn alloc_bulk(&self, out: &mut Vec<PacketBuf>, n: usize) -> bool {
         const CHUNK: usize = 64;
         let mut objs = [NonNull::<u8>::dangling(); CHUNK];
+        if n > self.pool.capacity() {
+            // More than the pool holds: fail before reserving room for a huge `n`.
+            return false;
+        }
         let start = out.len();
         out.reserve(n);
         let mut left = n;

@@ -227,6 +227,10 @@ fn large_bulk_allocations_are_all_or_nothing() {
     assert_eq!(pp.mempool().available(), 150);
     assert!(pp.alloc_bulk(&mut bufs, 150));
     assert_eq!(bufs.len(), 150);
+    // More than the pool has, even absurdly more: false, nothing reserved, no panic.
+    let mut none = Vec::new();
+    assert!(!pp.alloc_bulk(&mut none, usize::MAX));
+    assert_eq!(none.capacity(), 0);
     PacketPool::free_bulk(&mut bufs);
     PacketPool::free_bulk(&mut held);
     assert!(pp.mempool().is_full());

@@ -26,5 +26,10 @@ pub use args::NullArgs;
 pub use dev::{default_mac, template, NullDev, MAX_QUEUES};
 
 /// The driver: `--vdev net_null0`, `--vdev net_null1,size=128`, ...
-pub static DRIVER: burst_ethdev::VdevDriver =
-    burst_ethdev::VdevDriver { name: "net_null", params: "size=N,copy=0|1,no-rx=0|1,mac=MAC", probe: dev::probe };
+pub static DRIVER: burst_ethdev::VdevDriver = burst_ethdev::VdevDriver {
+    name: "net_null",
+    aliases: &["eth_null"],
+    params: "size=N,copy=0|1,no-rx=0|1,mac=MAC",
+    probe: dev::probe,
+    finish: None,
+};

@@ -31,5 +31,15 @@ pub use args::RingArgs;
 pub use dev::{default_mac, RingDev};
 
 /// The driver: `--vdev net_ring0,pair=p --vdev net_ring1,pair=p`, `--vdev net_ring0` (loopback).
-pub static DRIVER: burst_ethdev::VdevDriver =
-    burst_ethdev::VdevDriver { name: "net_ring", params: "pair=NAME,queues=N,size=N,mac=MAC", probe: dev::probe };
+pub static DRIVER: burst_ethdev::VdevDriver = burst_ethdev::VdevDriver {
+    name: "net_ring",
+    aliases: &["eth_ring"],
+    params: "pair=NAME,queues=N,size=N,mac=MAC",
+    probe: dev::probe,
+    finish: Some(finish),
+};
+
+/// After every `--vdev`: each `pair=` name must have got its two ports.
+fn finish(shared: &mut burst_ethdev::VdevShared) -> Result<(), burst_ethdev::EthError> {
+    shared.get_or_default::<pair::Pairs>(pair::SHARED_KEY).check_complete()
+}

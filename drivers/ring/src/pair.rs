@@ -90,6 +90,29 @@ impl Pairs {
         }
     }
 
+    /// Fails naming the first pair that got only one port (a typo in a `pair=` name would
+    /// otherwise leave a port sending into a ring nobody reads).
+    pub(crate) fn check_complete(&self) -> Result<(), EthError> {
+        let mut waiting: Vec<_> = self
+            .pairs
+            .iter()
+            .filter_map(|(name, pair)| match pair {
+                Pair::Waiting { first, .. } => Some((name, first)),
+                Pair::Joined { .. } => None,
+            })
+            .collect();
+        waiting.sort();
+        match waiting.first() {
+            None => Ok(()),
+            Some((name, first)) => Err(EthError::DevArgs {
+                device: (*first).clone(),
+                message: format!(
+                    "pair={name} has only this port: give a second one the same pair= name (--vdev net_ringN,pair={name}), or drop pair= for a loopback port"
+                ),
+            }),
+        }
+    }
+
     /// Rings for both directions of each queue: the first port's ends and the second's.
     fn make(args: &DevArgs, queues: u16, size: usize) -> Result<(Ends, Ends), EthError> {
         let n = usize::from(queues);

@@ -155,8 +155,8 @@ impl L2fwd {
         Ok(())
     }
 
-    /// Stops and closes the enabled ports, prints the final table, and checks that every buffer
-    /// of the pool came back.
+    /// Stops and closes the enabled ports, then every other port, prints the final table, and
+    /// checks that every buffer of the pool came back.
     pub fn finish(self, rt: &mut Runtime, out: &mut dyn Write) -> Result<Summary, Error> {
         let mut failed = None;
         for id in self.plan.ports() {
@@ -168,6 +168,14 @@ impl L2fwd {
                     writeln!(out, " failed: {e}")?;
                     failed.get_or_insert(e);
                 }
+            }
+        }
+        // Ports outside the mask may hold our buffers too: a net_ring port whose peer is
+        // enabled has them queued in its RX ring. Close them (silently, as DPDK does not
+        // touch them) so the pool count below means what it says.
+        for port in rt.ports_mut() {
+            if let Err(e) = port.close() {
+                failed.get_or_insert(e);
             }
         }
         let ports = self.stats();

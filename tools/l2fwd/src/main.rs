@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // `-h`, for the runtime's options or (after `--`) for ours.
         Err(help) if help.exit_code() == 0 => {
-            print!("{help}");
+            let _ = write!(io::stdout(), "{help}");
             ExitCode::SUCCESS
         }
         Err(e) => {

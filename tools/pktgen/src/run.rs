@@ -25,7 +25,7 @@ pub fn run(args: Vec<String>) -> Result<(), PktgenError> {
     let (eal, app_args) = match EalOptions::parse(args) {
         Ok(parsed) => parsed,
         Err(EalError::Help(text)) => {
-            print!("{text}");
+            say(&text);
             return Ok(());
         }
         Err(e) => return Err(e.into()),
@@ -33,7 +33,7 @@ pub fn run(args: Vec<String>) -> Result<(), PktgenError> {
     let cfg = match options::parse(&app_args)? {
         Parsed::Run(cfg) => cfg,
         Parsed::Help(text) => {
-            print!("{text}");
+            say(&text);
             return Ok(());
         }
     };
@@ -150,10 +150,10 @@ fn forward(
     let peer_mac = |port: u16| {
         cfg.eth_peers.iter().rev().find(|p| p.port == port).map_or(streams::default_peer_mac(port), |p| p.mac)
     };
-    print!("{}", streams::describe(cfg.mode.name(), nb_ports, &specs, &plan, peer_mac));
-    println!("  {} packet forwarding packets/burst={}", cfg.mode.name(), cfg.burst);
+    say(&streams::describe(cfg.mode.name(), nb_ports, &specs, &plan, peer_mac));
+    say(&format!("  {} packet forwarding packets/burst={}\n", cfg.mode.name(), cfg.burst));
     if cfg.mode == options::Mode::Txonly || cfg.tx_first {
-        println!("  txonly frames: {} bytes, UDP 198.18.0.1:9 -> 198.18.0.2:9", cfg.txpkts);
+        say(&format!("  txonly frames: {} bytes, UDP 198.18.0.1:9 -> 198.18.0.2:9\n", cfg.txpkts));
     }
 
     let published: Vec<Published> = specs.iter().map(|_| Published::default()).collect();
@@ -204,7 +204,7 @@ fn forward(
         ports: report::per_port(nb_ports, &specs, &counts),
         port_stats: rt.ports().iter().map(|p| p.stats()).collect(),
     };
-    print!("{}", report.text());
+    say(&report.text());
     let _ = std::io::stdout().flush();
     Ok(())
 }
@@ -239,8 +239,8 @@ fn open_stream<'p>(
 fn main_loop(rt: &Runtime, cfg: &Config, specs: &[StreamSpec], published: &[Published], nb_ports: u16, t0: Instant) {
     let end = cfg.run_seconds.map(|s| t0 + Duration::from_secs_f64(s));
     match cfg.run_seconds {
-        Some(s) => println!("Forwarding for {s} s (or until SIGINT/SIGTERM)"),
-        None => println!("Forwarding until SIGINT/SIGTERM (Ctrl-C)"),
+        Some(s) => say(&format!("Forwarding for {s} s (or until SIGINT/SIGTERM)\n")),
+        None => say("Forwarding until SIGINT/SIGTERM (Ctrl-C)\n"),
     }
     let _ = std::io::stdout().flush();
     let period = (cfg.stats_period > 0).then(|| Duration::from_secs(cfg.stats_period));
@@ -258,7 +258,7 @@ fn main_loop(rt: &Runtime, cfg: &Config, specs: &[StreamSpec], published: &[Publ
             if now >= at {
                 let counts: Vec<Counts> = published.iter().map(Published::read).collect();
                 let ports = report::per_port(nb_ports, specs, &counts);
-                print!("{}", report::period_block(&ports, &last.1, now.duration_since(last.0).as_secs_f64()));
+                say(&report::period_block(&ports, &last.1, now.duration_since(last.0).as_secs_f64()));
                 let _ = std::io::stdout().flush();
                 last = (now, ports);
                 next_stats = Some(at + p);
@@ -270,4 +270,12 @@ fn main_loop(rt: &Runtime, cfg: &Config, specs: &[StreamSpec], published: &[Publ
         }
         std::thread::sleep(wake.saturating_duration_since(Instant::now()));
     }
+}
+
+/// Writes to stdout, ignoring errors: a closed pipe (`pktgen ... | head`) must not turn into a
+/// panic in the middle of a run; the exit code and the pool check still tell the truth.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
