@@ -5,5 +5,5 @@ use burst_ethdev::Registry;
 
 /// Every driver linked in: PCI drivers by ID table, virtual devices by name prefix.
 pub fn registry() -> Registry {
-    Registry::new().vdev(&burst_net_null::DRIVER).vdev(&burst_net_ring::DRIVER)
+    Registry::new().pci(&burst_e1000::DRIVER).vdev(&burst_net_null::DRIVER).vdev(&burst_net_ring::DRIVER)
 }

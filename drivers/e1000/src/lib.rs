@@ -1,1 +1,45 @@
-//! The e1000 driver (being written).
+//! burst-e1000: the poll-mode driver for the Intel 8254x family (DPDK's `net_e1000_em`) as QEMU
+//! emulates it: `e1000` (82540EM, 8086:100e), `e1000-82545em` (82545EM copper, 8086:100f) and
+//! `e1000-82544gc` (82544GC copper, 8086:100c). Register names and section numbers refer to the
+//! Intel 8254x Family of Gigabit Ethernet Controllers Software Developer's Manual (SDM).
+//!
+//! - [`regs`]: register offsets and bits.
+//! - `init`: reset, MAC address, link, buffer-size encoding.
+//! - `ring`: descriptor memory (volatile access only) and ring index arithmetic.
+//! - `rx`, `tx`: the burst functions, on legacy descriptors.
+//! - `stats`: read-to-clear counters folded into 64-bit totals.
+//! - `dev`: probe and the control path.
+//!
+//! What it does: one RX and one TX queue, polled (every interrupt masked); CRC stripping;
+//! broadcast, promiscuous and all-multicast receive; MAC change; MTU up to 16110 with long
+//! packet enable, each frame in one buffer (the RX buffer size follows the pool's data room:
+//! larger frames are dropped and counted in `ierrors`); start, stop and close leave the device
+//! quiet and every buffer back in its pool. Every descriptor the device writes back is checked
+//! (length within the buffer, EOP, error bits) before a buffer leaves the driver.
+//!
+//! What it does not: offloads (checksums, VLAN, TSO), scattered RX or multi-segment TX,
+//! multicast address filters (only all-multicast), interrupts, flow control settings, and the
+//! 8254x parts QEMU does not emulate (their IDs are not in the table).
+
+mod dev;
+mod init;
+mod ring;
+mod rx;
+mod stats;
+mod tx;
+
+pub mod regs;
+
+pub use dev::{E1000Dev, DESC_LIMITS, DRIVER_NAME, MAX_RX_PKTLEN};
+
+use burst_ethdev::{PciDriver, PciId};
+
+/// The devices this driver takes (QEMU's `hw/net/e1000.c` models).
+pub const PCI_IDS: &[PciId] = &[
+    PciId::new(0x8086, 0x100e), // 82540EM, QEMU `e1000`
+    PciId::new(0x8086, 0x100f), // 82545EM copper, QEMU `e1000-82545em`
+    PciId::new(0x8086, 0x100c), // 82544GC copper, QEMU `e1000-82544gc`
+];
+
+/// The driver, for `burst::drivers::registry()`.
+pub static DRIVER: PciDriver = PciDriver { name: DRIVER_NAME, ids: PCI_IDS, probe: dev::probe };

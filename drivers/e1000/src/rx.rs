@@ -1,0 +1,404 @@
+//! Receive: legacy descriptors (SDM 3.2.3) filled with mempool buffers, read back in bursts,
+//! one RDT write per burst (SDM 3.2.6: software advances the tail past the descriptors it has
+//! re-armed).
+//!
+//! Ring ownership: all `n` descriptors hold a buffer while the queue runs; RDT is the one
+//! descriptor the device may not fill, so descriptors `next .. tail` (wrapping) are the device's
+//! and the only ones this code reads. A DD bit anywhere else is never looked at, and the one
+//! descriptor each tail move hands over is wiped first, so a DD written there early is not either.
+
+use std::sync::atomic::{fence, Ordering};
+
+use burst_ethdev::{RxBurst, SlotGuard};
+use burst_mem::{PacketBuf, PacketPool};
+use burst_pci::Bar;
+
+use crate::regs::{RDT, RXD_ERR_FRAME, RXD_STAT_DD, RXD_STAT_EOP};
+use crate::ring::{prev, wrap_add, DescRing, Doorbell};
+use crate::stats::SwCounters;
+
+/// Descriptor field offsets (SDM 3.2.3, table 3-1).
+const OFF_ADDR: usize = 0;
+const OFF_LENGTH: usize = 8;
+const OFF_STATUS: usize = 12;
+const OFF_ERRORS: usize = 13;
+
+/// What one written-back descriptor means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RxVerdict {
+    /// A whole, good frame of this many bytes (within the buffer).
+    Packet(usize),
+    /// A frame to drop and count as an error: error bits, or a length of 0 or past the buffer.
+    Bad,
+    /// Part of a frame larger than one buffer (EOP clear): dropped with the rest of its frame.
+    Partial,
+}
+
+/// Judges a descriptor the device marked done. Everything in it is untrusted: the length is
+/// only believed when it fits the `room` bytes the device was given.
+#[inline]
+pub(crate) fn classify(status: u8, errors: u8, length: u16, room: usize) -> RxVerdict {
+    if status & RXD_STAT_EOP == 0 {
+        RxVerdict::Partial
+    } else if errors & RXD_ERR_FRAME != 0 || length == 0 || usize::from(length) > room {
+        RxVerdict::Bad
+    } else {
+        RxVerdict::Packet(usize::from(length))
+    }
+}
+
+/// An RX queue's state: its ring and the buffer behind each descriptor.
+pub(crate) struct RxRing {
+    ring: DescRing,
+    pool: PacketPool,
+    /// The buffer each descriptor points at (`None` while the queue is stopped).
+    bufs: Vec<Option<PacketBuf>>,
+    /// Bytes the device may write per buffer (RCTL.BSIZE), at most the pool's data room.
+    bsize: usize,
+    /// The next descriptor to look at.
+    next: u16,
+    /// RDT as last written: the first descriptor not handed to the device.
+    tail: u16,
+    /// Inside a frame that spans descriptors: drop up to its EOP.
+    discarding: bool,
+}
+
+impl RxRing {
+    /// A stopped queue on `ring`, to be filled from `pool` with `bsize`-byte buffers.
+    pub(crate) fn new(ring: DescRing, pool: PacketPool, bsize: usize) -> RxRing {
+        let n = usize::from(ring.len());
+        RxRing { ring, pool, bufs: (0..n).map(|_| None).collect(), bsize, next: 0, tail: 0, discarding: false }
+    }
+
+    /// The descriptor ring.
+    pub(crate) fn ring(&self) -> &DescRing {
+        &self.ring
+    }
+
+    /// Points every descriptor at a fresh buffer (SDM 14.4); afterwards RDH = 0 and RDT =
+    /// [`RxRing::tail`]. When the pool is short, fails with the number of free buffers it has,
+    /// holding none.
+    pub(crate) fn arm(&mut self) -> Result<(), usize> {
+        self.release();
+        let n = self.ring.len();
+        let mut fresh = Vec::with_capacity(usize::from(n));
+        if !self.pool.alloc_bulk(&mut fresh, usize::from(n)) {
+            return Err(self.pool.mempool().available());
+        }
+        for (i, buf) in fresh.into_iter().enumerate() {
+            let i = i as u16;
+            self.write_desc(i, &buf);
+            self.bufs[usize::from(i)] = Some(buf);
+        }
+        self.next = 0;
+        self.tail = n - 1;
+        self.discarding = false;
+        Ok(())
+    }
+
+    /// RDT for a freshly armed ring.
+    pub(crate) fn tail(&self) -> u16 {
+        self.tail
+    }
+
+    /// Gives every buffer back to its pool and zeroes the descriptors. The device must be
+    /// quiet (RCTL.EN clear).
+    pub(crate) fn release(&mut self) {
+        for i in 0..self.ring.len() {
+            self.ring.write_u64(i, OFF_ADDR, 0);
+            self.ring.write_u64(i, OFF_LENGTH, 0);
+        }
+        let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
+        PacketPool::free_bulk(&mut bufs);
+        self.next = 0;
+        self.tail = 0;
+        self.discarding = false;
+    }
+
+    /// Points descriptor `i` at `buf`'s data room and clears its write-back half (status 0, so
+    /// no stale DD survives).
+    #[inline]
+    fn write_desc(&self, i: u16, buf: &PacketBuf) {
+        self.ring.write_u64(i, OFF_ADDR, buf.data_iova());
+        self.ring.write_u64(i, OFF_LENGTH, 0);
+    }
+
+    /// Receives up to `max` frames into `out` (RX burst body); RDT is written once if any
+    /// descriptor was re-armed.
+    fn burst(
+        &mut self,
+        bar: &impl Doorbell,
+        out: &mut Vec<PacketBuf>,
+        max: usize,
+        port: u16,
+        sw: &SwCounters,
+    ) -> usize {
+        let n = self.ring.len();
+        let mut i = self.next;
+        let (mut got, mut bad, mut nombuf) = (0usize, 0u64, 0u64);
+        while got < max && i != self.tail {
+            let status = self.ring.read_u8(i, OFF_STATUS);
+            if status & RXD_STAT_DD == 0 {
+                break;
+            }
+            // The rest of the descriptor is read after DD was seen set.
+            fence(Ordering::Acquire);
+            let errors = self.ring.read_u8(i, OFF_ERRORS);
+            let length = self.ring.read_u16(i, OFF_LENGTH);
+            let verdict = match classify(status, errors, length, self.bsize) {
+                // The last piece of a frame we are dropping: the frame counts once.
+                _ if self.discarding && status & RXD_STAT_EOP != 0 => {
+                    self.discarding = false;
+                    RxVerdict::Bad
+                }
+                v => v,
+            };
+            match verdict {
+                RxVerdict::Packet(len) => {
+                    let Some(fresh) = self.pool.alloc() else {
+                        // Leave the frame in the ring; the next burst tries again.
+                        nombuf += 1;
+                        break;
+                    };
+                    self.write_desc(i, &fresh);
+                    if let Some(mut buf) = self.bufs[usize::from(i)].replace(fresh) {
+                        buf.set_len(len);
+                        buf.set_port(port);
+                        out.push(buf);
+                        got += 1;
+                    }
+                }
+                RxVerdict::Bad | RxVerdict::Partial => {
+                    if verdict == RxVerdict::Partial {
+                        self.discarding = true;
+                    } else {
+                        bad += 1;
+                    }
+                    // Same buffer again: re-arm the descriptor as it was.
+                    if let Some(buf) = &self.bufs[usize::from(i)] {
+                        self.write_desc(i, buf);
+                    }
+                }
+            }
+            i = wrap_add(i, 1, n);
+        }
+        if i != self.next {
+            // The descriptor held back at the old tail is handed over now: whatever was written
+            // to it while it was not the device's (a DD included) is wiped first.
+            self.ring.write_u64(self.tail, OFF_LENGTH, 0);
+            self.next = i;
+            self.tail = prev(i, n);
+            // Descriptors are in memory before the device learns of them (SDM 3.2.6).
+            fence(Ordering::SeqCst);
+            bar.ring_tail(RDT, u32::from(self.tail));
+        }
+        if bad > 0 {
+            sw.rx_dropped(bad);
+        }
+        if nombuf > 0 {
+            sw.rx_nombuf(nombuf);
+        }
+        got
+    }
+}
+
+impl Drop for RxRing {
+    fn drop(&mut self) {
+        // The device is stopped before a ring is dropped (stop and close disable RX first).
+        let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
+        PacketPool::free_bulk(&mut bufs);
+    }
+}
+
+/// A started RX queue's handle: owns the ring while it lives.
+pub(crate) struct E1000Rx<'a> {
+    pub ring: SlotGuard<'a, RxRing>,
+    pub bar: &'a Bar,
+    pub sw: &'a SwCounters,
+    pub port: u16,
+}
+
+impl RxBurst for E1000Rx<'_> {
+    #[inline]
+    fn rx_burst(&mut self, bufs: &mut Vec<PacketBuf>, max: usize) -> usize {
+        self.ring.burst(self.bar, bufs, max, self.port, self.sw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regs::{RXD_ERR_CE, RXD_ERR_RXE};
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    const DONE: u8 = RXD_STAT_DD | RXD_STAT_EOP;
+
+    #[test]
+    fn a_good_descriptor_gives_its_length() {
+        assert_eq!(classify(DONE, 0, 60, 2048), RxVerdict::Packet(60));
+        assert_eq!(classify(DONE, 0, 2048, 2048), RxVerdict::Packet(2048));
+    }
+
+    #[test]
+    fn lengths_past_the_buffer_or_zero_are_errors() {
+        assert_eq!(classify(DONE, 0, 2049, 2048), RxVerdict::Bad);
+        assert_eq!(classify(DONE, 0, u16::MAX, 2048), RxVerdict::Bad);
+        assert_eq!(classify(DONE, 0, 0, 2048), RxVerdict::Bad);
+    }
+
+    #[test]
+    fn error_bits_and_missing_eop_drop_the_frame() {
+        assert_eq!(classify(DONE, RXD_ERR_CE, 60, 2048), RxVerdict::Bad);
+        assert_eq!(classify(DONE, RXD_ERR_RXE, 60, 2048), RxVerdict::Bad);
+        assert_eq!(classify(RXD_STAT_DD, 0, 2048, 2048), RxVerdict::Partial);
+        // Checksum error bits alone do not drop a frame: no checksum offload is asked for.
+        assert_eq!(classify(DONE, 0x60, 60, 2048), RxVerdict::Packet(60));
+    }
+
+    use crate::ring::testing::{desc_addr, device_writes_rx, memory, pool, ring, Recorder};
+
+    /// A running RX queue of `n` descriptors on a pool of `count` buffers.
+    fn running(n: u16, count: usize) -> (RxRing, PacketPool) {
+        let mem = memory();
+        let pool = pool(&mem, count);
+        let mut rx = RxRing::new(ring(&mem, n), pool.clone(), 2048);
+        rx.arm().unwrap();
+        assert_eq!(rx.tail(), n - 1);
+        (rx, pool)
+    }
+
+    #[test]
+    fn frames_come_out_with_their_length_and_the_tail_follows_once() {
+        let (mut rx, pool) = running(32, 64);
+        let sw = SwCounters::default();
+        let bell = Recorder::default();
+        let addr0 = desc_addr(&rx.ring, 0);
+        device_writes_rx(&rx.ring, 0, 60, DONE, 0);
+        device_writes_rx(&rx.ring, 1, 1514, DONE, 0);
+        let mut out = Vec::new();
+        assert_eq!(rx.burst(&bell, &mut out, 32, 7, &sw), 2);
+        assert_eq!(out.iter().map(|b| (b.len(), b.port())).collect::<Vec<_>>(), [(60, 7), (1514, 7)]);
+        assert_eq!(out[0].data_iova(), addr0, "the buffer the device wrote into");
+        assert_ne!(desc_addr(&rx.ring, 0), addr0, "descriptor 0 re-armed with a fresh buffer");
+        assert_eq!((bell.last.get(), bell.writes.get()), (Some((RDT, 1)), 1));
+        // Nothing new: no tail write.
+        assert_eq!(rx.burst(&bell, &mut out, 32, 7, &sw), 0);
+        assert_eq!(bell.writes.get(), 1);
+        drop(out);
+        rx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn bad_descriptors_are_counted_and_their_buffers_reused() {
+        let (mut rx, pool) = running(32, 64);
+        let sw = SwCounters::default();
+        let bell = Recorder::default();
+        let addrs: Vec<u64> = (0..5).map(|i| desc_addr(&rx.ring, i)).collect();
+        device_writes_rx(&rx.ring, 0, 5000, DONE, 0); // longer than the buffer
+        device_writes_rx(&rx.ring, 1, 60, DONE, RXD_ERR_CE); // CRC error
+        device_writes_rx(&rx.ring, 2, 2048, RXD_STAT_DD, 0); // a frame over three buffers
+        device_writes_rx(&rx.ring, 3, 2048, RXD_STAT_DD, 0);
+        device_writes_rx(&rx.ring, 4, 100, DONE, 0);
+        device_writes_rx(&rx.ring, 5, 64, DONE, 0);
+        let mut out = Vec::new();
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0, &sw), 1);
+        assert_eq!(out[0].len(), 64);
+        assert_eq!(sw.take(), [3, 0, 0], "oversize, CRC error, one spanning frame");
+        for (i, a) in addrs.iter().enumerate() {
+            assert_eq!(desc_addr(&rx.ring, i as u16), *a, "descriptor {i} keeps its buffer");
+            assert_eq!(rx.ring.read_u8(i as u16, OFF_STATUS), 0, "and its status is cleared");
+        }
+        drop(out);
+        rx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn a_done_descriptor_not_handed_over_is_never_read() {
+        let (mut rx, pool) = running(32, 64);
+        let sw = SwCounters::default();
+        let bell = Recorder::default();
+        for i in 0..32 {
+            device_writes_rx(&rx.ring, i, 60, DONE, 0);
+        }
+        let mut out = Vec::new();
+        assert_eq!(rx.burst(&bell, &mut out, 100, 0, &sw), 31, "descriptor 31 (RDT) is not the device's");
+        assert_eq!(bell.last.get(), Some((RDT, 30)));
+        // Descriptor 31 still says done, but it was never handed over: ignored.
+        assert_eq!(rx.burst(&bell, &mut out, 100, 0, &sw), 0);
+        drop(out);
+        rx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn an_empty_pool_leaves_the_frame_in_the_ring() {
+        let (mut rx, pool) = running(32, 33);
+        let sw = SwCounters::default();
+        let bell = Recorder::default();
+        for i in 0..3 {
+            device_writes_rx(&rx.ring, i, 60, DONE, 0);
+        }
+        let mut out = Vec::new();
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0, &sw), 1, "one spare buffer");
+        assert_eq!(sw.take(), [0, 1, 0]);
+        out.clear();
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0, &sw), 1, "the next frame once a buffer is back");
+        assert_eq!(out[0].len(), 60);
+        drop(out);
+        rx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    proptest! {
+        #[test]
+        fn whatever_the_device_writes_the_queue_stays_sound(
+            rounds in vec(vec((any::<u16>(), any::<u8>(), any::<u8>()), 0..40), 1..6),
+            max in 1usize..64,
+        ) {
+            let (mut rx, pool) = running(32, 80);
+            let sw = SwCounters::default();
+            let bell = Recorder::default();
+            let mut out = Vec::new();
+            for writes in rounds {
+                // The device writes back descriptors in order from the next one, whatever it puts there.
+                for (k, (length, status, errors)) in writes.into_iter().enumerate().take(32) {
+                    let i = wrap_add(rx.next, k as u16, 32);
+                    device_writes_rx(&rx.ring, i, length, status | RXD_STAT_DD, errors);
+                }
+                let before = out.len();
+                let got = rx.burst(&bell, &mut out, max, 0, &sw);
+                prop_assert!(got <= max && out.len() == before + got);
+                for b in &out[before..] {
+                    prop_assert!(!b.is_empty() && b.len() <= 2048);
+                }
+                if let Some((reg, tail)) = bell.last.get() {
+                    prop_assert_eq!(reg, RDT);
+                    prop_assert!(tail < 32);
+                }
+                out.clear();
+            }
+            rx.release();
+            prop_assert!(pool.mempool().is_full());
+        }
+
+        #[test]
+        fn no_descriptor_yields_a_length_outside_the_buffer(
+            status: u8,
+            errors: u8,
+            length: u16,
+            room in 0usize..20000,
+        ) {
+            match classify(status, errors, length, room) {
+                RxVerdict::Packet(len) => {
+                    prop_assert!(len > 0 && len <= room);
+                    prop_assert!(status & RXD_STAT_EOP != 0 && errors & RXD_ERR_FRAME == 0);
+                }
+                RxVerdict::Partial => prop_assert!(status & RXD_STAT_EOP == 0),
+                RxVerdict::Bad => prop_assert!(status & RXD_STAT_EOP != 0),
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Statistics: the device's read-to-clear counters (SDM 13.7) folded into 64-bit totals on
+//! every read, and the few things only the driver sees (frames it dropped, buffers it could not
+//! get).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use burst_ethdev::{Stats, XStat};
+use burst_pci::Bar;
+
+use crate::regs::*;
+
+/// One device counter: its xstat name (DPDK's e1000 names), its register, and whether it is a
+/// 64-bit low/high pair.
+struct Counter {
+    name: &'static str,
+    reg: usize,
+    wide: bool,
+}
+
+const fn c(name: &'static str, reg: usize) -> Counter {
+    Counter { name, reg, wide: false }
+}
+
+const fn w(name: &'static str, reg: usize) -> Counter {
+    Counter { name, reg, wide: true }
+}
+
+/// Every counter read, in this order (the `I_*` indices below point into it).
+const COUNTERS: [Counter; 35] = [
+    c("rx_good_packets_hw", GPRC),
+    c("tx_good_packets_hw", GPTC),
+    w("rx_good_bytes_hw", GORCL),
+    w("tx_good_bytes_hw", GOTCL),
+    c("rx_missed_packets", MPC),
+    c("rx_crc_errors", CRCERRS),
+    c("rx_align_errors", ALGNERRC),
+    c("rx_symbol_errors", SYMERRS),
+    c("rx_errors_hw", RXERRC),
+    c("rx_length_errors", RLEC),
+    c("rx_undersize_errors", RUC),
+    c("rx_oversize_errors", ROC),
+    c("rx_fragment_errors", RFC),
+    c("rx_jabber_errors", RJC),
+    c("rx_no_buffers", RNBC),
+    c("rx_broadcast_packets", BPRC),
+    c("rx_multicast_packets", MPRC),
+    c("tx_broadcast_packets", BPTC),
+    c("tx_multicast_packets", MPTC),
+    c("rx_total_packets", TPR),
+    c("tx_total_packets", TPT),
+    w("rx_total_bytes", TORL),
+    w("tx_total_bytes", TOTL),
+    c("tx_single_collision_packets", SCC),
+    c("tx_excessive_collision_packets", ECOL),
+    c("tx_multiple_collision_packets", MCC),
+    c("tx_late_collisions", LATECOL),
+    c("tx_total_collisions", COLC),
+    c("tx_deferred_packets", DC),
+    c("tx_no_carrier_sense_packets", TNCRS),
+    c("rx_carrier_ext_errors", CEXTERR),
+    c("rx_xon_packets", XONRXC),
+    c("tx_xon_packets", XONTXC),
+    c("rx_xoff_packets", XOFFRXC),
+    c("tx_xoff_packets", XOFFTXC),
+];
+
+const I_GPRC: usize = 0;
+const I_GPTC: usize = 1;
+const I_GORC: usize = 2;
+const I_GOTC: usize = 3;
+const I_MPC: usize = 4;
+const I_CRCERRS: usize = 5;
+const I_ALGNERRC: usize = 6;
+const I_RXERRC: usize = 8;
+const I_RLEC: usize = 9;
+const I_RUC: usize = 10;
+const I_ROC: usize = 11;
+const I_ECOL: usize = 24;
+const I_LATECOL: usize = 26;
+const I_CEXTERR: usize = 30;
+
+/// The Ethernet CRC, which the good-octet counters include (SDM 13.7.29, 13.7.31) and
+/// `ibytes`/`obytes` do not.
+const CRC_LEN: u64 = 4;
+
+/// Counts only the driver sees, bumped by the queue handles.
+#[derive(Debug, Default)]
+pub(crate) struct SwCounters {
+    rx_dropped: AtomicU64,
+    rx_nombuf: AtomicU64,
+    tx_dropped: AtomicU64,
+}
+
+impl SwCounters {
+    /// Frames the device delivered and the driver dropped (bad descriptor, frame larger than a
+    /// buffer).
+    pub(crate) fn rx_dropped(&self, n: u64) {
+        self.rx_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Receive buffers that could not be allocated.
+    pub(crate) fn rx_nombuf(&self, n: u64) {
+        self.rx_nombuf.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Buffers given to TX that no descriptor can carry.
+    pub(crate) fn tx_dropped(&self, n: u64) {
+        self.tx_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// rx_dropped, rx_nombuf, tx_dropped since the last call, zeroing them.
+    pub(crate) fn take(&self) -> [u64; 3] {
+        [&self.rx_dropped, &self.rx_nombuf, &self.tx_dropped].map(|c| c.swap(0, Ordering::Relaxed))
+    }
+}
+
+/// The device's counters since the last reset, 64 bits each.
+#[derive(Debug)]
+pub(crate) struct HwStats {
+    totals: Mutex<Totals>,
+}
+
+#[derive(Debug)]
+struct Totals {
+    hw: [u64; COUNTERS.len()],
+    /// rx_dropped, rx_nombuf, tx_dropped.
+    sw: [u64; 3],
+}
+
+impl Default for HwStats {
+    fn default() -> Self {
+        HwStats { totals: Mutex::new(Totals { hw: [0; COUNTERS.len()], sw: [0; 3] }) }
+    }
+}
+
+/// Reads every counter once (clearing it) into `acc`.
+fn fold(bar: &Bar, acc: &mut [u64; COUNTERS.len()]) {
+    for (total, ctr) in acc.iter_mut().zip(&COUNTERS) {
+        let v = if ctr.wide {
+            // Low first: reading the high half clears the pair (SDM 13.7).
+            let lo = u64::from(bar.read32(ctr.reg));
+            let hi = u64::from(bar.read32(ctr.reg + 4));
+            (hi << 32) | lo
+        } else {
+            u64::from(bar.read32(ctr.reg))
+        };
+        *total = total.wrapping_add(v);
+    }
+}
+
+impl HwStats {
+    fn update(&self, bar: &Bar, sw: &SwCounters) -> std::sync::MutexGuard<'_, Totals> {
+        let mut t = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        fold(bar, &mut t.hw);
+        for (total, v) in t.sw.iter_mut().zip(sw.take()) {
+            *total = total.wrapping_add(v);
+        }
+        t
+    }
+
+    /// The basic counters.
+    pub(crate) fn stats(&self, bar: &Bar, sw: &SwCounters) -> Stats {
+        let t = self.update(bar, sw);
+        let h = &t.hw;
+        let [rx_dropped, rx_nombuf, tx_dropped] = t.sw;
+        // Frames the device counted good but the driver dropped are not "received".
+        let ipackets = h[I_GPRC].saturating_sub(rx_dropped);
+        let ibytes = h[I_GORC].saturating_sub(h[I_GPRC] * CRC_LEN);
+        let opackets = h[I_GPTC];
+        let obytes = h[I_GOTC].saturating_sub(h[I_GPTC] * CRC_LEN);
+        let ierrors = h[I_CRCERRS] + h[I_ALGNERRC] + h[I_RXERRC] + h[I_RLEC] + h[I_RUC] + h[I_ROC] + h[I_CEXTERR];
+        Stats {
+            ipackets,
+            opackets,
+            ibytes,
+            obytes,
+            imissed: h[I_MPC],
+            ierrors: ierrors + rx_dropped,
+            oerrors: h[I_ECOL] + h[I_LATECOL] + tx_dropped,
+            rx_nombuf,
+            q_ipackets: vec![ipackets],
+            q_opackets: vec![opackets],
+            q_ibytes: vec![ibytes],
+            q_obytes: vec![obytes],
+            q_errors: vec![ierrors + rx_dropped],
+        }
+    }
+
+    /// The basic counters under DPDK's names, then every device counter and the driver's own.
+    pub(crate) fn xstats(&self, bar: &Bar, sw: &SwCounters) -> Vec<XStat> {
+        let mut out = self.stats(bar, sw).to_xstats();
+        let t = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        out.extend(COUNTERS.iter().zip(&t.hw).map(|(c, v)| XStat::new(c.name, *v)));
+        out.push(XStat::new("rx_driver_dropped_packets", t.sw[0]));
+        out.push(XStat::new("tx_driver_dropped_packets", t.sw[2]));
+        out
+    }
+
+    /// Zeroes everything (the registers by reading them).
+    pub(crate) fn reset(&self, bar: &Bar, sw: &SwCounters) {
+        let mut t = self.update(bar, sw);
+        t.hw = [0; COUNTERS.len()];
+        t.sw = [0; 3];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_name_the_registers_they_claim() {
+        for (i, reg) in [
+            (I_GPRC, GPRC),
+            (I_GPTC, GPTC),
+            (I_GORC, GORCL),
+            (I_GOTC, GOTCL),
+            (I_MPC, MPC),
+            (I_CRCERRS, CRCERRS),
+            (I_ALGNERRC, ALGNERRC),
+            (I_RXERRC, RXERRC),
+            (I_RLEC, RLEC),
+            (I_RUC, RUC),
+            (I_ROC, ROC),
+            (I_ECOL, ECOL),
+            (I_LATECOL, LATECOL),
+            (I_CEXTERR, CEXTERR),
+        ] {
+            assert_eq!(COUNTERS[i].reg, reg, "{}", COUNTERS[i].name);
+        }
+        let mut names: Vec<_> = COUNTERS.iter().map(|c| c.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), COUNTERS.len(), "xstat names are unique");
+    }
+}
