@@ -8,6 +8,8 @@
 //!   net_null ports on one core, back to back, in Mpps per port.
 
 mod bench;
+mod conformance;
+mod demo;
 mod lab;
 mod setup;
 
@@ -30,6 +32,10 @@ enum Task {
     Lab(lab::LabArgs),
     /// Run DPDK's perf autotests and our criterion benches, and compare them.
     Bench(bench::BenchArgs),
+    /// Run the driver conformance suite in the lab (NIC models x bindings).
+    Conformance(conformance::ConformanceArgs),
+    /// Boot the lab with two e1000 NICs, run l2fwd in it and push traffic through both ways.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,8 @@ fn main() -> ExitCode {
             }
         },
         Task::Lab(args) => lab::run(args),
+        Task::Conformance(args) => conformance::run(&args),
+        Task::Demo(args) => demo::run(&args),
         Task::Bench(args) => match bench::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
