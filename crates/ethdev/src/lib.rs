@@ -12,6 +12,7 @@
 //! - [`stats`]: [`Stats`], extended stats, and [`SwStats`], the counters software drivers share.
 //! - [`dev`]: the driver traits; [`Slot`] for queue state a handle borrows.
 //! - [`port`]: [`Port`] and the queue handles.
+//! - [`soft`]: settings and defaults every software port shares ([`SoftSettings`]).
 //! - [`registry`]: PCI ID tables, virtual devices (`--vdev NAME,key=value`), [`Registry`].
 //!
 //! Burst semantics are DPDK's: `rx_burst` appends up to `max` received buffers to the caller's
@@ -23,6 +24,7 @@ pub mod error;
 pub mod mac;
 pub mod port;
 pub mod registry;
+pub mod soft;
 pub mod stats;
 pub mod types;
 
@@ -31,6 +33,7 @@ pub use error::EthError;
 pub use mac::MacAddr;
 pub use port::{Port, PortId, PortState, RxQueue, TxQueue};
 pub use registry::{DevArgs, PciDriver, PciId, PciProbe, PciSpec, Registry, VdevDriver, VdevProbe, VdevShared};
+pub use soft::SoftSettings;
 pub use stats::{QueueCounters, Stats, SwStats, XStat};
 pub use types::{
     DescLimits, DevInfo, DeviceName, Duplex, LinkStatus, PortConf, RxOffloads, RxQueueConf, TxOffloads, TxQueueConf,

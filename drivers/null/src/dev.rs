@@ -1,13 +1,10 @@
 //! The net_null device: its control path ([`EthDev`]) and probe. Mirrors DPDK's `eth_dev_ops`
 //! for `net_null`: configure and queue setup only record, start and stop only move the link.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-
 use burst_ethdev::error::Dir;
 use burst_ethdev::{
-    DevInfo, DeviceName, Duplex, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, RxBurst, RxQueueConf, Slot,
-    Stats, SwStats, TxBurst, TxQueueConf, VdevProbe,
+    DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, RxBurst, RxQueueConf, Slot,
+    SoftSettings, Stats, SwStats, TxBurst, TxQueueConf, VdevProbe,
 };
 
 use crate::rx::{NullRx, NullRxCopy, NullRxNone, RxState};
@@ -21,21 +18,11 @@ const DRIVER: &str = "net_null";
 /// `RTE_MAX_QUEUES_PER_PORT`, 1024).
 pub const MAX_QUEUES: u16 = 1024;
 
-/// The link a started port reports: DPDK's `pmd_link` (10G, full duplex, fixed).
-const LINK_UP: LinkStatus = LinkStatus { up: true, speed_mbps: 10_000, duplex: Duplex::Full, autoneg: false };
-
-/// The MTU before any is set.
-const DEFAULT_MTU: u16 = 1500;
-
 /// EtherType of the copy-mode template: IEEE 802 "local experimental" 1, so nothing mistakes it
 /// for real traffic.
 const TEMPLATE_ETHERTYPE: [u8; 2] = [0x88, 0xb5];
 
-/// A software port's address when `mac=` is not given: `02:62:75:00:00:PP`, locally
-/// administered, `62:75` being "bu", `PP` the port's number (its low byte).
-pub fn default_mac(port: PortId) -> MacAddr {
-    MacAddr([0x02, 0x62, 0x75, 0x00, 0x00, port as u8])
-}
+pub use burst_ethdev::soft::default_mac;
 
 /// The frame copy-mode RX writes into every buffer: `size` bytes of a broadcast Ethernet frame
 /// from `src`, EtherType 0x88b5, zero payload (DPDK copies a zeroed `dummy_packet`; the header
@@ -58,10 +45,7 @@ pub struct NullDev {
     args: NullArgs,
     /// The template copy-mode RX writes, made at probe from the port's first address.
     template: Box<[u8]>,
-    mac: Mutex<MacAddr>,
-    promiscuous: AtomicBool,
-    allmulticast: AtomicBool,
-    mtu: u16,
+    settings: SoftSettings,
     started: bool,
     stats: SwStats,
     rx: Vec<Slot<RxState>>,
@@ -90,10 +74,7 @@ impl NullDev {
             port,
             template: template(args.size, mac).into_boxed_slice(),
             args,
-            mac: Mutex::new(mac),
-            promiscuous: AtomicBool::new(false),
-            allmulticast: AtomicBool::new(false),
-            mtu: DEFAULT_MTU,
+            settings: SoftSettings::new(port, mac),
             started: false,
             stats: SwStats::new(0, 0),
             rx: Vec::new(),
@@ -126,7 +107,7 @@ impl EthDev for NullDev {
         self.rx = (0..conf.nb_rx_queues).map(|_| Slot::empty()).collect();
         self.tx = (0..conf.nb_tx_queues).map(|_| Slot::empty()).collect();
         if let Some(mtu) = conf.mtu {
-            self.mtu = mtu;
+            self.settings.set_mtu(mtu)?;
         }
         Ok(())
     }
@@ -184,49 +165,42 @@ impl EthDev for NullDev {
     fn link(&self) -> LinkStatus {
         // DPDK's null port: up while started, down otherwise (`eth_dev_start`/`eth_dev_stop`).
         if self.started {
-            LINK_UP
+            burst_ethdev::soft::LINK_UP
         } else {
             LinkStatus::DOWN
         }
     }
 
     fn mac(&self) -> MacAddr {
-        *self.mac.lock().unwrap_or_else(|e| e.into_inner())
+        self.settings.mac()
     }
 
     fn set_mac(&self, mac: MacAddr) -> Result<(), EthError> {
-        if !mac.is_valid_unicast() {
-            return Err(EthError::BadMac { port: self.port, mac });
-        }
-        *self.mac.lock().unwrap_or_else(|e| e.into_inner()) = mac;
-        Ok(())
+        self.settings.set_mac(mac)
     }
 
     fn set_promiscuous(&self, on: bool) -> Result<(), EthError> {
-        self.promiscuous.store(on, Ordering::Relaxed);
-        Ok(())
+        self.settings.set_promiscuous(on)
     }
 
     fn promiscuous(&self) -> bool {
-        self.promiscuous.load(Ordering::Relaxed)
+        self.settings.promiscuous()
     }
 
     fn set_allmulticast(&self, on: bool) -> Result<(), EthError> {
-        self.allmulticast.store(on, Ordering::Relaxed);
-        Ok(())
+        self.settings.set_allmulticast(on)
     }
 
     fn allmulticast(&self) -> bool {
-        self.allmulticast.load(Ordering::Relaxed)
+        self.settings.allmulticast()
     }
 
     fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError> {
-        self.mtu = mtu;
-        Ok(())
+        self.settings.set_mtu(mtu)
     }
 
     fn mtu(&self) -> u16 {
-        self.mtu
+        self.settings.mtu()
     }
 
     fn stats(&self) -> Stats {

@@ -2,13 +2,10 @@
 //! net_ring: the rings exist from probe on, queue setup only checks the index, start and stop
 //! only move the link.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-
 use burst_ethdev::error::Dir;
 use burst_ethdev::{
-    DevInfo, DeviceName, Duplex, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, RxBurst, RxQueueConf, Slot,
-    Stats, SwStats, TxBurst, TxQueueConf, VdevProbe,
+    DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, RxBurst, RxQueueConf, Slot,
+    SoftSettings, Stats, SwStats, TxBurst, TxQueueConf, VdevProbe,
 };
 use burst_mem::ring::{Consumer, Producer};
 use burst_mem::PacketBuf;
@@ -21,27 +18,14 @@ use crate::RingArgs;
 /// The driver's name.
 const DRIVER: &str = "net_ring";
 
-/// The link a started port reports: DPDK's net_ring `pmd_link` (10G, full duplex, fixed).
-const LINK_UP: LinkStatus = LinkStatus { up: true, speed_mbps: 10_000, duplex: Duplex::Full, autoneg: false };
-
-/// The MTU before any is set.
-const DEFAULT_MTU: u16 = 1500;
-
-/// A software port's address when `mac=` is not given: `02:62:75:00:00:PP`, locally
-/// administered, `62:75` being "bu", `PP` the port's number (its low byte).
-pub fn default_mac(port: PortId) -> MacAddr {
-    MacAddr([0x02, 0x62, 0x75, 0x00, 0x00, port as u8])
-}
+pub use burst_ethdev::soft::default_mac;
 
 /// A net_ring port.
 pub struct RingDev {
     name: String,
     port: PortId,
     args: RingArgs,
-    mac: Mutex<MacAddr>,
-    promiscuous: AtomicBool,
-    allmulticast: AtomicBool,
-    mtu: u16,
+    settings: SoftSettings,
     started: bool,
     /// Queues configured each way (at most `args.queues`).
     nb_rx: u16,
@@ -77,11 +61,8 @@ impl RingDev {
         RingDev {
             name: name.to_string(),
             port,
-            mac: Mutex::new(args.mac.unwrap_or_else(|| default_mac(port))),
+            settings: SoftSettings::new(port, args.mac.unwrap_or_else(|| default_mac(port))),
             args,
-            promiscuous: AtomicBool::new(false),
-            allmulticast: AtomicBool::new(false),
-            mtu: DEFAULT_MTU,
             started: false,
             nb_rx: 0,
             nb_tx: 0,
@@ -129,7 +110,7 @@ impl EthDev for RingDev {
         (self.nb_rx, self.nb_tx) = (conf.nb_rx_queues, conf.nb_tx_queues);
         self.stats = SwStats::new(conf.nb_rx_queues, conf.nb_tx_queues);
         if let Some(mtu) = conf.mtu {
-            self.mtu = mtu;
+            self.settings.set_mtu(mtu)?;
         }
         Ok(())
     }
@@ -166,49 +147,42 @@ impl EthDev for RingDev {
     fn link(&self) -> LinkStatus {
         // DPDK's net_ring: up while started, down otherwise (`eth_dev_start`/`eth_dev_stop`).
         if self.started {
-            LINK_UP
+            burst_ethdev::soft::LINK_UP
         } else {
             LinkStatus::DOWN
         }
     }
 
     fn mac(&self) -> MacAddr {
-        *self.mac.lock().unwrap_or_else(|e| e.into_inner())
+        self.settings.mac()
     }
 
     fn set_mac(&self, mac: MacAddr) -> Result<(), EthError> {
-        if !mac.is_valid_unicast() {
-            return Err(EthError::BadMac { port: self.port, mac });
-        }
-        *self.mac.lock().unwrap_or_else(|e| e.into_inner()) = mac;
-        Ok(())
+        self.settings.set_mac(mac)
     }
 
     fn set_promiscuous(&self, on: bool) -> Result<(), EthError> {
-        self.promiscuous.store(on, Ordering::Relaxed);
-        Ok(())
+        self.settings.set_promiscuous(on)
     }
 
     fn promiscuous(&self) -> bool {
-        self.promiscuous.load(Ordering::Relaxed)
+        self.settings.promiscuous()
     }
 
     fn set_allmulticast(&self, on: bool) -> Result<(), EthError> {
-        self.allmulticast.store(on, Ordering::Relaxed);
-        Ok(())
+        self.settings.set_allmulticast(on)
     }
 
     fn allmulticast(&self) -> bool {
-        self.allmulticast.load(Ordering::Relaxed)
+        self.settings.allmulticast()
     }
 
     fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError> {
-        self.mtu = mtu;
-        Ok(())
+        self.settings.set_mtu(mtu)
     }
 
     fn mtu(&self) -> u16 {
-        self.mtu
+        self.settings.mtu()
     }
 
     fn stats(&self) -> Stats {
