@@ -86,6 +86,15 @@ fn command(program: &str) -> Command {
         .arg(value("file-prefix", "file-prefix", "NAME", "prefix of hugepage file names (default burst)"))
         .arg(flag("no-huge", "4 KiB pages instead of hugepages (IOVA as VA only)"))
         .arg(flag("single-file-segments", "one hugepage file per segment list, not one per page"))
+        .arg(flag("in-memory", "hugepages without files in hugetlbfs (anonymous mappings)"))
+        .arg(flag("huge-unlink", "the same as --in-memory: no hugepage file is left behind"))
+        .arg(flag("no-telemetry", "accepted for DPDK compatibility (burst has no telemetry socket)"))
+        .arg(value(
+            "proc-type",
+            "proc-type",
+            "primary|auto",
+            "accepted for DPDK compatibility: burst runs as a primary",
+        ))
         .arg(flag("no-pci", "no PCI scan: virtual devices only"))
         .arg(
             value("log-level", "log-level", "LEVEL", "error, warning, info, debug, trace, or DPDK's 1-8 / TYPE:LEVEL")
@@ -122,6 +131,17 @@ fn options_from(m: &ArgMatches) -> Result<EalOptions, EalError> {
             return Err(EalError::usage(format!("-n {n:?}: memory channels are a number (and ignored): e.g. -n 4")));
         }
     }
+    if let Some(t) = one("proc-type") {
+        match t.as_str() {
+            "primary" | "auto" => {}
+            "secondary" => {
+                return Err(EalError::usage(
+                    "--proc-type secondary: burst has no secondary processes; run one process per set of ports",
+                ))
+            }
+            other => return Err(EalError::usage(format!("--proc-type {other:?}: write primary or auto"))),
+        }
+    }
     let levels: Vec<String> = many("log-level");
     Ok(EalOptions {
         lcores,
@@ -136,6 +156,7 @@ fn options_from(m: &ArgMatches) -> Result<EalOptions, EalError> {
         file_prefix: one("file-prefix"),
         no_huge: m.get_flag("no-huge"),
         single_file_segments: m.get_flag("single-file-segments"),
+        in_memory: m.get_flag("in-memory") || m.get_flag("huge-unlink"),
         no_pci: m.get_flag("no-pci"),
         log_level: levels.last().cloned(),
         sysfs_root: one("sysfs-root").map(Into::into),

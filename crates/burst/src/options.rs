@@ -44,6 +44,10 @@ pub struct EalOptions {
     pub no_huge: bool,
     /// `--single-file-segments`: one hugepage file per segment list.
     pub single_file_segments: bool,
+    /// `--in-memory` (or `--huge-unlink`): hugepages mapped anonymously, with no file in any
+    /// hugetlbfs mount, so nothing can be left behind. DPDK's `--huge-unlink` keeps files until
+    /// they are mapped, then unlinks them; the effect users rely on, no file left, is the same.
+    pub in_memory: bool,
     /// `--no-pci`: no PCI scan, no PCI device.
     pub no_pci: bool,
     /// `--log-level`: `error`, `warning`, `info`, `debug`, `trace`, DPDK's `1`..`8`, or DPDK's
@@ -70,6 +74,7 @@ impl Default for EalOptions {
             file_prefix: None,
             no_huge: false,
             single_file_segments: false,
+            in_memory: false,
             no_pci: false,
             log_level: None,
             sysfs_root: None,
@@ -175,6 +180,12 @@ impl EalOptions {
     /// `--single-file-segments`.
     pub fn single_file_segments(mut self) -> Self {
         self.single_file_segments = true;
+        self
+    }
+
+    /// `--in-memory`.
+    pub fn in_memory(mut self) -> Self {
+        self.in_memory = true;
         self
     }
 

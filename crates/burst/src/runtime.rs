@@ -112,6 +112,7 @@ impl Runtime {
             huge_dir: opts.huge_dir.clone(),
             file_prefix: checked.file_prefix.clone(),
             single_file_segments: opts.single_file_segments,
+            anonymous: opts.in_memory && !opts.no_huge,
             socket_mem: checked.socket_mem.clone(),
             sys: SysRoot::host(),
             ..MemConfig::default()

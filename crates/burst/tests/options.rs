@@ -67,6 +67,20 @@ fn every_option_lands_in_its_field() {
     assert!(o.no_huge && o.no_pci);
     assert_eq!(o.lcores, None);
     assert_eq!(o.main_lcore, None);
+    assert!(!o.in_memory);
+}
+
+#[test]
+fn flags_common_in_dpdk_scripts_are_accepted() {
+    for args in [&["--in-memory"][..], &["--huge-unlink"], &["--in-memory", "--no-telemetry", "--proc-type", "auto"]] {
+        let (o, _) = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert!(o.in_memory, "{args:?}");
+    }
+    let (o, _) = parse(&["--no-telemetry", "--proc-type=primary"]).unwrap();
+    assert!(!o.in_memory);
+    let err = parse(&["--proc-type", "secondary"]).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("no secondary processes"), "{err}");
 }
 
 #[test]

@@ -51,8 +51,8 @@ fn an_unknown_vdev_is_a_usage_error_listing_the_drivers() {
 
 #[test]
 fn a_ring_pair_with_one_port_is_a_usage_error_and_dpdk_aliases_work() {
-    let err = Runtime::init(base().vdev("net_ring0,pair=a").vdev("net_ring1,pair=b").vdev("net_ring2,pair=a"))
-        .unwrap_err();
+    let err =
+        Runtime::init(base().vdev("net_ring0,pair=a").vdev("net_ring1,pair=b").vdev("net_ring2,pair=a")).unwrap_err();
     assert_eq!(err.exit_code(), 2);
     let text = err.to_string();
     assert!(text.starts_with("net_ring1: pair=b has only this port"), "{text}");

@@ -112,3 +112,17 @@ fn root_a_probe_failing_after_memory_is_set_up_leaves_no_hugepage_file() {
     assert!(err.to_string().starts_with("net_null1: "), "{err}");
     assert_eq!(env.mount.files("burstfail"), Vec::<String>::new());
 }
+
+/// Needs root. `--in-memory`: the pool is in hugepages, yet no file appears in any mount.
+#[test]
+fn root_in_memory_uses_hugepages_without_files() {
+    let env = env(4);
+    let before = hugepage::SysRoot::host().counts(PageSize::SIZE_2M, None).unwrap().free;
+    let rt = Runtime::init(options(&env, "burstanon").in_memory().vdev("net_null0")).unwrap();
+    let pool = rt.pktmbuf_pool("mbufs", 511).unwrap();
+    let during = hugepage::SysRoot::host().counts(PageSize::SIZE_2M, None).unwrap().free;
+    assert!(during < before, "the pool took hugepages: {before} free before, {during} after");
+    assert_eq!(env.mount.files("burstanon"), Vec::<String>::new(), "no file for anonymous memory");
+    drop(pool);
+    rt.close().unwrap();
+}
