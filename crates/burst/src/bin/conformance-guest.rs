@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! conformance-guest [EAL options] -- info
-//! conformance-guest [EAL options] -- rx [--promisc on|off]
+//! conformance-guest [EAL options] -- rx [--promisc on|off] [--mtu N] [--idle]
+//! conformance-guest [EAL options] -- lifecycle
 //! conformance-guest [EAL options] -- tx COUNT DST-MAC
 //! ```
 //!
@@ -14,17 +15,21 @@
 //!   since the runtime cannot depend on the lab) until the end frame (sequence `u32::MAX`) or
 //!   SIGINT; reports how many arrived, whether they were intact and in order, per destination
 //!   kind (own MAC, broadcast, other), and the port's counters.
+//!   `--mtu N` sets the MTU before start (with a pool of 16 KiB buffers); `--idle` waits, without
+//!   polling, until the host creates `/tmp/conformance-go` (the overload case), and reports the
+//!   counters at that moment too.
+//! - `lifecycle`: `rx` three times: after start, after stop and start, after close, runtime
+//!   close and a fresh probe; prints `ready N` before each.
 //! - `tx`: port 0 sends `COUNT` numbered frames of every size from 60 to 1514 bytes to `DST-MAC`,
 //!   then waits until the port counted them all.
 //!
 //! Every subcommand closes its ports and exits 1 if a buffer is missing from the pool (the
 //! suite's leak check), 2 for a bad command line.
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use burst::{MacAddr, PacketBuf, PacketPool, Port, PortConf, Runtime, Stats};
+use burst::{MacAddr, PacketBuf, PacketPool, PacketPoolConfig, Port, PortConf, Runtime, Stats};
 
 /// EtherType and magic of test frames (`crates/lab/src/frames.rs`).
 const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
@@ -50,8 +55,11 @@ fn main() -> ExitCode {
     let args: Vec<&str> = app.iter().skip(1).map(String::as_str).collect();
     let result = match args.as_slice() {
         ["info"] => info(&mut rt),
-        ["rx"] => rx(&mut rt, false),
-        ["rx", "--promisc", on @ ("on" | "off")] => rx(&mut rt, *on == "on"),
+        ["rx", rest @ ..] => match parse_rx(rest) {
+            Some(o) => rx(&mut rt, &o),
+            None => return usage(),
+        },
+        ["lifecycle"] => lifecycle(rt),
         ["tx", count, dst] => match (count.parse::<u32>(), dst.parse::<MacAddr>()) {
             (Ok(count), Ok(dst)) => tx(&mut rt, count, dst),
             _ => return usage(),
@@ -72,7 +80,7 @@ fn main() -> ExitCode {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "conformance-guest: usage: conformance-guest [EAL options] -- info | rx [--promisc on|off] | tx COUNT DST-MAC"
+        "conformance-guest: usage: conformance-guest [EAL options] -- info | rx [--promisc on|off] [--mtu N] [--idle] | lifecycle | tx COUNT DST-MAC"
     );
     ExitCode::from(2)
 }
@@ -146,6 +154,8 @@ struct RxTally {
     broadcast: u64,
     other: u64,
     foreign: u64,
+    /// The sequence number expected next: one past the last test frame.
+    next: u32,
     first_problem: Option<String>,
 }
 
@@ -157,22 +167,139 @@ impl RxTally {
     }
 }
 
-fn rx(rt: &mut Runtime, promisc: bool) -> Result<String, Error> {
-    let pool = rt.pktmbuf_pool("conformance", POOL)?;
-    start_ports(rt, &pool, promisc)?;
+/// Options of `rx`.
+#[derive(Default)]
+struct RxOpts {
+    promisc: bool,
+    /// Set before start, with a pool whose buffers hold the largest frame.
+    mtu: Option<u16>,
+    /// Overload: do not poll until the host creates [`GO_FILE`].
+    idle: bool,
+}
+
+/// What the host creates (through the lab agent) to end an idle period.
+const GO_FILE: &str = "/tmp/conformance-go";
+/// Data room of the jumbo pool: the 8254x's RX buffer sizes are powers of two, and 16384 is the
+/// one that holds a 9018-byte frame.
+const JUMBO_ROOM: u16 = 16384;
+
+fn parse_rx(args: &[&str]) -> Option<RxOpts> {
+    let mut o = RxOpts::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match *a {
+            "--promisc" => o.promisc = *it.next()? == "on",
+            "--mtu" => o.mtu = Some(it.next()?.parse().ok()?),
+            "--idle" => o.idle = true,
+            _ => return None,
+        }
+    }
+    Some(o)
+}
+
+fn make_pool(rt: &Runtime, mtu: Option<u16>) -> Result<PacketPool, Error> {
+    Ok(match mtu {
+        Some(_) => PacketPool::new(
+            rt.memory(),
+            &PacketPoolConfig { data_room: JUMBO_ROOM, ..PacketPoolConfig::new("conformance-jumbo", 2048) },
+        )?,
+        None => rt.pktmbuf_pool("conformance", POOL)?,
+    })
+}
+
+fn rx(rt: &mut Runtime, o: &RxOpts) -> Result<String, Error> {
+    let pool = make_pool(rt, o.mtu)?;
+    if let Some(mtu) = o.mtu {
+        for port in rt.ports_mut() {
+            port.configure(&PortConf::queues(1, 1))?;
+            port.set_mtu(mtu)?;
+        }
+    }
+    start_ports(rt, &pool, o.promisc)?;
     wait_link(rt);
-    let own = rt.ports()[0].mac().bytes();
     // Counters from here on only (the link coming up may have let the guest's own traffic in).
     rt.ports()[0].stats_reset();
     println!("ready: {}", port_json(&rt.ports()[0]));
-    let shared: &Runtime = rt;
-    let tally = shared.try_scope(|_| -> Result<RxTally, Error> {
-        let mut q = shared.ports()[0].rx_queue(0)?;
+    let mut idle_stats = String::from("null");
+    if o.idle {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::path::Path::new(GO_FILE).exists() && Instant::now() < deadline && !rt.stop_requested() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        idle_stats = stats_json(&rt.ports()[0].stats());
+        println!("polling");
+    }
+    let tally = rx_until_end(rt)?;
+    let stats = rt.ports()[0].stats();
+    let pool_json = close_ports(rt, &pool)?;
+    Ok(format!("{{{},\"idle_stats\":{idle_stats},\"stats\":{},{pool_json}}}", tally.json(), stats_json(&stats)))
+}
+
+/// `lifecycle`: three receive phases, each ended by the host's end frame: after start; after
+/// stop and start again; after every port closed, the runtime closed, and a fresh runtime probed
+/// the devices again.
+fn lifecycle(mut rt: Runtime) -> Result<String, Error> {
+    let opts = rt.options().clone();
+    let mut phases = Vec::new();
+    {
+        let pool = rt.pktmbuf_pool("conformance", POOL)?;
+        start_ports(&mut rt, &pool, false)?;
+        wait_link(&rt);
+        println!("ready 1");
+        phases.push(format!("{{{}}}", rx_until_end(&rt)?.json()));
+        for port in rt.ports_mut() {
+            port.stop()?;
+        }
+        if !pool.mempool().is_full() {
+            return Err(format!("{} buffers still out after stop", pool.mempool().in_use()).into());
+        }
+        for port in rt.ports_mut() {
+            port.start()?;
+        }
+        wait_link(&rt);
+        println!("ready 2");
+        phases.push(format!("{{{}}}", rx_until_end(&rt)?.json()));
+        close_ports(&mut rt, &pool)?;
+    }
+    rt.close()?;
+    let mut rt = Runtime::init(opts)?;
+    let pool = rt.pktmbuf_pool("conformance", POOL)?;
+    start_ports(&mut rt, &pool, false)?;
+    wait_link(&rt);
+    println!("ready 3");
+    phases.push(format!("{{{}}}", rx_until_end(&rt)?.json()));
+    let pool_json = close_ports(&mut rt, &pool)?;
+    Ok(format!("{{\"phases\":[{}],{pool_json}}}", phases.join(",")))
+}
+
+impl RxTally {
+    fn json(&self) -> String {
+        format!(
+            "\"good\":{},\"bytes\":{},\"bad\":{},\"out_of_order\":{},\"own\":{},\"broadcast\":{},\"other\":{},\"foreign\":{},\"next\":{},\"problem\":\"{}\"",
+            self.good,
+            self.bytes,
+            self.bad,
+            self.out_of_order,
+            self.own,
+            self.broadcast,
+            self.other,
+            self.foreign,
+            self.next,
+            self.first_problem.as_deref().unwrap_or_default().replace('"', "'"),
+        )
+    }
+}
+
+/// Receives on port 0 until the end frame (or SIGINT), checking every test frame.
+fn rx_until_end(rt: &Runtime) -> Result<RxTally, Error> {
+    let own = rt.ports()[0].mac().bytes();
+    rt.try_scope(|_| -> Result<RxTally, Error> {
+        let mut q = rt.ports()[0].rx_queue(0)?;
         let mut bufs: Vec<PacketBuf> = Vec::with_capacity(64);
         let mut t = RxTally::default();
         let mut next = 0u32;
         let mut ended = false;
-        while !ended && !shared.stop_requested() {
+        while !ended && !rt.stop_requested() {
             if q.rx_burst(&mut bufs, 32) == 0 {
                 std::hint::spin_loop();
                 continue;
@@ -207,26 +334,9 @@ fn rx(rt: &mut Runtime, promisc: bool) -> Result<String, Error> {
                 }
             }
         }
+        t.next = next;
         Ok(t)
-    })??;
-    let stats = rt.ports()[0].stats();
-    let pool_json = close_ports(rt, &pool)?;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "{{\"good\":{},\"bytes\":{},\"bad\":{},\"out_of_order\":{},\"own\":{},\"broadcast\":{},\"other\":{},\"foreign\":{},\"problem\":\"{}\",\"stats\":{},{pool_json}}}",
-        tally.good,
-        tally.bytes,
-        tally.bad,
-        tally.out_of_order,
-        tally.own,
-        tally.broadcast,
-        tally.other,
-        tally.foreign,
-        tally.first_problem.unwrap_or_default().replace('"', "'"),
-        stats_json(&stats)
-    );
-    Ok(out)
+    })?
 }
 
 enum Check {
