@@ -188,6 +188,22 @@ impl Runtime {
         lcores::pin_to(cpu).map_err(|source| EalError::Os { what: "pinning the main lcore to its CPU", source })?;
         let _restore = RestoreAffinity(old);
 
-        Ok(std::thread::scope(|s| f(&LcoreScope { scope: s, rt: self })))
+        Ok(std::thread::scope(|s| {
+            // If `f` panics, `std::thread::scope` joins the workers before the panic goes on:
+            // ask them to stop, or a worker polling until `stop_requested` would hang the process.
+            let _stop_on_panic = StopOnPanic(self);
+            f(&LcoreScope { scope: s, rt: self })
+        }))
+    }
+}
+
+/// Requests a stop when dropped during a panic.
+struct StopOnPanic<'a>(&'a Runtime);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.request_stop();
+        }
     }
 }

@@ -105,6 +105,28 @@ fn a_panic_on_an_lcore_comes_back_through_join() {
     assert_eq!(rt.scope(|s| s.launch(1, lcore::current).unwrap().join()), Some(1), "lcore 1 was released");
 }
 
+/// A panic on the main lcore must not leave a worker polling forever: the scope joins workers
+/// before the panic goes on, so it asks them to stop first. Without that, this test hangs.
+#[test]
+fn a_panic_on_the_main_lcore_stops_the_workers() {
+    let _s = serial();
+    let (rt, _, _) = runtime(&[]);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.scope(|s| {
+            let rt = s.runtime();
+            s.launch(1, move || {
+                while !rt.stop_requested() {
+                    std::hint::spin_loop();
+                }
+            })
+            .unwrap();
+            panic!("main lcore boom");
+        })
+    }));
+    assert_eq!(caught.unwrap_err().downcast_ref::<&str>(), Some(&"main lcore boom"));
+    assert!(rt.stop_requested());
+}
+
 #[test]
 fn the_calling_thread_must_be_free_or_already_the_main_lcore() {
     let _s = serial();
