@@ -904,8 +904,58 @@ fn row(cells: &[String; 4], widths: &[usize; 4], open: &str, sep: &str, close: &
 }
 
 struct Table {
+    grid: Grid,
+}
+
+/// A four-column results table, as aligned text and as markdown (shared by every bench).
+struct Grid {
     header: [String; 4],
     rows: Vec<[String; 4]>,
+}
+
+impl Grid {
+    fn widths(&self) -> [usize; 4] {
+        let mut w = self.header.each_ref().map(|h| h.len());
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate() {
+                w[i] = w[i].max(c.len());
+            }
+        }
+        w
+    }
+
+    /// Aligned text with a rule under the header and `footnote` last.
+    fn text(&self, footnote: &str) -> String {
+        let w = self.widths();
+        let line = |cells: &[String; 4]| row(cells, &w, "", "  ", "\n");
+        let mut out = line(&self.header);
+        out.push_str(&"-".repeat(w.iter().sum::<usize>() + 6));
+        out.push('\n');
+        for r in &self.rows {
+            out.push_str(&line(r));
+        }
+        out.push_str(footnote);
+        out.push('\n');
+        out
+    }
+
+    /// A markdown table, first column left-aligned, numbers right-aligned.
+    fn markdown(&self) -> String {
+        let w = self.widths();
+        let line = |cells: &[String; 4]| row(cells, &w, "| ", " | ", " |\n");
+        let mut md = line(&self.header);
+        md.push_str(&format!(
+            "|:{}|{}:|{}:|{}:|\n",
+            "-".repeat(w[0] + 1),
+            "-".repeat(w[1] + 1),
+            "-".repeat(w[2] + 1),
+            "-".repeat(w[3] + 1)
+        ));
+        for r in &self.rows {
+            md.push_str(&line(r));
+        }
+        md
+    }
 }
 
 impl Table {
@@ -941,50 +991,19 @@ impl Table {
                 [op.id.to_string(), d_cell, b_cell, ratio]
             })
             .collect();
-        Self { header, rows }
-    }
-
-    fn widths(&self) -> [usize; 4] {
-        let mut w = self.header.each_ref().map(|h| h.len());
-        for r in &self.rows {
-            for (i, c) in r.iter().enumerate() {
-                w[i] = w[i].max(c.len());
-            }
-        }
-        w
+        Self { grid: Grid { header, rows } }
     }
 
     fn text(&self) -> String {
-        let w = self.widths();
-        let line = |cells: &[String; 4]| row(cells, &w, "", "  ", "\n");
-        let mut out = line(&self.header);
-        out.push_str(&"-".repeat(w.iter().sum::<usize>() + 6));
-        out.push('\n');
-        for r in &self.rows {
-            out.push_str(&line(r));
-        }
-        out.push_str("ratio > 1: burst takes fewer cycles than DPDK\n");
-        out
+        self.grid.text("ratio > 1: burst takes fewer cycles than DPDK")
     }
 
     fn markdown(&self, dpdk: Option<&DpdkResults>, notes: &[String]) -> String {
-        let w = self.widths();
-        let line = |cells: &[String; 4]| row(cells, &w, "| ", " | ", " |\n");
         let mut md = String::from("# burst-mem against DPDK: rings and mempools\n\n");
         md.push_str("Written by `cargo xtask bench mem`. CPU cycles (TSC ticks) per element moved in and out ");
         md.push_str("(ring: one enqueue and one dequeue; mempool: one get and one put), on one core. ");
         md.push_str("Ratio > 1: burst takes fewer cycles than DPDK.\n\n");
-        md.push_str(&line(&self.header));
-        md.push_str(&format!(
-            "|:{}|{}:|{}:|{}:|\n",
-            "-".repeat(w[0] + 1),
-            "-".repeat(w[1] + 1),
-            "-".repeat(w[2] + 1),
-            "-".repeat(w[3] + 1)
-        ));
-        for r in &self.rows {
-            md.push_str(&line(r));
-        }
+        md.push_str(&self.grid.markdown());
         md.push('\n');
         if let Some(d) = dpdk {
             let _ = writeln!(md, "## Where the DPDK numbers come from\n");

@@ -35,8 +35,8 @@ use clap::Args;
 use serde_json::Value;
 
 use super::{
-    apt, busy_warning, catch_sigint, cpu_model, find_on_path, interrupted, lcore_list, measure_tsc_hz, now_unix, row,
-    target_dir, utc, RuntimeDir,
+    apt, busy_warning, catch_sigint, cpu_model, find_on_path, interrupted, lcore_list, measure_tsc_hz, now_unix,
+    target_dir, utc, Grid, RuntimeDir,
 };
 
 #[derive(Args)]
@@ -484,8 +484,7 @@ fn steady(samples: &[f64]) -> Option<f64> {
 }
 
 struct Table {
-    header: [String; 4],
-    rows: Vec<[String; 4]>,
+    grid: Grid,
 }
 
 impl Table {
@@ -528,35 +527,14 @@ impl Table {
         ]);
         let n = |m: Option<&Measured>| m.map_or("-".to_string(), |m| m.samples.to_string());
         rows.push(["samples (1 s each, after warm-up)".into(), n(dpdk), n(ours), "-".into()]);
-        Table { header, rows }
-    }
-
-    fn widths(&self) -> [usize; 4] {
-        let mut w = self.header.each_ref().map(|h| h.len());
-        for r in &self.rows {
-            for (i, c) in r.iter().enumerate() {
-                w[i] = w[i].max(c.len());
-            }
-        }
-        w
+        Table { grid: Grid { header, rows } }
     }
 
     fn text(&self) -> String {
-        let w = self.widths();
-        let line = |cells: &[String; 4]| row(cells, &w, "", "  ", "\n");
-        let mut out = line(&self.header);
-        out.push_str(&"-".repeat(w.iter().sum::<usize>() + 6));
-        out.push('\n');
-        for r in &self.rows {
-            out.push_str(&line(r));
-        }
-        out.push_str("ratio > 1: burst forwards more packets per second than DPDK\n");
-        out
+        self.grid.text("ratio > 1: burst forwards more packets per second than DPDK")
     }
 
     fn markdown(&self, commands: &[String], tsc_hz: Option<f64>, seconds: u64, notes: &[String]) -> String {
-        let w = self.widths();
-        let line = |cells: &[String; 4]| row(cells, &w, "| ", " | ", " |\n");
         let mut md = String::from("# pktgen against testpmd: io forwarding between two net_null ports\n\n");
         let _ = writeln!(
             md,
@@ -574,17 +552,7 @@ impl Table {
             },
             tsc_hz.map_or_else(|| "TSC frequency unknown".to_string(), |hz| format!("TSC {:.0} MHz", hz / 1e6)),
         );
-        md.push_str(&line(&self.header));
-        md.push_str(&format!(
-            "|:{}|{}:|{}:|{}:|\n",
-            "-".repeat(w[0] + 1),
-            "-".repeat(w[1] + 1),
-            "-".repeat(w[2] + 1),
-            "-".repeat(w[3] + 1)
-        ));
-        for r in &self.rows {
-            md.push_str(&line(r));
-        }
+        md.push_str(&self.grid.markdown());
         md.push_str("\n## Commands\n\n");
         for c in commands {
             let _ = writeln!(md, "- `{c}`");
