@@ -16,20 +16,16 @@ static SERIAL: Mutex<()> = Mutex::new(());
 struct TempMount(PathBuf);
 
 impl TempMount {
-    fn new(options: &str) -> TempMount {
+    /// A 2 MiB-page mount that may hold `pages` pages.
+    fn new(pages: u64) -> TempMount {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "burst-runtime-test-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let target = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
-        let opts = std::ffi::CString::new(options).unwrap();
-        // SAFETY: NUL-terminated strings that outlive the call; hugetlbfs reads `data` as options.
-        let rc =
-            unsafe { libc::mount(c"nodev".as_ptr(), target.as_ptr(), c"hugetlbfs".as_ptr(), 0, opts.as_ptr().cast()) };
-        assert_eq!(rc, 0, "mount hugetlbfs at {}: {}", dir.display(), std::io::Error::last_os_error());
+        hugepage::mount_limited(&dir, PageSize::SIZE_2M, pages * PageSize::SIZE_2M.bytes())
+            .unwrap_or_else(|e| panic!("mount hugetlbfs at {}: {e}", dir.display()));
         TempMount(dir)
     }
 
@@ -66,7 +62,7 @@ fn env(pages: u64) -> Env {
     );
     let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let pages = Reservation::new(&SysRoot::host(), PageSize::SIZE_2M, None, pages).expect("reserving 2M hugepages");
-    let mount = TempMount::new(&format!("pagesize=2M,size={}M", 2 * pages.pages()));
+    let mount = TempMount::new(pages.pages());
     Env { _serial: serial, mount, _pages: pages }
 }
 

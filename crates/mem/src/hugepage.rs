@@ -27,7 +27,7 @@ mod size;
 mod sysfs;
 
 pub use error::HugepageError;
-pub use mounts::{mount, unmount, HugetlbMount};
+pub use mounts::{mount, mount_limited, unmount, HugetlbMount};
 pub use reserve::{reservation_lock, Reservation, ReservationLock, RESERVATION_LOCK_PATH};
 pub use size::{format_size, parse_size, PageSize};
 pub use sysfs::{HugepageInfo, PageCounts, SysRoot};

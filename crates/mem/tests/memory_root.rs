@@ -19,20 +19,16 @@ static SERIAL: Mutex<()> = Mutex::new(());
 struct TempMount(PathBuf);
 
 impl TempMount {
-    fn new(options: &str) -> TempMount {
+    /// A 2 MiB-page mount that may hold `pages` pages.
+    fn new(pages: u64) -> TempMount {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "burst-mem-test-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let target = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
-        let opts = std::ffi::CString::new(options).unwrap();
-        // SAFETY: NUL-terminated strings that outlive the call; hugetlbfs reads `data` as options.
-        let rc =
-            unsafe { libc::mount(c"nodev".as_ptr(), target.as_ptr(), c"hugetlbfs".as_ptr(), 0, opts.as_ptr().cast()) };
-        assert_eq!(rc, 0, "mount hugetlbfs at {}: {}", dir.display(), std::io::Error::last_os_error());
+        hugepage::mount_limited(&dir, PageSize::SIZE_2M, pages * PageSize::SIZE_2M.bytes())
+            .unwrap_or_else(|e| panic!("mount hugetlbfs at {}: {e}", dir.display()));
         TempMount(dir)
     }
 
@@ -66,7 +62,7 @@ fn env(pages: u64) -> Env {
     let pages = Reservation::new(&SysRoot::host(), PageSize::SIZE_2M, None, pages).expect("reserving 2M hugepages");
     // The mount may hold only the pages reserved here, so its free count is ours alone, whatever
     // other processes do with the kernel's pool.
-    let mount = TempMount::new(&format!("pagesize=2M,size={}M", 2 * pages.pages()));
+    let mount = TempMount::new(pages.pages());
     Env { _serial: serial, mount, _pages: pages }
 }
 
@@ -159,7 +155,7 @@ fn two_pages_report_iova_contiguity_truthfully() {
 fn too_little_contiguous_memory_is_a_clear_error() {
     let env = env(2);
     // A mount that holds at most two pages, whatever else the kernel has free.
-    let small = TempMount::new("pagesize=2M,size=4M");
+    let small = TempMount::new(2);
     let mut cfg = config(&env, IovaMode::Pa);
     cfg.huge_dir = Some(small.0.clone());
     let mem = Memory::new(cfg).unwrap();
@@ -350,7 +346,7 @@ fn stale_files_of_a_killed_process_are_removed() {
 fn no_free_hugepages_says_how_to_reserve_them() {
     let env = env(1);
     // A mount that holds at most one page stands for a machine with one free page.
-    let small = TempMount::new("pagesize=2M,size=2M");
+    let small = TempMount::new(1);
     let mut cfg = config(&env, IovaMode::Pa);
     cfg.huge_dir = Some(small.0.clone());
     let mem = Memory::new(cfg).unwrap();

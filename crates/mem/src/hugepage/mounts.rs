@@ -107,13 +107,23 @@ fn c_path(path: &Path) -> Result<CString, HugepageError> {
 /// Mounts a hugetlbfs for `size` pages at `path` (created if missing), like
 /// `mount -t hugetlbfs -o pagesize=2M nodev PATH`. Needs root (CAP_SYS_ADMIN).
 pub fn mount(path: impl AsRef<Path>, size: PageSize) -> Result<(), HugepageError> {
-    let path = path.as_ref();
+    mount_with(path.as_ref(), size, None)
+}
+
+/// [`mount`], with the mount limited to `limit` bytes (`-o size=`): files there can never hold
+/// more, whatever the kernel's pool has, so a test or a tenant sees its pages alone.
+pub fn mount_limited(path: impl AsRef<Path>, size: PageSize, limit: u64) -> Result<(), HugepageError> {
+    mount_with(path.as_ref(), size, Some(limit))
+}
+
+fn mount_with(path: &Path, size: PageSize, limit: Option<u64>) -> Result<(), HugepageError> {
     fs::create_dir_all(path).map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => not_root_to_mount(path, size),
         _ => HugepageError::Mount { path: path.to_owned(), size, source: e },
     })?;
     let target = c_path(path)?;
-    let options = CString::new(format!("pagesize={size}")).expect("a page size prints without NUL");
+    let limit = limit.map(|bytes| format!(",size={bytes}")).unwrap_or_default();
+    let options = CString::new(format!("pagesize={size}{limit}")).expect("a page size prints without NUL");
     // SAFETY: every pointer is a NUL-terminated string that outlives the call; `data` is read by
     // the kernel as a string of comma-separated options, which is what hugetlbfs expects.
     let rc =
