@@ -3,7 +3,7 @@
 //! the device reads and writes it behind our back.
 
 use burst_ethdev::EthError;
-use burst_mem::{Memory, Memzone, MemzoneFlags};
+use burst_mem::{Memory, Memzone, MemzoneFlags, PacketBuf, PacketPool};
 use burst_pci::Bar;
 
 use crate::regs::DESC_SIZE;
@@ -84,6 +84,20 @@ impl DescRing {
         // read at any time after the next tail write.
         unsafe { p.cast::<u64>().write_volatile(value.to_le()) }
     }
+
+    /// Zeroes every descriptor, both halves (the device must be quiet).
+    pub(crate) fn zero(&self) {
+        for i in 0..self.len {
+            self.write_u64(i, 0, 0);
+            self.write_u64(i, 8, 0);
+        }
+    }
+}
+
+/// Gives every buffer held in `slots` back to its pool, with one bulk put per pool run.
+pub(crate) fn free_slots(slots: &mut [Option<PacketBuf>]) {
+    let mut bufs: Vec<PacketBuf> = slots.iter_mut().filter_map(Option::take).collect();
+    PacketPool::free_bulk(&mut bufs);
 }
 
 /// Where the burst functions write their tail register: the device's BAR, or a recorder in

@@ -14,7 +14,7 @@ use burst_mem::{PacketBuf, PacketPool};
 use burst_pci::Bar;
 
 use crate::regs::{RDT, RXD_ERR_FRAME, RXD_STAT_DD, RXD_STAT_EOP};
-use crate::ring::{prev, wrap_add, DescRing, Doorbell};
+use crate::ring::{free_slots, prev, wrap_add, DescRing, Doorbell};
 use crate::stats::SwCounters;
 
 /// Descriptor field offsets (SDM 3.2.3, table 3-1).
@@ -104,12 +104,8 @@ impl RxRing {
     /// Gives every buffer back to its pool and zeroes the descriptors. The device must be
     /// quiet (RCTL.EN clear).
     pub(crate) fn release(&mut self) {
-        for i in 0..self.ring.len() {
-            self.ring.write_u64(i, OFF_ADDR, 0);
-            self.ring.write_u64(i, OFF_LENGTH, 0);
-        }
-        let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
-        PacketPool::free_bulk(&mut bufs);
+        self.ring.zero();
+        free_slots(&mut self.bufs);
         self.next = 0;
         self.tail = 0;
         self.discarding = false;
@@ -205,8 +201,7 @@ impl RxRing {
 impl Drop for RxRing {
     fn drop(&mut self) {
         // The device is stopped before a ring is dropped (stop and close disable RX first).
-        let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
-        PacketPool::free_bulk(&mut bufs);
+        free_slots(&mut self.bufs);
     }
 }
 

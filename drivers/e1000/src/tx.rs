@@ -12,7 +12,7 @@ use burst_mem::{PacketBuf, PacketPool};
 use burst_pci::Bar;
 
 use crate::regs::{TDT, TXD_CMD_EOP, TXD_CMD_IFCS, TXD_CMD_RS, TXD_MAX_LEN, TXD_STAT_DD};
-use crate::ring::{distance, wrap_add, DescRing, Doorbell};
+use crate::ring::{distance, free_slots, wrap_add, DescRing, Doorbell};
 use crate::stats::SwCounters;
 
 /// Descriptor field offsets (SDM 3.3.3, figure 3-10).
@@ -76,12 +76,8 @@ impl TxRing {
     /// Gives every buffer back and zeroes the ring; TDH = TDT = 0 afterwards. The device must
     /// be quiet (TCTL.EN clear).
     pub(crate) fn release(&mut self) {
-        for i in 0..self.ring.len() {
-            self.ring.write_u64(i, OFF_ADDR, 0);
-            self.ring.write_u64(i, OFF_LENGTH, 0);
-        }
-        let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
-        PacketPool::free_bulk(&mut bufs);
+        self.ring.zero();
+        free_slots(&mut self.bufs);
         self.tail = 0;
         self.clean = 0;
     }
@@ -144,8 +140,7 @@ impl TxRing {
 
 impl Drop for TxRing {
     fn drop(&mut self) {
-        let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
-        PacketPool::free_bulk(&mut bufs);
+        free_slots(&mut self.bufs);
     }
 }
 
