@@ -406,20 +406,28 @@ fn measure_dpdk(out_dir: &Path) -> Result<DpdkResults, String> {
 
 /// Finds `dpdk-test`, installing Debian's `dpdk-dev` (which holds it) if it is missing.
 fn ensure_dpdk_test() -> Result<PathBuf, String> {
-    if let Some(p) = find_on_path("dpdk-test") {
+    ensure_dpdk_tool("dpdk-test", ", or pass --skip-dpdk")
+}
+
+/// Finds DPDK's `tool` (`dpdk-test`, `dpdk-testpmd`: both in Debian's `dpdk-dev`), installing
+/// the package if it is missing. `escape` ends the errors with another way out, if there is one.
+pub(super) fn ensure_dpdk_tool(tool: &str, escape: &str) -> Result<PathBuf, String> {
+    if let Some(p) = find_on_path(tool) {
         return Ok(p);
     }
-    println!("bench: dpdk-test is not installed; it comes in Debian's dpdk-dev package (DPDK 22.11 on Debian 12)");
+    println!("bench: {tool} is not installed; it comes in Debian's dpdk-dev package (DPDK 22.11 on Debian 12)");
     if find_on_path("apt-get").is_none() {
-        return Err("dpdk-test is not installed and there is no apt-get here: install DPDK 22.11's dpdk-test \
-                    (Debian/Ubuntu package dpdk-dev) by hand, or pass --skip-dpdk"
-            .into());
+        return Err(format!(
+            "{tool} is not installed and there is no apt-get here: install DPDK 22.11's {tool} \
+             (Debian/Ubuntu package dpdk-dev) by hand{escape}"
+        ));
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return Err("dpdk-test is not installed and installing it needs root: run \
-                    `sudo apt-get install --no-install-recommends dpdk-dev`, or pass --skip-dpdk"
-            .into());
+        return Err(format!(
+            "{tool} is not installed and installing it needs root: run \
+             `sudo apt-get install --no-install-recommends dpdk-dev`{escape}"
+        ));
     }
     let install = ["install", "-y", "--no-install-recommends", "dpdk-dev"];
     if apt(&install).is_err() {
@@ -427,7 +435,7 @@ fn ensure_dpdk_test() -> Result<PathBuf, String> {
         apt(&["update"])?;
         apt(&install)?;
     }
-    find_on_path("dpdk-test").ok_or_else(|| "dpdk-dev is installed but there is no dpdk-test on PATH".into())
+    find_on_path(tool).ok_or_else(|| format!("dpdk-dev is installed but there is no {tool} on PATH"))
 }
 
 fn apt(args: &[&str]) -> Result<(), String> {

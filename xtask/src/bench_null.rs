@@ -35,8 +35,8 @@ use clap::Args;
 use serde_json::Value;
 
 use super::{
-    apt, busy_warning, catch_sigint, cpu_model, find_on_path, interrupted, lcore_list, measure_tsc_hz, now_unix,
-    target_dir, utc, Grid, RuntimeDir,
+    busy_warning, catch_sigint, cpu_model, ensure_dpdk_tool, find_on_path, interrupted, lcore_list, measure_tsc_hz,
+    now_unix, target_dir, utc, Grid, RuntimeDir,
 };
 
 #[derive(Args)]
@@ -200,28 +200,7 @@ fn warn_if_busy(what: &str, notes: &mut Vec<String>) {
 
 /// Finds `dpdk-testpmd`, installing Debian's `dpdk-dev` (which holds it) if it is missing.
 fn ensure_testpmd() -> Result<PathBuf, String> {
-    if let Some(p) = find_on_path("dpdk-testpmd") {
-        return Ok(p);
-    }
-    println!("bench: dpdk-testpmd is not installed; it comes in Debian's dpdk-dev package (DPDK 22.11 on Debian 12)");
-    if find_on_path("apt-get").is_none() {
-        return Err("dpdk-testpmd is not installed and there is no apt-get here: install DPDK 22.11's dpdk-testpmd \
-                    (Debian/Ubuntu package dpdk-dev) by hand"
-            .into());
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("dpdk-testpmd is not installed and installing it needs root: run \
-                    `sudo apt-get install --no-install-recommends dpdk-dev`"
-            .into());
-    }
-    let install = ["install", "-y", "--no-install-recommends", "dpdk-dev"];
-    if apt(&install).is_err() {
-        println!("bench: that failed; updating the package lists and trying again");
-        apt(&["update"])?;
-        apt(&install)?;
-    }
-    find_on_path("dpdk-testpmd").ok_or_else(|| "dpdk-dev is installed but there is no dpdk-testpmd on PATH".into())
+    ensure_dpdk_tool("dpdk-testpmd", "")
 }
 
 /// `cargo build --release -p pktgen`; the binary's path.
