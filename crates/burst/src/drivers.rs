@@ -5,5 +5,10 @@ use burst_ethdev::Registry;
 
 /// Every driver linked in: PCI drivers by ID table, virtual devices by name prefix.
 pub fn registry() -> Registry {
-    Registry::new().pci(&burst_e1000::DRIVER).vdev(&burst_net_null::DRIVER).vdev(&burst_net_ring::DRIVER)
+    Registry::new()
+        .pci(&burst_e1000::DRIVER)
+        .pci(&burst_virtio::DRIVER)
+        .vdev(&burst_net_null::DRIVER)
+        .vdev(&burst_net_ring::DRIVER)
+        .vdev(&burst_virtio::VDEV_DRIVER)
 }
