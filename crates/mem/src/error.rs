@@ -131,6 +131,17 @@ pub enum MemError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// Memory another process should map (a vhost-user backend) has no file behind it.
+    #[error(
+        "DMA memory cannot be shared with another process: {why}; virtio-user and other vhost-user \
+         frontends need hugepages in hugetlbfs files: drop --no-huge and --in-memory, and add \
+         --single-file-segments so that few files (at most 8 regions) cover the memory"
+    )]
+    NotShareable {
+        /// What kind of memory it is.
+        why: &'static str,
+    },
+
     /// A system call on a file failed.
     #[error("{what} {path}: {source}", path = path.display())]
     Io {

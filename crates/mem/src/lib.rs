@@ -8,6 +8,9 @@
 //!   buffers on top.
 //! - [`ring`]: bounded lock-free rings, single- or multi-producer/consumer.
 //!
+//! - [`shared`]: the memory as regions another process can map by file descriptor, and
+//!   listeners told of every change (a vhost-user frontend's memory table).
+//!
 //! The layer knows nothing of PCI: the VFIO container in `burst-pci` implements [`DmaMapper`].
 
 pub mod error;
@@ -20,6 +23,7 @@ pub mod mempool;
 pub mod memzone;
 pub mod ring;
 mod segment;
+pub mod shared;
 pub mod socket_mem;
 
 pub use error::MemError;
@@ -29,4 +33,5 @@ pub use memory::{MemConfig, MemStats, Memory};
 pub use mempool::{Mempool, MempoolConfig};
 pub use memzone::{Memzone, MemzoneFlags};
 pub use segment::remove_stale_files;
+pub use shared::{MemoryListener, RegionSet, SharedRegion, SharedSegment};
 pub use socket_mem::SocketMem;

@@ -11,6 +11,7 @@ use crate::hugepage::{PageSize, SysRoot};
 use crate::iova::{DmaMapper, IovaMode, Pagemap};
 use crate::memzone::{Memzone, MemzoneFlags};
 use crate::segment::{self, AddError, SegmentList, Source};
+use crate::shared::{FileId, ListenerId, MemoryListener, RegionSet, SharedRegion, SharedSegment};
 use crate::socket_mem::SocketMem;
 
 /// How to set up DMA memory; the runtime fills it from EAL-style options.
@@ -69,6 +70,8 @@ struct Inner {
     pagemap: Option<Pagemap>,
     numa: bool,
     dir: Option<PathBuf>,
+    /// Why another process cannot map this memory (anonymous memory), if it cannot.
+    unshareable: Option<&'static str>,
     state: Mutex<State>,
 }
 
@@ -92,6 +95,8 @@ struct State {
     zones: HashMap<String, ZoneInfo>,
     mappers: Vec<(u64, Arc<dyn DmaMapper>)>,
     next_mapper: u64,
+    listeners: Vec<(u64, Arc<dyn MemoryListener>)>,
+    next_listener: u64,
 }
 
 /// What [`Memory::memzone_info`] reports about a named reservation.
@@ -221,6 +226,13 @@ impl Memory {
                 lists,
                 pagemap,
                 numa: sockets.len() > 1,
+                unshareable: if config.no_huge {
+                    Some("--no-huge memory is anonymous 4 KiB pages")
+                } else if config.anonymous {
+                    Some("--in-memory hugepages are anonymous mappings")
+                } else {
+                    None
+                },
                 dir,
                 state: Mutex::new(state),
             }),
@@ -376,6 +388,86 @@ impl Memory {
         }
     }
 
+    /// The mapped memory as regions another process can map (a vhost-user backend): one per run
+    /// of segments that are neighbours both in memory and in one file, in address order. With
+    /// `--single-file-segments` that is one region per socket's run of mapped segments; with a
+    /// file per page it is one region per page.
+    ///
+    /// Fails for anonymous memory (`--no-huge`, `--in-memory`), which has no file to share.
+    pub fn shared_regions(&self) -> Result<Vec<SharedRegion>, MemError> {
+        self.check_shareable()?;
+        let _st = self.lock();
+        let mut set = RegionSet::new();
+        for cell in &self.inner.lists {
+            let list = cell.list.lock().unwrap_or_else(|p| p.into_inner());
+            for idx in 0..list.iovas.len() {
+                if list.is_mapped(idx) {
+                    let seg = shared_segment(&list, idx)?;
+                    set.insert(&seg)
+                        .map_err(|source| MemError::Os { what: "duplicating a hugepage file descriptor", source })?;
+                }
+            }
+        }
+        Ok(set.regions())
+    }
+
+    fn check_shareable(&self) -> Result<(), MemError> {
+        match self.inner.unshareable {
+            Some(why) => Err(MemError::NotShareable { why }),
+            None => Ok(()),
+        }
+    }
+
+    /// Registers a listener for the shareable memory: it is told of every segment mapped now
+    /// (before this returns) and of every segment added or removed later, synchronously, with
+    /// the memory's locks held (see [`MemoryListener`]). If it refuses a segment mapped now,
+    /// it is told of the removal of those it took, and registering fails.
+    ///
+    /// Fails for anonymous memory (`--no-huge`, `--in-memory`).
+    pub fn add_memory_listener(&self, listener: Arc<dyn MemoryListener>) -> Result<ListenerId, MemError> {
+        self.check_shareable()?;
+        let mut st = self.lock();
+        let mut done: Vec<(usize, usize)> = Vec::new();
+        let mut failure = None;
+        'lists: for (li, cell) in self.inner.lists.iter().enumerate() {
+            let list = cell.list.lock().unwrap_or_else(|p| p.into_inner());
+            for idx in 0..list.iovas.len() {
+                if !list.is_mapped(idx) {
+                    continue;
+                }
+                let outcome = shared_segment(&list, idx).and_then(|seg| {
+                    listener.segment_added(&seg).map_err(|source| MemError::DmaMap { va: seg.va, len: seg.len, source })
+                });
+                match outcome {
+                    Ok(()) => done.push((li, idx)),
+                    Err(e) => {
+                        failure = Some(e);
+                        break 'lists;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failure {
+            for (li, idx) in done {
+                let list = self.inner.lists[li].list.lock().unwrap_or_else(|p| p.into_inner());
+                if let Ok(seg) = shared_segment(&list, idx) {
+                    listener.segment_removed(&seg);
+                }
+            }
+            return Err(e);
+        }
+        let id = st.next_listener;
+        st.next_listener += 1;
+        st.listeners.push((id, listener));
+        Ok(ListenerId(id))
+    }
+
+    /// Unregisters a listener. It is not told of the segments still mapped.
+    pub fn remove_memory_listener(&self, id: ListenerId) {
+        let mut st = self.lock();
+        st.listeners.retain(|(i, _)| *i != id.0);
+    }
+
     /// Maps segment `idx` of list `li` and tells every DMA mapper about it.
     fn add_segment(&self, st: &mut State, li: usize, idx: usize, needed: u64) -> Result<u64, MemError> {
         let cell = &self.inner.lists[li];
@@ -405,6 +497,31 @@ impl Memory {
                 return Err(MemError::DmaMap { va, len: cell.seg_size, source });
             }
         }
+        if !st.listeners.is_empty() {
+            let refused = match shared_segment(&list, idx) {
+                Ok(seg) => {
+                    let mut refused = None;
+                    for (n, (_, listener)) in st.listeners.iter().enumerate() {
+                        if let Err(source) = listener.segment_added(&seg) {
+                            for (_, l) in &st.listeners[..n] {
+                                l.segment_removed(&seg);
+                            }
+                            refused = Some(MemError::DmaMap { va, len: cell.seg_size, source });
+                            break;
+                        }
+                    }
+                    refused
+                }
+                Err(e) => Some(e),
+            };
+            if let Some(e) = refused {
+                for (_, m) in &st.mappers {
+                    let _ = m.unmap(iova, cell.seg_size);
+                }
+                list.remove(idx);
+                return Err(e);
+            }
+        }
         tracing::debug!(socket = cell.socket, va, iova, "added a DMA segment");
         Ok(iova)
     }
@@ -415,6 +532,12 @@ impl Memory {
             let mut list = cell.list.lock().unwrap_or_else(|p| p.into_inner());
             for idx in 0..st.refs[li].len() {
                 if st.refs[li][idx] == 0 && !st.pinned[li][idx] && list.is_mapped(idx) {
+                    if !st.listeners.is_empty() {
+                        match shared_segment(&list, idx) {
+                            Ok(seg) => st.listeners.iter().for_each(|(_, l)| l.segment_removed(&seg)),
+                            Err(e) => tracing::warn!("cannot describe the segment at {:#x}: {e}", list.addr(idx)),
+                        }
+                    }
                     for (_, mapper) in &st.mappers {
                         if let Err(e) = mapper.unmap(list.iova(idx), cell.seg_size) {
                             tracing::warn!("DMA unmap of segment at {:#x} failed: {e}", list.addr(idx));
@@ -623,6 +746,14 @@ impl Memory {
         let list = cell.list.lock().unwrap_or_else(|p| p.into_inner());
         list.iova(offset / cell.seg_size) + (offset % cell.seg_size) as u64
     }
+}
+
+/// Segment `idx` of `list` as a [`MemoryListener`] sees it.
+fn shared_segment(list: &SegmentList, idx: usize) -> Result<SharedSegment<'_>, MemError> {
+    let (fd, offset) =
+        list.backing(idx).ok_or(MemError::NotShareable { why: "the segment is not mapped from a hugetlbfs file" })?;
+    let file = FileId::of(fd).map_err(|source| MemError::Os { what: "fstat of a hugepage file", source })?;
+    Ok(SharedSegment { va: list.addr(idx), len: list.seg_size, fd, offset, file })
 }
 
 /// Splits `[start, start+len)` out of the free range at `off`.

@@ -12,7 +12,7 @@
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -368,6 +368,19 @@ impl SegmentList {
         self.iovas[idx].store(UNMAPPED, Ordering::Release);
         unreserve_segment(self.addr(idx), self.seg_size);
         self.release_backing(idx);
+    }
+
+    /// The file and offset mapped at segment `idx`, if it is mapped from a file (hugetlbfs
+    /// backing); `None` for anonymous memory or an unmapped segment.
+    pub fn backing(&self, idx: usize) -> Option<(BorrowedFd<'_>, u64)> {
+        if !self.is_mapped(idx) {
+            return None;
+        }
+        match (&self.single_file, &self.files[idx]) {
+            (_, Some((file, _))) => Some((file.as_fd(), 0)),
+            (Some((file, _)), None) => Some((file.as_fd(), (idx * self.seg_size) as u64)),
+            (None, None) => None,
+        }
     }
 
     /// The files backing this list (for a vhost-user frontend that shares them).
