@@ -20,6 +20,9 @@ mod ctrl;
 mod dev;
 mod pci;
 mod rx;
+mod stats;
+#[cfg(test)]
+mod testdev;
 mod tx;
 mod user;
 mod virtqueue;

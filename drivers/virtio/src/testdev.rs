@@ -1,0 +1,496 @@
+//! A software virtio-net device for unit tests: a [`Transport`] whose queues live in the test's
+//! own (no-hugepage, IOVA-as-VA) memory, and a [`TestDevice`] handle through which a test plays
+//! the device: consume TX chains, fill RX buffers, write any used entry it likes. The control
+//! queue is served by a thread while the device is live, like a real device would.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use burst_ethdev::{DeviceName, EthError, MacAddr};
+use burst_mem::{IovaMode, MemConfig, Memory, PacketPool, PacketPoolConfig};
+
+use crate::dev::{DevContext, VirtioNet};
+use crate::spec::ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
+use crate::spec::{config, features as f, status};
+use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
+use crate::virtqueue::RingView;
+
+/// One queue as the device sees it.
+pub(crate) struct DevQueue {
+    pub layout: QueueLayout,
+    pub view: RingView,
+    pub last_avail: u16,
+    pub used_idx: u16,
+    pub kick: Arc<OwnedFd>,
+}
+
+/// The device's state, shared by the transport and the test.
+pub(crate) struct Shared {
+    pub kind: &'static str,
+    pub features: u64,
+    pub driver_features: u64,
+    pub status: u8,
+    /// FEATURES_OK is refused when the driver asks for any of these.
+    pub refuse: u64,
+    pub config: [u8; 16],
+    pub queue_max: u16,
+    pub settable: bool,
+    pub uses_va: bool,
+    pub queues: BTreeMap<u16, DevQueue>,
+    pub resets: usize,
+    pub generation: u64,
+    /// Control commands seen: on the queue, or through `Transport::control`.
+    pub ctrl_log: Vec<(u8, u8, Vec<u8>)>,
+    pub ctrl_ack: u8,
+    /// `Transport::control` answers (as virtio-user does).
+    pub emulate_ctrl: bool,
+    /// Set `VRING_USED_F_NO_NOTIFY` on every queue (a polling backend).
+    pub no_notify: bool,
+    pub connected: bool,
+}
+
+impl Shared {
+    fn max_pairs(&self) -> u16 {
+        if self.features & f::MQ != 0 {
+            u16::from_le_bytes([self.config[config::MAX_VIRTQUEUE_PAIRS], self.config[config::MAX_VIRTQUEUE_PAIRS + 1]])
+                .max(1)
+        } else {
+            1
+        }
+    }
+
+    fn reset(&mut self) {
+        self.status = 0;
+        self.driver_features = 0;
+        self.queues.clear();
+        self.resets += 1;
+        self.generation += 1;
+    }
+}
+
+/// The test's handle on the device.
+#[derive(Clone)]
+pub(crate) struct TestDevice(pub Arc<Mutex<Shared>>);
+
+/// The transport the port gets.
+pub(crate) struct TestTransport(Arc<Mutex<Shared>>);
+
+fn lock(s: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A modern device with every feature the driver wants, MAC 52:54:00:12:34:56, link up, 2 pairs,
+/// rings of 64.
+pub(crate) fn device() -> TestDevice {
+    let mut config = [0u8; 16];
+    config[..6].copy_from_slice(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+    config[config::STATUS..config::STATUS + 2].copy_from_slice(&config::VIRTIO_NET_S_LINK_UP.to_le_bytes());
+    config[config::MAX_VIRTQUEUE_PAIRS..config::MAX_VIRTQUEUE_PAIRS + 2].copy_from_slice(&2u16.to_le_bytes());
+    config[config::MTU..config::MTU + 2].copy_from_slice(&9000u16.to_le_bytes());
+    TestDevice(Arc::new(Mutex::new(Shared {
+        kind: "modern",
+        features: f::WANTED | f::CSUM | f::RING_EVENT_IDX,
+        driver_features: 0,
+        status: 0,
+        refuse: 0,
+        config,
+        queue_max: 64,
+        settable: false,
+        uses_va: false,
+        queues: BTreeMap::new(),
+        resets: 0,
+        generation: 0,
+        ctrl_log: Vec::new(),
+        ctrl_ack: 0,
+        emulate_ctrl: false,
+        no_notify: false,
+        connected: true,
+    })))
+}
+
+/// 4 KiB-page memory, IOVA as VA (no root, no hugepages): the device can follow addresses.
+pub(crate) fn memory() -> Memory {
+    Memory::new(MemConfig { iova_mode: IovaMode::Va, no_huge: true, ..Default::default() }).unwrap()
+}
+
+/// A fresh name (memzone and pool names are unique per memory).
+pub(crate) fn name(what: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{what}{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A pool of `count` default buffers (2048 bytes of data room, 128 of headroom), no cache.
+pub(crate) fn pool(mem: &Memory, count: usize) -> PacketPool {
+    let mut cfg = PacketPoolConfig::new(&name("pool"), count);
+    cfg.cache_size = 0;
+    PacketPool::new(mem, &cfg).unwrap()
+}
+
+impl TestDevice {
+    /// The state, locked.
+    pub(crate) fn state(&self) -> MutexGuard<'_, Shared> {
+        lock(&self.0)
+    }
+
+    /// The port on this device.
+    pub(crate) fn probe(&self, mem: &Memory, mac: Option<MacAddr>) -> Result<VirtioNet, EthError> {
+        let ctx = DevContext {
+            driver: crate::DRIVER_NAME,
+            device: DeviceName::Vdev(name("testdev")),
+            memory: mem.clone(),
+            port: 3,
+            socket: None,
+            mac,
+            keep: None,
+        };
+        VirtioNet::new(Box::new(TestTransport(Arc::clone(&self.0))), ctx)
+    }
+
+    fn with_queue<R>(&self, index: u16, f: impl FnOnce(&mut DevQueue) -> R) -> R {
+        let mut s = self.state();
+        let q = s.queues.get_mut(&index).unwrap_or_else(|| panic!("queue {index} is not set up"));
+        f(q)
+    }
+
+    /// Takes every chain the driver made available on TX queue `index` and returns each one's
+    /// bytes (header included) and descriptor count; marks them used.
+    pub(crate) fn tx_pop(&self, index: u16) -> Vec<(Vec<u8>, usize)> {
+        self.with_queue(index, |q| {
+            let mut out = Vec::new();
+            let end = q.view.avail_idx();
+            while q.last_avail != end {
+                let head = q.view.avail_ring(q.last_avail);
+                q.last_avail = q.last_avail.wrapping_add(1);
+                let (mut bytes, mut count, mut i) = (Vec::new(), 0, head);
+                loop {
+                    let (addr, len, flags, next) = q.view.desc(i);
+                    assert_eq!(flags & VRING_DESC_F_WRITE, 0, "TX descriptors are device-readable");
+                    // SAFETY: test memory is IOVA as VA; the driver under test put a buffer of
+                    // `len` bytes at `addr` (what the test checks).
+                    bytes.extend_from_slice(unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) });
+                    count += 1;
+                    if flags & VRING_DESC_F_NEXT == 0 || count > 4 {
+                        break;
+                    }
+                    i = next;
+                }
+                q.view.set_used_elem(q.used_idx, u32::from(head), 0);
+                q.used_idx = q.used_idx.wrapping_add(1);
+                out.push((bytes, count));
+            }
+            q.view.set_used_idx(q.used_idx);
+            out
+        })
+    }
+
+    /// Buffers available on queue `index` not taken yet.
+    pub(crate) fn avail_pending(&self, index: u16) -> u16 {
+        self.with_queue(index, |q| q.view.avail_idx().wrapping_sub(q.last_avail))
+    }
+
+    /// Delivers `frame` on RX queue `index` behind a header of `hdr_len` bytes (num_buffers in
+    /// it when `hdr_len` is 12), over as many buffers as it needs; false if there are not
+    /// enough.
+    pub(crate) fn rx_push(&self, index: u16, frame: &[u8], hdr_len: usize) -> bool {
+        self.with_queue(index, |q| {
+            let avail = q.view.avail_idx().wrapping_sub(q.last_avail);
+            let mut data = vec![0u8; hdr_len];
+            data.extend_from_slice(frame);
+            // How many buffers it takes.
+            let mut need = 0u16;
+            let mut left = data.len();
+            while left > 0 {
+                if need == avail {
+                    return false;
+                }
+                let (_, len, _, _) = q.view.desc(q.view.avail_ring(q.last_avail.wrapping_add(need)));
+                left = left.saturating_sub(len as usize);
+                need += 1;
+            }
+            if hdr_len == 12 {
+                data[10..12].copy_from_slice(&need.to_le_bytes());
+            }
+            let mut off = 0;
+            for _ in 0..need {
+                let id = q.view.avail_ring(q.last_avail);
+                q.last_avail = q.last_avail.wrapping_add(1);
+                let (addr, len, flags, _) = q.view.desc(id);
+                assert_ne!(flags & VRING_DESC_F_WRITE, 0, "RX descriptors are device-writable");
+                let k = (data.len() - off).min(len as usize);
+                // SAFETY: test memory is IOVA as VA; the driver gave this `len`-byte buffer.
+                unsafe { std::ptr::copy_nonoverlapping(data[off..].as_ptr(), addr as *mut u8, k) };
+                off += k;
+                q.view.set_used_elem(q.used_idx, u32::from(id), k as u32);
+                q.used_idx = q.used_idx.wrapping_add(1);
+            }
+            q.view.set_used_idx(q.used_idx);
+            true
+        })
+    }
+
+    /// Takes the next available buffer id on queue `index` without using it.
+    pub(crate) fn take_avail(&self, index: u16) -> Option<u16> {
+        self.with_queue(index, |q| {
+            if q.view.avail_idx() == q.last_avail {
+                return None;
+            }
+            let id = q.view.avail_ring(q.last_avail);
+            q.last_avail = q.last_avail.wrapping_add(1);
+            Some(id)
+        })
+    }
+
+    /// Writes any used entries the test likes on queue `index` and publishes them.
+    pub(crate) fn used_raw(&self, index: u16, entries: &[(u32, u32)]) {
+        self.with_queue(index, |q| {
+            for &(id, len) in entries {
+                q.view.set_used_elem(q.used_idx, id, len);
+                q.used_idx = q.used_idx.wrapping_add(1);
+            }
+            q.view.set_used_idx(q.used_idx);
+        })
+    }
+
+    /// Moves `used.idx` by `k` without writing entries.
+    pub(crate) fn used_jump(&self, index: u16, k: u16) {
+        self.with_queue(index, |q| {
+            q.used_idx = q.used_idx.wrapping_add(k);
+            q.view.set_used_idx(q.used_idx);
+        })
+    }
+
+    /// Writes into the buffer of descriptor `id` of queue `index` at `off`.
+    pub(crate) fn write_buffer(&self, index: u16, id: u16, off: usize, bytes: &[u8]) {
+        self.with_queue(index, |q| {
+            let (addr, len, _, _) = q.view.desc(id);
+            assert!(off + bytes.len() <= len as usize);
+            // SAFETY: test memory is IOVA as VA; inside the buffer the driver gave.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), (addr as *mut u8).add(off), bytes.len()) };
+        })
+    }
+
+    /// Notifications received on queue `index` since the last call.
+    pub(crate) fn kicks(&self, index: u16) -> u64 {
+        self.with_queue(index, |q| {
+            let mut v = 0u64;
+            // SAFETY: reads 8 bytes into a live local from an eventfd we own (non-blocking).
+            let n = unsafe { libc::read(q.kick.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+            if n == 8 {
+                v
+            } else {
+                0
+            }
+        })
+    }
+
+    /// Whether queue `index` is set up.
+    pub(crate) fn has_queue(&self, index: u16) -> bool {
+        self.state().queues.contains_key(&index)
+    }
+
+    /// `avail.flags` of queue `index`.
+    pub(crate) fn avail_flags(&self, index: u16) -> u16 {
+        self.with_queue(index, |q| q.view.avail_flags())
+    }
+}
+
+/// Serves the control queue: answers each chain with `ctrl_ack`, logging the command.
+fn serve_ctrl(s: &mut Shared, index: u16) {
+    let ack = s.ctrl_ack;
+    let Some(q) = s.queues.get_mut(&index) else { return };
+    let end = q.view.avail_idx();
+    let mut log = Vec::new();
+    while q.last_avail != end {
+        let head = q.view.avail_ring(q.last_avail);
+        q.last_avail = q.last_avail.wrapping_add(1);
+        let (mut bytes, mut i, mut ack_at) = (Vec::new(), head, None);
+        for _ in 0..4 {
+            let (addr, len, flags, next) = q.view.desc(i);
+            if flags & VRING_DESC_F_WRITE != 0 {
+                ack_at = Some(addr as *mut u8);
+            } else {
+                // SAFETY: test memory is IOVA as VA; the driver's command buffer.
+                bytes.extend_from_slice(unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) });
+            }
+            if flags & VRING_DESC_F_NEXT == 0 {
+                break;
+            }
+            i = next;
+        }
+        if let Some(p) = ack_at {
+            // SAFETY: the driver's one-byte ack buffer.
+            unsafe { p.write_volatile(ack) };
+        }
+        if bytes.len() >= 2 {
+            log.push((bytes[0], bytes[1], bytes[2..].to_vec()));
+        }
+        q.view.set_used_elem(q.used_idx, u32::from(head), 1);
+        q.used_idx = q.used_idx.wrapping_add(1);
+        q.view.set_used_idx(q.used_idx);
+    }
+    s.ctrl_log.extend(log);
+}
+
+impl Transport for TestTransport {
+    fn kind(&self) -> &'static str {
+        lock(&self.0).kind
+    }
+
+    fn device_features(&self) -> u64 {
+        let s = lock(&self.0);
+        if s.kind == "legacy" {
+            s.features & 0xffff_ffff
+        } else {
+            s.features
+        }
+    }
+
+    fn set_driver_features(&self, features: u64) -> Result<(), EthError> {
+        let mut s = lock(&self.0);
+        assert_eq!(features & !s.features, 0, "the driver asked for features the device does not offer");
+        s.driver_features = features;
+        Ok(())
+    }
+
+    fn status(&self) -> u8 {
+        lock(&self.0).status
+    }
+
+    fn set_status(&self, v: u8) -> Result<(), EthError> {
+        let mut s = lock(&self.0);
+        if v == 0 {
+            s.reset();
+            return Ok(());
+        }
+        let mut v = v;
+        if v & status::FEATURES_OK != 0 && s.driver_features & s.refuse != 0 {
+            v &= !status::FEATURES_OK;
+        }
+        if v & status::DRIVER_OK != 0 {
+            assert!(
+                s.driver_features & f::VERSION_1 == 0 || v & status::FEATURES_OK != 0,
+                "DRIVER_OK without FEATURES_OK"
+            );
+        }
+        s.status = v;
+        Ok(())
+    }
+
+    fn reset(&self) {
+        lock(&self.0).reset();
+    }
+
+    fn read_config(&self, offset: usize, buf: &mut [u8]) {
+        let s = lock(&self.0);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = s.config.get(offset + i).copied().unwrap_or(0);
+        }
+    }
+
+    fn write_config(&self, offset: usize, data: &[u8]) {
+        let mut s = lock(&self.0);
+        if s.kind == "legacy" {
+            for (i, b) in data.iter().enumerate() {
+                if let Some(c) = s.config.get_mut(offset + i) {
+                    *c = *b;
+                }
+            }
+        }
+    }
+
+    fn queue_max_size(&self, index: u16) -> u16 {
+        let s = lock(&self.0);
+        let ctrl = if s.features & f::CTRL_VQ != 0 { 1 } else { 0 };
+        if index < 2 * s.max_pairs() + ctrl {
+            s.queue_max
+        } else {
+            0
+        }
+    }
+
+    fn queue_size_settable(&self) -> bool {
+        lock(&self.0).settable
+    }
+
+    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, EthError> {
+        let mut s = lock(&self.0);
+        assert_eq!(s.status & status::DRIVER_OK, 0, "queues are set up before DRIVER_OK");
+        assert!(layout.size.is_power_of_two() && layout.size <= s.queue_max);
+        assert_eq!(layout.desc_iova as usize, layout.desc_va, "IOVA as VA");
+        assert_eq!(layout.desc_va % 4096, 0);
+        assert_eq!(layout.used_va % 4096, 0);
+        // SAFETY: eventfd(2) with valid flags; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: a fresh descriptor nobody else owns.
+        let kick = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        // SAFETY: the layout describes a live ring (the driver keeps it until reset, which
+        // drops this queue under the lock before the memory can go).
+        let view = unsafe { RingView::new(layout.desc_va, layout.avail_va, layout.used_va, layout.size) };
+        if s.no_notify {
+            view.set_used_flags(crate::spec::ring::VRING_USED_F_NO_NOTIFY);
+        }
+        let q = DevQueue { layout: *layout, view, last_avail: 0, used_idx: 0, kick: Arc::clone(&kick) };
+        s.queues.insert(layout.index, q);
+        if s.features & f::CTRL_VQ != 0 && layout.index == 2 * s.max_pairs() {
+            let weak: Weak<Mutex<Shared>> = Arc::downgrade(&self.0);
+            let (generation, index) = (s.generation, layout.index);
+            std::thread::spawn(move || loop {
+                std::thread::sleep(Duration::from_micros(200));
+                let Some(shared) = weak.upgrade() else { return };
+                let mut s = lock(&shared);
+                if s.generation != generation {
+                    return;
+                }
+                serve_ctrl(&mut s, index);
+            });
+        }
+        Ok(Notifier::EventFd(kick))
+    }
+
+    fn uses_va(&self) -> bool {
+        lock(&self.0).uses_va
+    }
+
+    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), EthError>> {
+        let mut s = lock(&self.0);
+        if !s.emulate_ctrl {
+            return None;
+        }
+        s.ctrl_log.push((cmd.class, cmd.command, cmd.data.to_vec()));
+        Some(Ok(()))
+    }
+
+    fn connected(&self) -> bool {
+        lock(&self.0).connected
+    }
+}
+
+/// A probed, configured and started port on `dev` with `pairs` queue pairs, RX filled from
+/// `pool`.
+pub(crate) fn started(dev: &TestDevice, mem: &Memory, pairs: u16, pool: &PacketPool) -> VirtioNet {
+    use burst_ethdev::{EthDev, PortConf, RxQueueConf, TxQueueConf};
+    let mut port = dev.probe(mem, None).unwrap();
+    port.configure(&PortConf::queues(pairs, pairs)).unwrap();
+    for q in 0..pairs {
+        port.rx_queue_setup(q, &RxQueueConf { nb_desc: 0, pool: pool.clone(), socket: None }).unwrap();
+        port.tx_queue_setup(q, &TxQueueConf { nb_desc: 0, socket: None }).unwrap();
+    }
+    port.start().unwrap();
+    port
+}
+
+/// `n` frames of `len` bytes from `pool`, byte `k` of frame `i` being `i + k`.
+pub(crate) fn frames(pool: &PacketPool, n: usize, len: usize) -> Vec<burst_mem::PacketBuf> {
+    (0..n)
+        .map(|i| {
+            let mut b = pool.alloc().unwrap();
+            let bytes: Vec<u8> = (0..len).map(|k| (i + k) as u8).collect();
+            assert!(b.set_data(&bytes));
+            b
+        })
+        .collect()
+}

@@ -1,0 +1,729 @@
+//! The vhost-user front-end: a [`Transport`] whose "device" is a back-end process reached over a
+//! unix socket (QEMU docs/interop/vhost-user.rst), the way DPDK's virtio-user
+//! (`drivers/net/virtio/virtio_user/`) drives one.
+//!
+//! What the back-end sees, in order:
+//! - On connect: `SET_OWNER`, `GET_FEATURES`, and with `VHOST_USER_F_PROTOCOL_FEATURES`
+//!   `GET_PROTOCOL_FEATURES` / `SET_PROTOCOL_FEATURES` (we take `REPLY_ACK` and `MQ`), then
+//!   `GET_QUEUE_NUM` with `MQ`.
+//! - At `DRIVER_OK` (port start): `SET_VRING_CALL` per queue, `SET_FEATURES`, `SET_MEM_TABLE`,
+//!   per queue `SET_VRING_NUM`, `SET_VRING_BASE`, `SET_VRING_ADDR` (our virtual addresses),
+//!   `SET_VRING_KICK`, then `SET_VRING_ENABLE` for the enabled pairs (with protocol features).
+//! - At reset (port stop): `SET_VRING_ENABLE 0` and `GET_VRING_BASE` per queue, which stops
+//!   the back-end's use of the rings.
+//! - When memory is added or removed while live: `SET_VRING_ENABLE 0`, `SET_MEM_TABLE`,
+//!   `SET_VRING_ENABLE 1`, synchronously, before the new memory can hold a buffer.
+//!
+//! The device config space, the status byte and the control queue are emulated here, as DPDK
+//! does: MAC (`mac=` or random), link up while connected, `max_virtqueue_pairs` = `queues=`.
+//! The back-end never sees `MAC`, `STATUS`, `CTRL_*` features nor a control queue.
+//!
+//! Reconnection: a monitor thread polls the socket every 100 ms. When the back-end goes away the
+//! link goes down and the thread retries connecting every 100 ms; once back, if the port was
+//! started, the whole start sequence is replayed with each ring's base set to the used ring's
+//! index (read from our ring memory) and the same kick and call eventfds. The data path never
+//! notices (kicks go to an eventfd nobody reads meanwhile).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use burst_ethdev::EthError;
+use burst_mem::shared::{MemoryListener, RegionSet, SharedSegment};
+
+use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
+use crate::user::msg::{self, proto, req, MemRegion, Message};
+
+/// Virtio feature bits this transport deals with (virtio 1.2, 5.1.3 and 6).
+pub(crate) mod bits {
+    pub const MAC: u64 = 1 << 5;
+    pub const MRG_RXBUF: u64 = 1 << 15;
+    pub const STATUS: u64 = 1 << 16;
+    pub const CTRL_VQ: u64 = 1 << 17;
+    pub const CTRL_RX: u64 = 1 << 18;
+    pub const MQ: u64 = 1 << 22;
+    pub const CTRL_MAC_ADDR: u64 = 1 << 23;
+    pub const ANY_LAYOUT: u64 = 1 << 27;
+    pub const VERSION_1: u64 = 1 << 32;
+}
+
+/// Features taken from the back-end when it offers them. Not `ACCESS_PLATFORM` (it would make
+/// DPDK's back-end translate through an IOTLB we do not feed), nor offloads we do not use.
+const FROM_BACKEND: u64 = bits::VERSION_1 | bits::MRG_RXBUF | bits::ANY_LAYOUT | bits::MQ;
+/// Features this transport emulates, whatever the back-end offers.
+const EMULATED: u64 = bits::MAC | bits::STATUS | bits::CTRL_VQ | bits::CTRL_RX | bits::CTRL_MAC_ADDR | bits::MQ;
+/// Emulated features never sent to the back-end (`MQ` is: DPDK's back-end drops all but the
+/// first queue pair without it).
+const NOT_SENT: u64 = bits::MAC | bits::STATUS | bits::CTRL_VQ | bits::CTRL_RX | bits::CTRL_MAC_ADDR;
+/// Protocol features we use.
+const PROTOCOL_WANTED: u64 = proto::REPLY_ACK | proto::MQ;
+
+/// Device status bits (virtio 1.2, 2.1).
+const DRIVER_OK: u8 = 4;
+
+/// How long a reply may take before the back-end is taken for dead.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the monitor looks at the socket, and retries connecting.
+const MONITOR_PERIOD: Duration = Duration::from_millis(100);
+
+/// `struct virtio_net_config` offsets (virtio 1.2, 5.1.4).
+const CFG_STATUS: usize = 6;
+const CFG_MAX_PAIRS: usize = 8;
+const CFG_MTU: usize = 10;
+const CFG_LEN: usize = 12;
+const LINK_UP: u16 = 1;
+
+/// Control-queue classes and commands (virtio 1.2, 5.1.6.5).
+const CTRL_RX_CLASS: u8 = 0;
+const CTRL_MAC_CLASS: u8 = 1;
+const CTRL_MAC_ADDR_SET: u8 = 1;
+const CTRL_ANNOUNCE_CLASS: u8 = 3;
+const CTRL_MQ_CLASS: u8 = 4;
+const CTRL_MQ_VQ_PAIRS_SET: u8 = 0;
+
+/// What `--vdev virtio_user0,...` asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// The back-end's socket.
+    pub path: PathBuf,
+    /// Queue pairs (the emulated `max_virtqueue_pairs`).
+    pub queues: u16,
+    /// Ring size of every queue.
+    pub queue_size: u16,
+    /// The emulated config's MAC.
+    pub mac: [u8; 6],
+    /// The device name, for errors.
+    pub name: String,
+}
+
+/// A queue given at `setup_queue`, kept to replay on reconnect.
+struct Queue {
+    layout: QueueLayout,
+    kick: Arc<OwnedFd>,
+    call: OwnedFd,
+}
+
+/// Everything that changes, under one lock. Lock order: the memory's locks, then this (the
+/// memory listener is called with the former held); nothing here calls into the memory.
+struct State {
+    sock: Option<UnixStream>,
+    /// GET_FEATURES of the current (or last) connection.
+    backend_features: u64,
+    /// Protocol features negotiated on the current connection.
+    protocol: u64,
+    /// What the net device wrote (emulated bits included).
+    driver_features: u64,
+    status: u8,
+    /// Queues set up since the last reset, by index (the control queue is not here).
+    queues: BTreeMap<u16, Queue>,
+    /// Queue pairs enabled (VQ_PAIRS_SET; 1 until then).
+    pairs: u16,
+    /// Whether the back-end has the rings (start sequence done on this connection).
+    live: bool,
+    regions: RegionSet,
+    mac: [u8; 6],
+}
+
+struct Shared {
+    opts: Options,
+    state: Mutex<State>,
+    connected: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// Why a conversation with the back-end failed.
+#[derive(Debug)]
+enum Fail {
+    /// The socket broke (closed, timed out): reconnect.
+    Io(io::Error),
+    /// The back-end answered, but not as it should.
+    Refused(String),
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Io(e) => write!(f, "{e}"),
+            Fail::Refused(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Self {
+        Fail::Io(e)
+    }
+}
+
+/// The virtio-user transport.
+pub(crate) struct VhostUser {
+    shared: Arc<Shared>,
+    monitor: Option<JoinHandle<()>>,
+    /// The DMA memory's registration of our listener, undone on drop.
+    memory: Option<(burst_mem::Memory, burst_mem::shared::ListenerId)>,
+}
+
+/// Tells the transport of memory changes ([`burst_mem::Memory::add_memory_listener`]).
+pub(crate) struct Listener(Arc<Shared>);
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd has no memory arguments; it returns a new descriptor or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Connects to the back-end's socket.
+fn connect(path: &Path) -> io::Result<UnixStream> {
+    let sock = UnixStream::connect(path)?;
+    sock.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    sock.set_write_timeout(Some(REPLY_TIMEOUT))?;
+    Ok(sock)
+}
+
+impl State {
+    fn sock(&self) -> Result<&UnixStream, Fail> {
+        self.sock.as_ref().ok_or_else(|| Fail::Io(io::Error::new(io::ErrorKind::NotConnected, "not connected")))
+    }
+
+    /// Sends a message that gets no reply; with REPLY_ACK (and `ack`), asks for one and checks it.
+    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd], ack: bool) -> Result<(), Fail> {
+        let ack = ack && self.protocol & proto::REPLY_ACK != 0;
+        let sock = self.sock()?;
+        msg::send(sock, request, if ack { msg::FLAG_NEED_REPLY } else { 0 }, payload, fds)?;
+        if ack {
+            let reply = self.reply(request)?;
+            match reply.u64() {
+                Some(0) => {}
+                Some(code) => {
+                    return Err(Fail::Refused(format!("the back-end refused {} (status {code})", req::name(request))))
+                }
+                None => return Err(Fail::Refused(format!("bad REPLY_ACK to {}", req::name(request)))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a request that has a reply, and returns the reply.
+    fn get(&self, request: u32, payload: &[u8]) -> Result<Message, Fail> {
+        msg::send(self.sock()?, request, 0, payload, &[])?;
+        self.reply(request)
+    }
+
+    fn reply(&self, request: u32) -> Result<Message, Fail> {
+        let reply = msg::recv(self.sock()?)?;
+        if reply.request != request || reply.flags & msg::FLAG_REPLY == 0 {
+            return Err(Fail::Refused(format!(
+                "expected the reply to {}, got request {} with flags {:#x}",
+                req::name(request),
+                reply.request,
+                reply.flags
+            )));
+        }
+        Ok(reply)
+    }
+
+    fn get_u64(&self, request: u32) -> Result<u64, Fail> {
+        let reply = self.get(request, &[])?;
+        reply.u64().ok_or_else(|| Fail::Refused(format!("{} reply too short", req::name(request))))
+    }
+
+    /// The first messages of a connection: owner, features, protocol features, queue count.
+    fn handshake(&mut self, queues: u16) -> Result<(), Fail> {
+        self.protocol = 0;
+        self.send(req::SET_OWNER, &[], &[], false)?;
+        let features = self.get_u64(req::GET_FEATURES)?;
+        if features & msg::F_PROTOCOL_FEATURES != 0 {
+            let offered = self.get_u64(req::GET_PROTOCOL_FEATURES)?;
+            let take = offered & PROTOCOL_WANTED;
+            self.send(req::SET_PROTOCOL_FEATURES, &msg::u64_payload(take), &[], false)?;
+            self.protocol = take;
+        }
+        if queues > 1 {
+            if features & bits::MQ == 0 || self.protocol & proto::MQ == 0 {
+                return Err(Fail::Refused(format!(
+                    "queues={queues} needs a back-end with multiqueue (VIRTIO_NET_F_MQ and the MQ protocol \
+                     feature); this one has none: use queues=1, or start the back-end with queues={queues}"
+                )));
+            }
+            let max = self.get_u64(req::GET_QUEUE_NUM)?;
+            if max < u64::from(queues) {
+                return Err(Fail::Refused(format!(
+                    "queues={queues}, but the back-end takes at most {max} queue pairs: start it with queues={queues} or more"
+                )));
+            }
+        }
+        self.backend_features = features;
+        Ok(())
+    }
+
+    /// Features for SET_FEATURES: what the net device took that the back-end offered, plus
+    /// the protocol-features bit when the back-end has it.
+    fn features_to_send(&self) -> u64 {
+        (self.driver_features & !NOT_SENT & self.backend_features) | (self.backend_features & msg::F_PROTOCOL_FEATURES)
+    }
+
+    /// The memory table from the regions we know.
+    fn send_mem_table(&self) -> Result<(), Fail> {
+        let regions = self.regions.regions();
+        if regions.is_empty() {
+            return Err(Fail::Refused("there is no DMA memory to share with the back-end yet".into()));
+        }
+        if regions.len() > msg::MAX_REGIONS {
+            return Err(Fail::Refused(too_many_regions(regions.len())));
+        }
+        let table: Vec<MemRegion> = regions
+            .iter()
+            .map(|r| MemRegion {
+                guest_phys_addr: r.va as u64,
+                memory_size: r.len as u64,
+                userspace_addr: r.va as u64,
+                mmap_offset: r.offset,
+            })
+            .collect();
+        let fds: Vec<RawFd> = regions.iter().map(|r| r.fd.as_raw_fd()).collect();
+        self.send(req::SET_MEM_TABLE, &msg::mem_table(&table), &fds, true)
+    }
+
+    fn enable_rings(&self, on: bool) -> Result<(), Fail> {
+        if self.backend_features & msg::F_PROTOCOL_FEATURES == 0 {
+            return Ok(());
+        }
+        for &index in self.queues.keys() {
+            let enable = on && index / 2 < self.pairs;
+            self.send(req::SET_VRING_ENABLE, &msg::vring_state(u32::from(index), u32::from(enable)), &[], true)?;
+        }
+        Ok(())
+    }
+
+    /// Gives the back-end every queue: DPDK's `virtio_user_start_device` order. `resume`: the
+    /// rings were in use before (reconnect), so each starts at its used ring's index.
+    fn start(&mut self, resume: bool) -> Result<(), Fail> {
+        for (&index, q) in &self.queues {
+            let payload = msg::u64_payload(u64::from(index));
+            self.send(req::SET_VRING_CALL, &payload, &[q.call.as_raw_fd()], false)?;
+        }
+        self.send(req::SET_FEATURES, &msg::u64_payload(self.features_to_send()), &[], true)?;
+        self.send_mem_table()?;
+        for (&index, q) in &self.queues {
+            let l = &q.layout;
+            let i = u32::from(index);
+            self.send(req::SET_VRING_NUM, &msg::vring_state(i, u32::from(l.size)), &[], false)?;
+            let base = if resume { used_idx(l) } else { 0 };
+            self.send(req::SET_VRING_BASE, &msg::vring_state(i, u32::from(base)), &[], false)?;
+            let addr = msg::vring_addr(i, l.desc_va as u64, l.used_va as u64, l.avail_va as u64);
+            self.send(req::SET_VRING_ADDR, &addr, &[], false)?;
+            self.send(req::SET_VRING_KICK, &msg::u64_payload(u64::from(index)), &[q.kick.as_raw_fd()], true)?;
+        }
+        self.enable_rings(true)?;
+        self.live = true;
+        Ok(())
+    }
+
+    /// Takes the rings back from the back-end (DPDK's `virtio_user_stop_device`).
+    fn stop(&mut self) -> Result<(), Fail> {
+        if !self.live {
+            return Ok(());
+        }
+        self.live = false;
+        self.enable_rings(false)?;
+        for &index in self.queues.keys() {
+            self.get(req::GET_VRING_BASE, &msg::vring_state(u32::from(index), 0))?;
+        }
+        Ok(())
+    }
+
+    fn disconnect(&mut self, shared_connected: &AtomicBool) {
+        self.sock = None;
+        self.live = false;
+        shared_connected.store(false, Ordering::Release);
+    }
+}
+
+/// The used ring's `idx` (virtio 1.2, 2.7.8: `flags` u16, then `idx` u16), read from our ring
+/// memory: where a new back-end continues.
+fn used_idx(l: &QueueLayout) -> u16 {
+    // SAFETY: `used_va` is the used ring of a queue the net device set up and keeps alive until
+    // it resets the transport (which forgets the queue); +2 is the 2-aligned `idx` field. Read
+    // volatile: the back-end may write it.
+    unsafe { ((l.used_va + 2) as *const u16).read_volatile() }.to_le()
+}
+
+fn too_many_regions(n: usize) -> String {
+    format!(
+        "the DMA memory is {n} regions, a vhost-user back-end takes at most {}: run with \
+         --single-file-segments (one file per socket's memory) and keep the memory in few pieces \
+         (e.g. reserve it up front with --socket-mem / -m)",
+        msg::MAX_REGIONS
+    )
+}
+
+impl Shared {
+    fn error(&self, message: String) -> EthError {
+        EthError::Device { driver: crate::USER_DRIVER_NAME, device: self.opts.name.clone(), message }
+    }
+
+    /// Handles a failed conversation: a broken socket disconnects (the monitor reconnects).
+    fn failed(&self, st: &mut State, what: &str, fail: Fail) -> EthError {
+        if let Fail::Io(e) = &fail {
+            tracing::warn!(device = %self.opts.name, "vhost-user back-end lost during {what}: {e}; reconnecting");
+            st.disconnect(&self.connected);
+        }
+        self.error(format!("{what}: {fail}"))
+    }
+
+    /// Watches the socket and reconnects; runs until `stop`.
+    fn monitor(self: Arc<Self>) {
+        while !self.stop.load(Ordering::Acquire) {
+            std::thread::sleep(MONITOR_PERIOD);
+            if self.connected.load(Ordering::Acquire) {
+                let mut st = lock(&self.state);
+                if st.sock.as_ref().is_some_and(peer_closed) {
+                    tracing::warn!(device = %self.opts.name, path = %self.opts.path.display(),
+                        "the vhost-user back-end went away: link down, reconnecting");
+                    st.disconnect(&self.connected);
+                }
+            } else {
+                self.reconnect();
+            }
+        }
+    }
+
+    fn reconnect(&self) {
+        let Ok(sock) = connect(&self.opts.path) else { return };
+        let mut st = lock(&self.state);
+        st.sock = Some(sock);
+        let outcome = st.handshake(self.opts.queues).and_then(|()| {
+            let wanted = st.driver_features & !NOT_SENT & FROM_BACKEND;
+            if st.backend_features & wanted != wanted && st.status & DRIVER_OK != 0 {
+                return Err(Fail::Refused(format!(
+                    "the back-end now offers features {:#x}, without {:#x} that the port uses",
+                    st.backend_features,
+                    wanted & !st.backend_features
+                )));
+            }
+            if st.status & DRIVER_OK != 0 {
+                st.start(true)?;
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => {
+                self.connected.store(true, Ordering::Release);
+                tracing::info!(device = %self.opts.name, path = %self.opts.path.display(),
+                    "reconnected to the vhost-user back-end");
+            }
+            Err(e) => {
+                tracing::warn!(device = %self.opts.name, "reconnecting to the vhost-user back-end: {e}");
+                st.disconnect(&self.connected);
+            }
+        }
+    }
+}
+
+/// Whether the peer closed the socket (or it broke). Called with the state lock held, so no
+/// reply is in flight: anything readable is an end of file or an unexpected message.
+fn peer_closed(sock: &UnixStream) -> bool {
+    let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
+    // SAFETY: polls one descriptor we own, without waiting.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if n <= 0 {
+        return false;
+    }
+    if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLRDHUP) != 0 {
+        return true;
+    }
+    let mut byte = 0u8;
+    // SAFETY: peeks at most one byte into a local.
+    let r =
+        unsafe { libc::recv(sock.as_raw_fd(), (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    r == 0
+}
+
+impl VhostUser {
+    /// Connects to the back-end at `opts.path` and does the handshake. The monitor thread
+    /// starts here. Memory to share comes through [`VhostUser::listener`].
+    pub(crate) fn connect(opts: Options) -> Result<VhostUser, EthError> {
+        let name = opts.name.clone();
+        let err = |message: String| EthError::Device { driver: crate::USER_DRIVER_NAME, device: name.clone(), message };
+        let sock = connect(&opts.path).map_err(|e| {
+            err(format!(
+                "cannot connect to the vhost-user socket {}: {e}: start the back-end first (e.g. \
+                 `dpdk-testpmd --vdev net_vhost0,iface={}`), or fix path=",
+                opts.path.display(),
+                opts.path.display()
+            ))
+        })?;
+        let mut st = State {
+            sock: Some(sock),
+            backend_features: 0,
+            protocol: 0,
+            driver_features: 0,
+            status: 0,
+            queues: BTreeMap::new(),
+            pairs: 1,
+            live: false,
+            regions: RegionSet::new(),
+            mac: opts.mac,
+        };
+        st.handshake(opts.queues).map_err(|e| err(format!("vhost-user handshake on {}: {e}", opts.path.display())))?;
+        if st.backend_features & bits::VERSION_1 == 0 && st.backend_features & bits::MRG_RXBUF == 0 {
+            tracing::info!(device = %opts.name, "the back-end offers neither VERSION_1 nor MRG_RXBUF: 10-byte net headers");
+        }
+        let shared = Arc::new(Shared {
+            opts,
+            state: Mutex::new(st),
+            connected: AtomicBool::new(true),
+            stop: AtomicBool::new(false),
+        });
+        let monitor = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("vhost-user-mon".into())
+                .spawn(move || shared.monitor())
+                .map_err(|e| err(format!("cannot start the vhost-user monitor thread: {e}")))?
+        };
+        Ok(VhostUser { shared, monitor: Some(monitor), memory: None })
+    }
+
+    /// The memory listener that keeps the back-end's memory table current.
+    pub(crate) fn listener(&self) -> Arc<Listener> {
+        Arc::new(Listener(Arc::clone(&self.shared)))
+    }
+
+    /// Registers [`VhostUser::listener`] with `memory`, undone when the transport drops.
+    pub(crate) fn share(&mut self, memory: &burst_mem::Memory) -> Result<(), EthError> {
+        let id = memory.add_memory_listener(self.listener())?;
+        self.memory = Some((memory.clone(), id));
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.shared.state)
+    }
+
+    /// Control-queue command answers, shared by [`Transport::control`].
+    fn answer(&self, cmd: CtrlCommand<'_>) -> Result<(), EthError> {
+        let mut st = self.lock();
+        match (cmd.class, cmd.command) {
+            (CTRL_RX_CLASS, _) | (CTRL_ANNOUNCE_CLASS, _) => Ok(()),
+            (CTRL_MAC_CLASS, CTRL_MAC_ADDR_SET) => {
+                let mac: [u8; 6] = cmd.data.get(..6).and_then(|d| d.try_into().ok()).ok_or_else(|| {
+                    self.shared.error(format!("MAC_ADDR_SET with {} bytes of data, 6 needed", cmd.data.len()))
+                })?;
+                st.mac = mac;
+                Ok(())
+            }
+            (CTRL_MAC_CLASS, _) => Ok(()),
+            (CTRL_MQ_CLASS, CTRL_MQ_VQ_PAIRS_SET) => {
+                let n = cmd.data.get(..2).map(|d| u16::from_le_bytes([d[0], d[1]])).unwrap_or(0);
+                if n == 0 || n > self.shared.opts.queues {
+                    return Err(self.shared.error(format!(
+                        "VQ_PAIRS_SET {n}: the device has 1..={} queue pairs",
+                        self.shared.opts.queues
+                    )));
+                }
+                st.pairs = n;
+                if st.live {
+                    if let Err(e) = st.enable_rings(true) {
+                        return Err(self.shared.failed(&mut st, "enabling queue pairs", e));
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(EthError::NotSupported { driver: crate::USER_DRIVER_NAME, what: "this control-queue command" }),
+        }
+    }
+}
+
+impl Drop for VhostUser {
+    fn drop(&mut self) {
+        if let Some((memory, id)) = self.memory.take() {
+            memory.remove_memory_listener(id);
+        }
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.monitor.take() {
+            let _ = t.join();
+        }
+        let mut st = self.lock();
+        if let Err(e) = st.stop() {
+            tracing::debug!("stopping the vhost-user rings on close: {e}");
+        }
+        st.sock = None;
+    }
+}
+
+impl Transport for VhostUser {
+    fn kind(&self) -> &'static str {
+        "vhost-user"
+    }
+
+    fn device_features(&self) -> u64 {
+        (self.lock().backend_features & FROM_BACKEND) | EMULATED
+    }
+
+    fn set_driver_features(&self, features: u64) -> Result<(), EthError> {
+        let offered = self.device_features();
+        if features & !offered != 0 {
+            return Err(self
+                .shared
+                .error(format!("features {:#x} were not offered (offered {offered:#x})", features & !offered)));
+        }
+        self.lock().driver_features = features;
+        Ok(())
+    }
+
+    fn status(&self) -> u8 {
+        self.lock().status
+    }
+
+    fn set_status(&self, status: u8) -> Result<(), EthError> {
+        if status == 0 {
+            self.reset();
+            return Ok(());
+        }
+        let mut st = self.lock();
+        let was = st.status;
+        st.status = status;
+        if status & DRIVER_OK != 0 && was & DRIVER_OK == 0 && st.sock.is_some() {
+            if let Err(e) = st.start(false) {
+                st.status = was;
+                return Err(self.shared.failed(&mut st, "starting the vhost-user rings", e));
+            }
+        }
+        Ok(())
+    }
+
+    fn reset(&self) {
+        let mut st = self.lock();
+        if let Err(e) = st.stop() {
+            let e = self.shared.failed(&mut st, "stopping the vhost-user rings", e);
+            tracing::warn!("{e}");
+        }
+        st.status = 0;
+        st.queues.clear();
+        st.pairs = 1;
+    }
+
+    fn read_config(&self, offset: usize, buf: &mut [u8]) {
+        let st = self.lock();
+        let mut cfg = [0u8; CFG_LEN];
+        cfg[..6].copy_from_slice(&st.mac);
+        let link = if self.shared.connected.load(Ordering::Acquire) { LINK_UP } else { 0 };
+        cfg[CFG_STATUS..CFG_STATUS + 2].copy_from_slice(&link.to_le_bytes());
+        cfg[CFG_MAX_PAIRS..CFG_MAX_PAIRS + 2].copy_from_slice(&self.shared.opts.queues.to_le_bytes());
+        cfg[CFG_MTU..CFG_MTU + 2].copy_from_slice(&1500u16.to_le_bytes());
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = offset.checked_add(i).and_then(|o| cfg.get(o)).copied().unwrap_or(0);
+        }
+    }
+
+    fn write_config(&self, offset: usize, data: &[u8]) {
+        let mut st = self.lock();
+        for (i, &b) in data.iter().enumerate() {
+            if let Some(slot) = offset.checked_add(i).and_then(|o| st.mac.get_mut(o)) {
+                *slot = b;
+            }
+        }
+    }
+
+    fn queue_max_size(&self, index: u16) -> u16 {
+        if index <= 2 * self.shared.opts.queues {
+            self.shared.opts.queue_size
+        } else {
+            0
+        }
+    }
+
+    fn queue_size_settable(&self) -> bool {
+        false
+    }
+
+    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, EthError> {
+        let io_err =
+            |e: io::Error| self.shared.error(format!("cannot make an eventfd for queue {}: {e}", layout.index));
+        let kick = Arc::new(eventfd().map_err(io_err)?);
+        if layout.index == 2 * self.shared.opts.queues {
+            // The control queue is emulated: nothing reads it, nobody needs the kick.
+            return Ok(Notifier::EventFd(kick));
+        }
+        if layout.index > 2 * self.shared.opts.queues {
+            return Err(self.shared.error(format!("there is no queue {}", layout.index)));
+        }
+        let call = eventfd().map_err(io_err)?;
+        let mut st = self.lock();
+        st.queues.insert(layout.index, Queue { layout: *layout, kick: Arc::clone(&kick), call });
+        Ok(Notifier::EventFd(kick))
+    }
+
+    fn uses_va(&self) -> bool {
+        true
+    }
+
+    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), EthError>> {
+        Some(self.answer(cmd))
+    }
+
+    fn connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+}
+
+impl MemoryListener for Listener {
+    fn segment_added(&self, seg: &SharedSegment<'_>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut st = lock(&self.0.state);
+        st.regions.insert(seg)?;
+        let n = st.regions.regions().len();
+        if n > msg::MAX_REGIONS {
+            st.regions.remove(seg.va);
+            return Err(too_many_regions(n).into());
+        }
+        self.update(&mut st).map_err(|e| e.into())
+    }
+
+    fn segment_removed(&self, seg: &SharedSegment<'_>) {
+        let mut st = lock(&self.0.state);
+        st.regions.remove(seg.va);
+        if let Err(e) = self.update(&mut st) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+impl Listener {
+    /// Re-sends the memory table if the back-end has the rings (DPDK's
+    /// `virtio_user_mem_event_cb`: pause the rings, new table, resume). A broken socket is not an
+    /// error here: the reconnect sends the whole table.
+    fn update(&self, st: &mut State) -> Result<(), String> {
+        if !st.live || st.sock.is_none() {
+            return Ok(());
+        }
+        let n = st.regions.regions().len();
+        if n > msg::MAX_REGIONS {
+            return Err(too_many_regions(n));
+        }
+        let outcome = st.enable_rings(false).and_then(|()| st.send_mem_table()).and_then(|()| st.enable_rings(true));
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(Fail::Io(e)) => {
+                tracing::warn!("vhost-user back-end lost while updating its memory table: {e}");
+                st.disconnect(&self.0.connected);
+                Ok(())
+            }
+            Err(Fail::Refused(m)) => Err(format!("updating the vhost-user memory table: {m}")),
+        }
+    }
+}

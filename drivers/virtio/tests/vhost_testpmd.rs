@@ -1,0 +1,297 @@
+//! virtio-user against DPDK's vhost-user back-end: `dpdk-testpmd --vdev net_vhost0,iface=SOCK`
+//! (Debian's `dpdk` 22.11; `cargo xtask setup` installs it). Frames our port sends are counted by
+//! testpmd (its port statistics), frames testpmd sends (txonly) are counted by our port, and the
+//! back-end is killed and started again in the middle: traffic resumes.
+//!
+//! **Needs root and hugepages** (CI runs as root): the test reserves the 2 MiB pages it uses on
+//! top of whatever is reserved (a `Reservation` guard), mounts its own size-limited hugetlbfs,
+//! and gives both back when it ends, even when it fails; testpmd runs with `--no-huge` (the
+//! back-end maps our memory from the files we pass it) and is killed by a drop guard.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use burst::mem::hugepage::{self, PageSize, Reservation, SysRoot};
+use burst::{EalOptions, PacketBuf, PacketPool, PortConf, Runtime};
+
+const MB2: u64 = 2 << 20;
+
+/// A private hugetlbfs mount, unmounted and removed on drop.
+struct TempMount(PathBuf);
+
+impl Drop for TempMount {
+    fn drop(&mut self) {
+        // A killed testpmd may take a moment to let go of the files it mapped.
+        let t0 = Instant::now();
+        while let Err(e) = hugepage::unmount(&self.0) {
+            if t0.elapsed() > Duration::from_secs(5) {
+                eprintln!("unmount {}: {e}", self.0.display());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A temporary directory for the socket, removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// dpdk-testpmd with a vhost-user port, driven through its interactive prompt; killed on drop.
+struct Testpmd {
+    child: Child,
+    stdin: ChildStdin,
+    out: Arc<Mutex<String>>,
+}
+
+impl Testpmd {
+    /// Starts testpmd serving `sock` in forwarding mode `mode`, and waits for the socket.
+    fn start(sock: &Path, mode: &str, tag: &str) -> Testpmd {
+        let _ = std::fs::remove_file(sock);
+        let prefix = format!("burst-vhost-test-{}-{tag}", std::process::id());
+        // Line-buffered stdout (stdbuf), so its answers reach us as it prints them.
+        let spawned = Command::new("stdbuf")
+            .args(["-oL", "dpdk-testpmd"])
+            .args(["-l", "0,1", "--main-lcore", "0", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", &prefix])
+            .arg("--vdev")
+            .arg(format!("net_vhost0,iface={}", sock.display()))
+            .args(["--", "-i", "--nb-cores=1", "--total-num-mbufs=4096", "--txpkts=64", "--burst=32"])
+            .arg(format!("--forward-mode={mode}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("stdbuf (coreutils) is missing: {e}"),
+            Err(e) => panic!("cannot start dpdk-testpmd: {e}"),
+        };
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let out = Arc::new(Mutex::new(String::new()));
+        {
+            let out = Arc::clone(&out);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    let mut o = out.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        let mut tp = Testpmd { child, stdin, out };
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(Some(status)) = tp.child.try_wait() {
+            if status.code() == Some(127) {
+                panic!("dpdk-testpmd is not installed (Debian package dpdk): run `cargo xtask setup`");
+            }
+        }
+        let t0 = Instant::now();
+        while !sock.exists() {
+            if let Ok(Some(status)) = tp.child.try_wait() {
+                panic!("dpdk-testpmd exited ({status}) before making {}:\n{}", sock.display(), tp.output());
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "dpdk-testpmd made no socket in 20 s:\n{}", tp.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tp.command("start");
+        tp
+    }
+
+    fn output(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    fn command(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").expect("testpmd's stdin");
+        self.stdin.flush().unwrap();
+    }
+
+    /// `show port stats 0`: (RX-packets, TX-packets).
+    fn port_stats(&mut self) -> (u64, u64) {
+        let mark = self.out.lock().unwrap().len();
+        self.command("show port stats 0");
+        let t0 = Instant::now();
+        loop {
+            {
+                let out = self.out.lock().unwrap();
+                let new = &out[mark..];
+                if let Some(end) = new.find("TX-bytes") {
+                    let block = &new[..end];
+                    let num = |key: &str| -> u64 {
+                        let at = block.rfind(key).unwrap_or_else(|| panic!("no {key} in {block}")) + key.len();
+                        block[at..].split_whitespace().next().unwrap().parse().unwrap()
+                    };
+                    return (num("RX-packets:"), num("TX-packets:"));
+                }
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5), "testpmd did not show its stats:\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until testpmd has received at least `n` frames; returns its count.
+    fn wait_rx(&mut self, n: u64) -> u64 {
+        let t0 = Instant::now();
+        loop {
+            let (rx, _) = self.port_stats();
+            if rx >= n || t0.elapsed() > Duration::from_secs(10) {
+                return rx;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills it hard, as a crash would.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Testpmd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A 64-byte broadcast frame carrying `seq`.
+fn frame(pool: &PacketPool, seq: u32) -> PacketBuf {
+    let mut b = pool.alloc().expect("a free buffer");
+    let data = b.append(60).expect("room for a frame");
+    data.fill(0);
+    data[..6].copy_from_slice(&[0xff; 6]);
+    data[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    data[12..14].copy_from_slice(&0x88b5u16.to_be_bytes()); // local experimental ethertype
+    data[14..18].copy_from_slice(&seq.to_be_bytes());
+    b
+}
+
+/// Sends `n` frames from `pool` through TX queue 0, retrying what the ring does not take.
+fn send(rt: &Runtime, pool: &PacketPool, n: u32, first: u32) {
+    let port = rt.port(0).unwrap();
+    let mut tx = port.tx_queue(0).unwrap();
+    let mut bufs: Vec<PacketBuf> = Vec::with_capacity(32);
+    let (mut seq, end) = (first, first + n);
+    let t0 = Instant::now();
+    while seq < end || !bufs.is_empty() {
+        while bufs.len() < 32 && seq < end {
+            bufs.push(frame(pool, seq));
+            seq += 1;
+        }
+        if tx.tx_burst(&mut bufs) == 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "TX stalled with {} frames left",
+                end - seq + bufs.len() as u32
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn wait_link(rt: &Runtime, up: bool) {
+    let t0 = Instant::now();
+    while rt.port(0).unwrap().link().up != up {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the link did not go {}", if up { "up" } else { "down" });
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Needs root and hugepages, and dpdk-testpmd.
+#[test]
+fn root_frames_cross_both_ways_and_survive_a_backend_restart() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test reserves hugepages and mounts hugetlbfs: run it as root (CI does)");
+    let pages = Reservation::new(&SysRoot::host(), PageSize::SIZE_2M, None, 24).expect("reserving 2M hugepages");
+    let dir = TempDir(std::env::temp_dir().join(format!("burst-vhost-test-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mount = TempMount(dir.0.join("huge"));
+    hugepage::mount_limited(&mount.0, PageSize::SIZE_2M, pages.pages() * MB2).expect("mounting hugetlbfs");
+    let sock = dir.0.join("vhost.sock");
+
+    let mut backend = Testpmd::start(&sock, "rxonly", "a");
+    let opts = EalOptions::new()
+        .no_pci()
+        .lcores("0")
+        .huge_dir(&mount.0)
+        .file_prefix("vhosttest")
+        .single_file_segments()
+        .vdev(&format!("virtio_user0,path={},queue_size=256", sock.display()));
+    let mut rt = Runtime::init(opts).expect("runtime with virtio_user0");
+    assert_eq!(rt.port(0).unwrap().driver(), burst_virtio::USER_DRIVER_NAME);
+    let pool = rt.pktmbuf_pool("mbufs", 2047).unwrap();
+    {
+        let port = rt.port_mut(0).unwrap();
+        port.configure(&PortConf::queues(1, 1)).unwrap();
+        port.rx_queue_setup(0, 256, &pool).unwrap();
+        port.tx_queue_setup(0, 256).unwrap();
+        port.start().unwrap();
+    }
+    wait_link(&rt, true);
+
+    // 1. Our frames reach testpmd, also from a pool made after start (its memory reaches the
+    //    back-end's memory table before its first buffer is used).
+    send(&rt, &pool, 1000, 0);
+    let later = rt.pktmbuf_pool("later", 4095).unwrap();
+    send(&rt, &later, 1000, 1000);
+    assert_eq!(backend.wait_rx(2000), 2000, "testpmd counts every frame we sent");
+    let ours = rt.port(0).unwrap().stats();
+    assert_eq!(ours.opackets, 2000);
+
+    // 2. The back-end dies mid-run: the link goes down, our TX ring fills and sending stops.
+    backend.kill();
+    wait_link(&rt, false);
+
+    // 3. It comes back, sending (txonly): the link comes up and its frames arrive.
+    let mut backend = Testpmd::start(&sock, "txonly", "b");
+    wait_link(&rt, true);
+    let mut got = 0u64;
+    {
+        let port = rt.port(0).unwrap();
+        let mut rx = port.rx_queue(0).unwrap();
+        let mut bufs: Vec<PacketBuf> = Vec::with_capacity(32);
+        let t0 = Instant::now();
+        while got < 5000 {
+            let n = rx.rx_burst(&mut bufs, 32);
+            assert!(bufs.iter().all(|b| b.len() == 64), "testpmd's txonly frames are 64 bytes");
+            got += n as u64;
+            bufs.clear();
+            assert!(t0.elapsed() < Duration::from_secs(10), "only {got} frames from testpmd in 10 s");
+        }
+    }
+    backend.command("stop");
+    let (_, sent) = backend.port_stats();
+    eprintln!("after the first restart testpmd sent {sent} frames, we received {got}");
+    assert!(sent >= got, "testpmd sent {sent}, we got {got}");
+    assert!(rt.port(0).unwrap().stats().ipackets >= got);
+
+    // 4. And again, receiving: our frames flow after the second restart too.
+    backend.kill();
+    wait_link(&rt, false);
+    let mut backend = Testpmd::start(&sock, "rxonly", "c");
+    wait_link(&rt, true);
+    send(&rt, &pool, 500, 2000);
+    let rx = backend.wait_rx(500);
+    eprintln!("after the second restart testpmd received {rx} frames (500 sent since)");
+    assert!(rx >= 500, "testpmd got {rx} of our 500 frames after its restart");
+
+    rt.port_mut(0).unwrap().stop().unwrap();
+    assert!(pool.mempool().is_full(), "every buffer of the first pool came back");
+    assert!(later.mempool().is_full(), "every buffer of the later pool came back");
+    drop((pool, later));
+    rt.close().unwrap();
+    drop(backend);
+}
