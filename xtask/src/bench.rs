@@ -27,17 +27,20 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use burst_lab::paths::workspace_root;
+use burst_mem::hugepage::{self, PageSize, Reservation, SysRoot};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 #[path = "bench_null.rs"]
 mod null;
+#[path = "bench_vhost.rs"]
+mod vhost;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -51,6 +54,8 @@ enum Suite {
     Mem(MemArgs),
     /// pktgen against DPDK's testpmd: io forwarding between two net_null ports on one core.
     Null(null::NullArgs),
+    /// pktgen over our virtio-user against testpmd over DPDK's, both to one DPDK vhost backend.
+    Vhost(vhost::VhostArgs),
 }
 
 #[derive(Args)]
@@ -68,6 +73,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     match &args.suite {
         Suite::Mem(a) => mem(a),
         Suite::Null(a) => null::run(a),
+        Suite::Vhost(a) => vhost::run(a),
     }
 }
 
@@ -415,6 +421,7 @@ pub(super) fn ensure_dpdk_tool(tool: &str, escape: &str) -> Result<PathBuf, Stri
     if let Some(p) = find_on_path(tool) {
         return Ok(p);
     }
+    let packages = crate::setup::DPDK_PACKAGES.join(" ");
     println!("bench: {tool} is not installed; it comes in Debian's dpdk-dev package (DPDK 22.11 on Debian 12)");
     if find_on_path("apt-get").is_none() {
         return Err(format!(
@@ -426,10 +433,11 @@ pub(super) fn ensure_dpdk_tool(tool: &str, escape: &str) -> Result<PathBuf, Stri
     if unsafe { libc::geteuid() } != 0 {
         return Err(format!(
             "{tool} is not installed and installing it needs root: run \
-             `sudo apt-get install --no-install-recommends dpdk-dev`{escape}"
+             `sudo apt-get install --no-install-recommends {packages}` (or `sudo cargo xtask setup`){escape}"
         ));
     }
-    let install = ["install", "-y", "--no-install-recommends", "dpdk-dev"];
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(crate::setup::DPDK_PACKAGES);
     if apt(&install).is_err() {
         println!("bench: that failed; updating the package lists and trying again");
         apt(&["update"])?;
@@ -1052,6 +1060,266 @@ impl Table {
         }
         md
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared by the forwarding benches (null, vhost): programs, hugepages, testpmd's statistics
+
+/// Finds `dpdk-testpmd`, installing Debian's `dpdk-dev` (which holds it) if it is missing.
+fn ensure_testpmd() -> Result<PathBuf, String> {
+    ensure_dpdk_tool("dpdk-testpmd", "")
+}
+
+/// `cargo build --release -p pktgen`; the binary's path.
+fn build_pktgen(target: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    println!("bench: cargo build --release -p pktgen");
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "pktgen"])
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("`cargo build --release -p pktgen` failed ({status})"));
+    }
+    let bin = target.join("release").join("pktgen");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!("cargo built pktgen but {} is not there", bin.display()))
+    }
+}
+
+/// Prints and keeps a warning if the CPUs are busy with other work now (takes a second).
+fn warn_if_busy(what: &str, notes: &mut Vec<String>) {
+    if let Some(w) = busy_warning(what) {
+        println!("bench: warning: {w}");
+        notes.push(w);
+    }
+}
+
+/// Free 2 MiB hugepages and a hugetlbfs to find them on, for as long as this lives.
+struct Hugepages {
+    dir: PathBuf,
+    /// We mounted `dir`: unmount it at the end.
+    mounted: bool,
+    /// Pages added to the pool, given back in `drop` after the unmount (which takes any files
+    /// left on our own mount with it).
+    reservation: Option<Reservation>,
+    nr_before: u64,
+}
+
+impl Hugepages {
+    /// Makes sure `free_wanted` 2 MiB pages are free, reserving the difference, and that a
+    /// hugetlbfs for them is mounted (mounting one under target/bench if none is).
+    fn prepare(free_wanted: u64) -> Result<Self, String> {
+        let root = SysRoot::host();
+        let size = PageSize::SIZE_2M;
+        let counts = root.counts(size, None).map_err(|e| e.to_string())?;
+        let reservation = if counts.free < free_wanted {
+            let add = free_wanted - counts.free;
+            println!(
+                "bench: {} of {} 2M hugepages are free; reserving {add} more (given back at the end)",
+                counts.free, counts.total
+            );
+            Some(Reservation::new(&root, size, None, add).map_err(|e| format!("reserving hugepages: {e}"))?)
+        } else {
+            println!("bench: {} of {} 2M hugepages are free: enough", counts.free, counts.total);
+            None
+        };
+        let (dir, mounted) = match root.mount_for(size) {
+            Ok(m) => (m.path, false),
+            Err(_) => {
+                let dir = target_dir().join("bench").join("hugepages-2M");
+                hugepage::mount(&dir, size).map_err(|e| format!("mounting hugetlbfs: {e}"))?;
+                println!("bench: no hugetlbfs for 2M pages was mounted; mounted one at {}", dir.display());
+                (dir, true)
+            }
+        };
+        Ok(Hugepages { dir, mounted, reservation, nr_before: counts.total })
+    }
+
+    /// Removes the hugepage files a run left behind (a program killed before its cleanup).
+    fn remove_files(&self, prefix: &str) {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                println!("bench: removing the leftover hugepage file {}", e.path().display());
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+impl Drop for Hugepages {
+    fn drop(&mut self) {
+        if self.mounted {
+            if let Err(e) = hugepage::unmount(&self.dir) {
+                eprintln!("bench: could not unmount {}: {e}", self.dir.display());
+            }
+        }
+        if let Some(r) = self.reservation.take() {
+            if let Err(e) = r.release() {
+                eprintln!("bench: could not give the reserved hugepages back: {e}");
+            }
+        }
+        match SysRoot::host().counts(PageSize::SIZE_2M, None) {
+            Ok(c) if c.total == self.nr_before => println!("bench: 2M hugepages back to {}", c.total),
+            Ok(c) => eprintln!("bench: 2M hugepages are {} now, were {} before", c.total, self.nr_before),
+            Err(e) => eprintln!("bench: reading the hugepage counts: {e}"),
+        }
+    }
+}
+
+/// A program started by a bench, its stdout and stderr going to a log file. Dropping it stops
+/// the program if it still runs (SIGINT, then SIGKILL), so none is left behind on any error.
+struct Program {
+    child: Child,
+    bin: PathBuf,
+    log: PathBuf,
+}
+
+impl Program {
+    /// Starts `bin ARGS` under `stdbuf -oL` (printf()s into a file are block-buffered; this
+    /// makes them come a line at a time, so the output can be followed while it runs).
+    fn start(bin: &Path, args: &[String], log: &Path, stdin: Stdio) -> Result<Program, String> {
+        let out = fs::File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut cmd = match find_on_path("stdbuf") {
+            Some(stdbuf) => {
+                let mut c = Command::new(stdbuf);
+                c.arg("-oL").arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
+            .args(args)
+            .stdin(stdin)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        Ok(Program { child, bin: bin.to_path_buf(), log: log.to_path_buf() })
+    }
+
+    /// Everything it printed so far.
+    fn output(&self) -> String {
+        fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// Its exit status, if it has exited.
+    fn exited(&mut self) -> Result<Option<ExitStatus>, String> {
+        self.child.try_wait().map_err(|e| format!("waiting for {}: {e}", self.bin.display()))
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our own child's,
+            // not yet waited for (so not reused).
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+
+    /// Waits until it exits by itself, up to `timeout`; None if it has not.
+    fn wait_for(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, String> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.exited()? {
+                return Ok(Some(s));
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGINT, then SIGKILL if it has not gone within 10 s.
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        self.signal(libc::SIGINT);
+        if let Ok(Some(_)) = self.wait_for(Duration::from_secs(10)) {
+            return;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Ok if it exited with success, else what it said last.
+    fn check(&self, status: ExitStatus) -> Result<(), String> {
+        if status.success() {
+            return Ok(());
+        }
+        let text = self.output();
+        let tail: Vec<&str> = text.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+        Err(format!(
+            "exited with {status}; its output is in {}; it ended with:\n{}",
+            self.log.display(),
+            tail.join("\n")
+        ))
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `Rx-pps:` and `Tx-pps:` values of every `NIC statistics for port N` block, per port, in
+/// order. testpmd's blocks (`--stats-period`, `show port stats`) and pktgen's have these lines.
+fn parse_rates(text: &str) -> BTreeMap<u16, (Vec<f64>, Vec<f64>)> {
+    let mut out: BTreeMap<u16, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut port = None;
+    let value = |rest: &str| rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok());
+    for line in text.lines() {
+        if let Some(rest) = line.split("NIC statistics for port").nth(1) {
+            port = rest.split_whitespace().next().and_then(|p| p.parse::<u16>().ok());
+        } else if let (Some(p), Some(rest)) = (port, line.split("Rx-pps:").nth(1)) {
+            if let Some(v) = value(rest) {
+                out.entry(p).or_default().0.push(v);
+            }
+        } else if let (Some(p), Some(rest)) = (port, line.split("Tx-pps:").nth(1)) {
+            if let Some(v) = value(rest) {
+                out.entry(p).or_default().1.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// The median of the samples after the first `warmup`; None if there are none.
+fn steady(samples: &[f64], warmup: usize) -> Option<f64> {
+    let mut s: Vec<f64> = samples.iter().skip(warmup).copied().collect();
+    if s.is_empty() {
+        return None;
+    }
+    s.sort_by(f64::total_cmp);
+    let mid = s.len() / 2;
+    Some(if s.len() % 2 == 1 { s[mid] } else { (s[mid - 1] + s[mid]) / 2.0 })
+}
+
+/// DPDK's version from its `RTE Version: 'DPDK 22.11.11'` line (EAL's `-v`).
+fn dpdk_version(text: &str) -> Option<String> {
+    text.lines().find_map(|l| l.split("RTE Version: '").nth(1)).map(|v| v.trim_end_matches('\'').trim().to_string())
+}
+
+/// `22.11` of `DPDK 22.11.11`.
+fn version_major_minor(v: &str) -> String {
+    v.trim_start_matches("DPDK ").split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// `CPU model, TSC N MHz` for a table's preamble.
+fn machine(tsc_hz: Option<f64>) -> String {
+    let cpu = cpu_model();
+    format!(
+        "{}, {}",
+        if cpu.is_empty() { "this machine" } else { &cpu },
+        tsc_hz.map_or_else(|| "TSC frequency unknown".to_string(), |hz| format!("TSC {:.0} MHz", hz / 1e6))
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,21 +22,19 @@
 //! and mounts a hugetlbfs if none is mounted. The table goes to `target/bench/null.md`, the
 //! programs' output to `target/bench/null-testpmd.log` and `null-pktgen.log`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use burst_lab::paths::workspace_root;
-use burst_mem::hugepage::{self, PageSize, Reservation, SysRoot};
 use clap::Args;
 use serde_json::Value;
 
 use super::{
-    busy_warning, catch_sigint, cpu_model, ensure_dpdk_tool, find_on_path, interrupted, lcore_list, measure_tsc_hz,
-    now_unix, target_dir, utc, Grid, RuntimeDir,
+    build_pktgen, catch_sigint, dpdk_version, ensure_testpmd, interrupted, lcore_list, machine, measure_tsc_hz,
+    now_unix, parse_rates, steady, target_dir, utc, version_major_minor, warn_if_busy, Grid, Hugepages, Program,
+    RuntimeDir,
 };
 
 #[derive(Args)]
@@ -191,109 +189,6 @@ fn shown(args: &[String], prefix: &str) -> String {
     args.join(" ").replace(prefix, "burst-bench-null-PID")
 }
 
-fn warn_if_busy(what: &str, notes: &mut Vec<String>) {
-    if let Some(w) = busy_warning(what) {
-        println!("bench: warning: {w}");
-        notes.push(w);
-    }
-}
-
-/// Finds `dpdk-testpmd`, installing Debian's `dpdk-dev` (which holds it) if it is missing.
-fn ensure_testpmd() -> Result<PathBuf, String> {
-    ensure_dpdk_tool("dpdk-testpmd", "")
-}
-
-/// `cargo build --release -p pktgen`; the binary's path.
-fn build_pktgen(target: &Path) -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    println!("bench: cargo build --release -p pktgen");
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "pktgen"])
-        .current_dir(workspace_root())
-        .status()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("`cargo build --release -p pktgen` failed ({status})"));
-    }
-    let bin = target.join("release").join("pktgen");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!("cargo built pktgen but {} is not there", bin.display()))
-    }
-}
-
-/// Free 2 MiB hugepages and a hugetlbfs to find them on, for as long as this lives.
-struct Hugepages {
-    dir: PathBuf,
-    /// We mounted `dir`: unmount it at the end.
-    mounted: bool,
-    /// Pages added to the pool, given back in `drop` after the unmount (which takes any files
-    /// left on our own mount with it).
-    reservation: Option<Reservation>,
-    nr_before: u64,
-}
-
-impl Hugepages {
-    fn prepare(free_wanted: u64) -> Result<Self, String> {
-        let root = SysRoot::host();
-        let size = PageSize::SIZE_2M;
-        let counts = root.counts(size, None).map_err(|e| e.to_string())?;
-        let reservation = if counts.free < free_wanted {
-            let add = free_wanted - counts.free;
-            println!(
-                "bench: {} of {} 2M hugepages are free; reserving {add} more (given back at the end)",
-                counts.free, counts.total
-            );
-            Some(Reservation::new(&root, size, None, add).map_err(|e| format!("reserving hugepages: {e}"))?)
-        } else {
-            println!("bench: {} of {} 2M hugepages are free: enough", counts.free, counts.total);
-            None
-        };
-        let (dir, mounted) = match root.mount_for(size) {
-            Ok(m) => (m.path, false),
-            Err(_) => {
-                let dir = target_dir().join("bench").join("hugepages-2M");
-                hugepage::mount(&dir, size).map_err(|e| format!("mounting hugetlbfs: {e}"))?;
-                println!("bench: no hugetlbfs for 2M pages was mounted; mounted one at {}", dir.display());
-                (dir, true)
-            }
-        };
-        Ok(Hugepages { dir, mounted, reservation, nr_before: counts.total })
-    }
-
-    /// Removes the hugepage files a run left behind (a program killed before its cleanup).
-    fn remove_files(&self, prefix: &str) {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return };
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(prefix) {
-                println!("bench: removing the leftover hugepage file {}", e.path().display());
-                let _ = fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
-impl Drop for Hugepages {
-    fn drop(&mut self) {
-        if self.mounted {
-            if let Err(e) = hugepage::unmount(&self.dir) {
-                eprintln!("bench: could not unmount {}: {e}", self.dir.display());
-            }
-        }
-        if let Some(r) = self.reservation.take() {
-            if let Err(e) = r.release() {
-                eprintln!("bench: could not give the reserved hugepages back: {e}");
-            }
-        }
-        match SysRoot::host().counts(PageSize::SIZE_2M, None) {
-            Ok(c) if c.total == self.nr_before => println!("bench: 2M hugepages back to {}", c.total),
-            Ok(c) => eprintln!("bench: 2M hugepages are {} now, were {} before", c.total, self.nr_before),
-            Err(e) => eprintln!("bench: reading the hugepage counts: {e}"),
-        }
-    }
-}
-
 /// How a program's run ends.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -306,80 +201,29 @@ enum Stop {
 /// Runs `bin` with its output in `log` until it has printed `samples` statistics blocks per
 /// port (and stopped, one way or the other); returns the output.
 fn run_program(bin: &Path, args: &[String], log: &Path, samples: usize, stop: Stop) -> Result<String, String> {
-    let out = fs::File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
-    // printf()s into a file are block-buffered; stdbuf makes them come a line at a time, so
-    // the blocks can be counted while the program runs.
-    let mut cmd = match find_on_path("stdbuf") {
-        Some(stdbuf) => {
-            let mut c = Command::new(stdbuf);
-            c.arg("-oL").arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+    let mut program = Program::start(bin, args, log, Stdio::null())?;
     let deadline = Instant::now() + Duration::from_secs(samples as u64) + SLACK;
     let mut signalled = false;
     let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for {}: {e}", bin.display()))? {
+        if let Some(status) = program.exited()? {
             break status;
         }
         if interrupted() {
-            stop_child(&mut child);
+            program.stop();
             return Err("interrupted".into());
         }
         if Instant::now() >= deadline {
-            stop_child(&mut child);
+            program.stop();
             return Err(format!("did not finish in time; its output is in {}", log.display()));
         }
-        if stop == Stop::Signal && !signalled {
-            let text = fs::read_to_string(log).unwrap_or_default();
-            if text.matches("Tx-pps:").count() >= samples * PORTS {
-                signal(&child, libc::SIGINT);
-                signalled = true;
-            }
+        if stop == Stop::Signal && !signalled && program.output().matches("Tx-pps:").count() >= samples * PORTS {
+            program.signal(libc::SIGINT);
+            signalled = true;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let text = fs::read_to_string(log).map_err(|e| format!("reading {}: {e}", log.display()))?;
-    check_status(status, &text, log)?;
-    Ok(text)
-}
-
-fn signal(child: &Child, sig: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
-/// SIGINT, then SIGKILL if it has not gone within 10 s.
-fn stop_child(child: &mut Child) {
-    signal(child, libc::SIGINT);
-    let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn check_status(status: ExitStatus, text: &str, log: &Path) -> Result<(), String> {
-    if status.success() {
-        return Ok(());
-    }
-    let tail: Vec<&str> = text.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
-    Err(format!("exited with {status}; its output is in {}; it ended with:\n{}", log.display(), tail.join("\n")))
+    program.check(status)?;
+    Ok(program.output())
 }
 
 /// One program's steady-state numbers.
@@ -401,7 +245,7 @@ impl Measured {
         let mut samples = usize::MAX;
         for port in 0..PORTS as u16 {
             let (rx, tx) = rates.get(&port).cloned().unwrap_or_default();
-            let (Some(rx_pps), Some(tx_pps)) = (steady(&rx), steady(&tx)) else {
+            let (Some(rx_pps), Some(tx_pps)) = (steady(&rx, WARMUP), steady(&tx, WARMUP)) else {
                 return Err(format!(
                     "fewer than {} `Rx-pps:`/`Tx-pps:` samples for port {port}; see {}",
                     WARMUP + 1,
@@ -411,10 +255,7 @@ impl Measured {
             samples = samples.min(rx.len().min(tx.len()) - WARMUP);
             ports.push((rx_pps, tx_pps));
         }
-        let version = text
-            .lines()
-            .find_map(|l| l.split("RTE Version: '").nth(1))
-            .map(|v| v.trim_end_matches('\'').trim().to_string());
+        let version = dpdk_version(text);
         let reported_total = text
             .lines()
             .filter_map(|l| l.strip_prefix("RESULT "))
@@ -429,48 +270,13 @@ impl Measured {
     }
 }
 
-/// The `Rx-pps:` and `Tx-pps:` values of every `NIC statistics for port N` block, per port, in
-/// order. testpmd's and pktgen's blocks have the same lines.
-fn parse_rates(text: &str) -> BTreeMap<u16, (Vec<f64>, Vec<f64>)> {
-    let mut out: BTreeMap<u16, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    let mut port = None;
-    let value = |rest: &str| rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok());
-    for line in text.lines() {
-        if let Some(rest) = line.split("NIC statistics for port").nth(1) {
-            port = rest.split_whitespace().next().and_then(|p| p.parse::<u16>().ok());
-        } else if let (Some(p), Some(rest)) = (port, line.split("Rx-pps:").nth(1)) {
-            if let Some(v) = value(rest) {
-                out.entry(p).or_default().0.push(v);
-            }
-        } else if let (Some(p), Some(rest)) = (port, line.split("Tx-pps:").nth(1)) {
-            if let Some(v) = value(rest) {
-                out.entry(p).or_default().1.push(v);
-            }
-        }
-    }
-    out
-}
-
-/// The median of the samples after the warm-up; None if there are none.
-fn steady(samples: &[f64]) -> Option<f64> {
-    let mut s: Vec<f64> = samples.iter().skip(WARMUP).copied().collect();
-    if s.is_empty() {
-        return None;
-    }
-    s.sort_by(f64::total_cmp);
-    let mid = s.len() / 2;
-    Some(if s.len() % 2 == 1 { s[mid] } else { (s[mid - 1] + s[mid]) / 2.0 })
-}
-
 struct Table {
     grid: Grid,
 }
 
 impl Table {
     fn new(dpdk: Option<&Measured>, ours: Option<&Measured>, tsc_hz: Option<f64>) -> Table {
-        let version = dpdk
-            .and_then(|d| d.version.as_deref())
-            .map(|v| v.trim_start_matches("DPDK ").split('.').take(2).collect::<Vec<_>>().join("."));
+        let version = dpdk.and_then(|d| d.version.as_deref()).map(version_major_minor);
         let header = [
             "net_null, io, 1 forwarding core".to_string(),
             format!("DPDK {} testpmd", version.unwrap_or_else(|| "22.11".into())),
@@ -517,19 +323,11 @@ impl Table {
         let mut md = String::from("# pktgen against testpmd: io forwarding between two net_null ports\n\n");
         let _ = writeln!(
             md,
-            "Written by `cargo xtask bench null` on {} UTC, {}, {}. Steady state: the median of {seconds} \
+            "Written by `cargo xtask bench null` on {} UTC, {}. Steady state: the median of {seconds} \
              one-second `Rx-pps`/`Tx-pps` samples per port after {WARMUP} s of warm-up. Ratio > 1: burst \
              forwards more.\n",
             utc(now_unix()),
-            {
-                let cpu = cpu_model();
-                if cpu.is_empty() {
-                    "this machine".to_string()
-                } else {
-                    cpu
-                }
-            },
-            tsc_hz.map_or_else(|| "TSC frequency unknown".to_string(), |hz| format!("TSC {:.0} MHz", hz / 1e6)),
+            machine(tsc_hz),
         );
         md.push_str(&self.grid.markdown());
         md.push_str("\n## Commands\n\n");
@@ -607,8 +405,9 @@ EAL: RTE Version: 'DPDK 22.11.11'
 
     #[test]
     fn medians() {
-        assert_eq!(steady(&[0.0, 0.0, 3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(steady(&[0.0, 0.0, 4.0, 2.0]), Some(3.0));
-        assert_eq!(steady(&[0.0, 0.0]), None);
+        assert_eq!(steady(&[0.0, 0.0, 3.0, 1.0, 2.0], WARMUP), Some(2.0));
+        assert_eq!(steady(&[0.0, 0.0, 4.0, 2.0], WARMUP), Some(3.0));
+        assert_eq!(steady(&[0.0, 0.0], WARMUP), None);
+        assert_eq!(steady(&[5.0], 0), Some(5.0));
     }
 }

@@ -1,11 +1,14 @@
 //! `cargo xtask`: the project's own tasks.
 //!
-//! - `cargo xtask setup`: install what the lab needs (QEMU >= 8, busybox, cpio, a kernel).
+//! - `cargo xtask setup`: install what the lab and the host tests need (QEMU >= 8, busybox, cpio,
+//!   a kernel; DPDK's dpdk-testpmd for the vhost-user tests and benches).
 //! - `cargo xtask lab [OPTIONS] -- CMD...`: boot a lab guest, run CMD in it, exit with its status.
 //! - `cargo xtask bench mem [--skip-dpdk] [--skip-ours]`: DPDK 22.11's ring and mempool numbers
 //!   and burst-mem's, side by side, in CPU cycles per element.
 //! - `cargo xtask bench null [--seconds N]`: DPDK's testpmd and our pktgen forwarding between two
 //!   net_null ports on one core, back to back, in Mpps per port.
+//! - `cargo xtask bench vhost [--seconds N] [--size B] [--burst N]`: DPDK's virtio-user (testpmd)
+//!   and ours (pktgen) against one DPDK vhost-user backend, txonly and rxonly, in Mpps.
 
 mod bench;
 mod conformance;
@@ -26,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what the lab needs from Debian packages (run as root; idempotent).
+    /// Install what the lab and host tests need from Debian packages (run as root; idempotent).
     Setup(setup::SetupArgs),
     /// Boot a lab guest, run a command in it, and exit with the command's status.
     Lab(lab::LabArgs),

@@ -4,7 +4,9 @@
 //! 1. QEMU 8.0 or newer (the `igb` model appeared in 8.0). Debian 12 ships 7.2, so its
 //!    backports suite is added to the machine's existing Debian source entry.
 //! 2. `busybox-static` (the guest's userland) and `cpio`.
-//! 3. The kernel that `linux-image-amd64` depends on, fetched with `apt-get download`; its
+//! 3. DPDK (Debian's `dpdk` and `dpdk-dev`, 22.11 on Debian 12) when `dpdk-testpmd` is missing:
+//!    the host tests against DPDK's vhost-user backend (`net_vhost`) and the benches run it.
+//! 4. The kernel that `linux-image-amd64` depends on, fetched with `apt-get download`; its
 //!    vmlinuz and the modules the guest needs are unpacked into `target/lab/kernel`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +20,8 @@ use clap::Args;
 
 /// Oldest QEMU with the `igb` NIC model.
 const MIN_QEMU: (u32, u32) = (8, 0);
+/// DPDK's tools (`dpdk-testpmd`, `dpdk-test`) and runtime, for the host tests and benches.
+pub(crate) const DPDK_PACKAGES: [&str; 2] = ["dpdk", "dpdk-dev"];
 
 #[derive(Args)]
 pub struct SetupArgs {
@@ -34,7 +38,8 @@ pub fn run(args: &SetupArgs) -> Result<(), String> {
     let qemu_ok = qemu.is_some_and(|v| v >= MIN_QEMU);
     let busybox_ok = static_busybox();
     let cpio_ok = on_path("cpio");
-    if !(qemu_ok && busybox_ok && cpio_ok) {
+    let dpdk_ok = on_path("dpdk-testpmd");
+    if !(qemu_ok && busybox_ok && cpio_ok && dpdk_ok) {
         require_root()?;
         let backports = format!("{codename}-backports");
         if !qemu_ok {
@@ -63,11 +68,20 @@ pub fn run(args: &SetupArgs) -> Result<(), String> {
         if !cpio_ok {
             pkgs.push("cpio");
         }
+        if !dpdk_ok {
+            pkgs.extend(DPDK_PACKAGES);
+        }
         if !pkgs.is_empty() {
             let mut a = vec!["install", "-y", "--no-install-recommends"];
             a.extend(&pkgs);
             apt(&a)?;
             done.push(format!("installed {}", pkgs.join(", ")));
+            if !dpdk_ok && !on_path("dpdk-testpmd") {
+                return Err(format!(
+                    "installed {} but there is still no dpdk-testpmd on PATH",
+                    DPDK_PACKAGES.join(" and ")
+                ));
+            }
         }
     }
 
@@ -83,7 +97,8 @@ pub fn run(args: &SetupArgs) -> Result<(), String> {
     let qemu = qemu_version().map(|v| format!("{}.{}", v.0, v.1)).unwrap_or_default();
     if done.is_empty() {
         println!(
-            "setup: nothing to do: QEMU {qemu}, busybox-static and cpio are installed; kernel {} is in {}",
+            "setup: nothing to do: QEMU {qemu}, busybox-static, cpio and DPDK's dpdk-testpmd are installed; kernel \
+             {} is in {}",
             kernel.release,
             kernel.dir.display()
         );
@@ -104,7 +119,7 @@ fn debian_codename() -> Result<String, String> {
         (Some("debian"), Some(c)) if !c.is_empty() => Ok(c),
         (id, _) => Err(format!(
             "setup installs Debian packages and this is not Debian (ID={}); install QEMU >= 8.0, a static \
-             busybox, cpio and a kernel by hand (see docs/lab.md)",
+             busybox, cpio, DPDK 22.11's dpdk-testpmd and a kernel by hand (see docs/lab.md)",
             id.unwrap_or("unknown")
         )),
     }
