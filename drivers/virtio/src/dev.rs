@@ -182,8 +182,8 @@ impl VirtioNet {
         if dev.is_pci() && offered & f::ACCESS_PLATFORM == 0 && dev.memory.iova_mode() == IovaMode::Va {
             return Err(dev.error(format!(
                 "the {} device does not offer ACCESS_PLATFORM, so it bypasses the IOMMU and DMAs to physical \
-                 addresses, but IOVAs are virtual addresses here: run with `--iova-mode pa` (and bind it to \
-                 uio_pci_generic or vfio-pci in no-IOMMU mode)",
+                 addresses, but IOVAs are virtual addresses here: run with `--iova-mode pa` (it may stay bound \
+                 to vfio-pci), or bind it to uio_pci_generic",
                 dev.transport.kind()
             )));
         }
@@ -323,7 +323,10 @@ impl VirtioNet {
     /// A ring for virtqueue `index` sized for `nb_desc`.
     fn make_vring(&self, index: u16, nb_desc: u16, socket: Option<u32>, cap: u16) -> Result<Vring, EthError> {
         let max = self.transport.queue_max_size(index);
-        let size = ring_size(max.min(cap), self.transport.queue_size_settable(), nb_desc).ok_or_else(|| {
+        let settable = self.transport.queue_size_settable();
+        // A legacy device takes only its own size: the cap applies where the size is ours to pick.
+        let limit = if settable { max.min(cap) } else { max };
+        let size = ring_size(limit, settable, nb_desc).ok_or_else(|| {
             self.error(format!(
                 "virtqueue {index} has a size of {max}: the device must offer a queue whose size is a power of two"
             ))

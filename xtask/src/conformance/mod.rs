@@ -47,7 +47,8 @@ impl Binding {
         }
     }
 
-    /// The IOVA mode the runtime must choose (`Runtime::iova_mode`'s Display).
+    /// The IOVA mode the runtime chooses by itself (`Runtime::iova_mode`'s Display); a legacy
+    /// virtio device under vfio-pci is run with `--iova-mode pa` instead ([`cases::eal_options`]).
     pub fn iova(self) -> &'static str {
         match self {
             Binding::Vfio => "va",
@@ -56,13 +57,16 @@ impl Binding {
     }
 }
 
-/// The e1000 models QEMU has: the default set.
-const DEFAULT_NICS: [NicModel; 3] = [NicModel::E1000, NicModel::E1000_82545em, NicModel::E1000_82544gc];
+/// The default set: the e1000 models QEMU has, and virtio-net through its legacy and its modern
+/// interface.
+pub const DEFAULT_NICS: [NicModel; 5] =
+    [NicModel::E1000, NicModel::E1000_82545em, NicModel::E1000_82544gc, NicModel::VirtioLegacy, NicModel::VirtioModern];
 
 /// Options of `cargo xtask conformance`.
 #[derive(clap::Args)]
 pub struct ConformanceArgs {
-    /// NIC model to test (repeatable). Default: every e1000 model (e1000, e1000-82545em, e1000-82544gc).
+    /// NIC model to test (repeatable). Default: e1000, e1000-82545em, e1000-82544gc, virtio-legacy,
+    /// virtio-modern.
     #[arg(long = "nic", value_name = "MODEL", value_parser = parse_nic)]
     nics: Vec<NicModel>,
     /// Binding to test (repeatable). Default: both.
