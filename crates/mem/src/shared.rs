@@ -112,13 +112,17 @@ impl RegionSet {
     }
 
     /// Adds `seg`, duplicating its descriptor if its file is new to the set. A segment already
-    /// in the set at the same address is replaced.
+    /// in the set at the same address is replaced (its file's descriptor goes if no other
+    /// segment uses it). On error (the duplication failed) the set is unchanged.
     pub fn insert(&mut self, seg: &SharedSegment<'_>) -> io::Result<()> {
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.files.entry(seg.file) {
-            slot.insert((Arc::new(seg.fd.try_clone_to_owned()?), 0));
-        }
+        let entry = match self.files.entry(seg.file) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert((Arc::new(seg.fd.try_clone_to_owned()?), 0)),
+        };
+        // Count the new segment before removing the one it replaces: when both are in the same
+        // file, that file's entry must not go.
+        entry.1 += 1;
         self.remove(seg.va);
-        self.files.get_mut(&seg.file).expect("inserted above").1 += 1;
         self.segments.insert(seg.va, (seg.len, seg.offset, seg.file));
         Ok(())
     }
@@ -195,6 +199,25 @@ mod tests {
         set.remove(0x10000);
         set.remove(0x12000);
         assert!(set.is_empty() && set.files.is_empty(), "the duplicated descriptor goes with the last segment");
+    }
+
+    #[test]
+    fn a_segment_inserted_again_replaces_itself() {
+        let (a, b) = (memfd("a"), memfd("b"));
+        let mut set = RegionSet::new();
+        // The only segment of its file, inserted again (same address, same file).
+        set.insert(&seg(&a, 0x10000, 0)).unwrap();
+        set.insert(&seg(&a, 0x10000, 0)).unwrap();
+        let r = set.regions();
+        assert_eq!(r.iter().map(|r| (r.va, r.len, r.offset)).collect::<Vec<_>>(), [(0x10000, 0x1000, 0)]);
+        let fa = FileId::of(a.as_fd()).unwrap();
+        assert_eq!(set.files[&fa].1, 1, "counted once");
+        // Replaced by a segment of another file: the first file's descriptor goes.
+        set.insert(&seg(&b, 0x10000, 0x3000)).unwrap();
+        assert_eq!(set.regions()[0].offset, 0x3000);
+        assert!(!set.files.contains_key(&fa));
+        set.remove(0x10000);
+        assert!(set.is_empty() && set.files.is_empty());
     }
 
     #[test]

@@ -8,21 +8,34 @@
 //!   `GET_QUEUE_NUM` with `MQ`.
 //! - At `DRIVER_OK` (port start): `SET_VRING_CALL` per queue, `SET_FEATURES`, `SET_MEM_TABLE`,
 //!   per queue `SET_VRING_NUM`, `SET_VRING_BASE`, `SET_VRING_ADDR` (our virtual addresses),
-//!   `SET_VRING_KICK`, then `SET_VRING_ENABLE` for the enabled pairs (with protocol features).
-//! - At reset (port stop): `SET_VRING_ENABLE 0` and `GET_VRING_BASE` per queue, which stops
-//!   the back-end's use of the rings.
+//!   `SET_VRING_KICK`, then `SET_VRING_ENABLE` for the enabled pairs (with protocol features),
+//!   then a kick on every queue's eventfd.
+//! - At reset (port stop): `SET_VRING_ENABLE 0` on every queue, then `GET_VRING_BASE` on every
+//!   queue, which stops the back-end's use of the rings.
 //! - When memory is added or removed while live: `SET_VRING_ENABLE 0`, `SET_MEM_TABLE`,
 //!   `SET_VRING_ENABLE 1`, synchronously, before the new memory can hold a buffer.
 //!
+//! With `REPLY_ACK`, every message but the `GET_*` ones asks for an ack, so a refusal is seen
+//! where it happens.
+//!
+//! The back-end may hold our rings from the first `SET_VRING_ADDR` until `GET_VRING_BASE` has
+//! answered for every queue. Whatever goes wrong while it may hold them (a refused or
+//! unanswered message during start, stop, a memory update or `VQ_PAIRS_SET`) closes the socket:
+//! a vhost-user back-end destroys the device (stops using the rings) when its front-end goes
+//! away, and the monitor reconnects and replays. A reply that does not match its request is a
+//! protocol violation, handled the same way (the stream cannot be trusted to be in step).
+//!
 //! The device config space, the status byte and the control queue are emulated here, as DPDK
 //! does: MAC (`mac=` or random), link up while connected, `max_virtqueue_pairs` = `queues=`.
-//! The back-end never sees `MAC`, `STATUS`, `CTRL_*` features nor a control queue.
+//! The back-end never sees `MAC`, `STATUS`, `CTRL_*` features nor a control queue. The config
+//! and the link are read without the state lock, so they never wait on the socket.
 //!
 //! Reconnection: a monitor thread polls the socket every 100 ms. When the back-end goes away the
-//! link goes down and the thread retries connecting every 100 ms; once back, if the port was
-//! started, the whole start sequence is replayed with each ring's base set to the used ring's
-//! index (read from our ring memory) and the same kick and call eventfds. The data path never
-//! notices (kicks go to an eventfd nobody reads meanwhile).
+//! link goes down and the thread retries connecting every 100 ms; once back, the handshake runs
+//! on the new connection without the state lock, then, if the port was started, the whole start
+//! sequence is replayed (under the lock) with each ring's base set to the used ring's index
+//! (read from our ring memory) and the same kick and call eventfds, and every queue is kicked.
+//! The data path never notices (kicks go to an eventfd nobody reads meanwhile).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -51,11 +64,13 @@ pub(crate) mod bits {
     pub const CTRL_MAC_ADDR: u64 = 1 << 23;
     pub const ANY_LAYOUT: u64 = 1 << 27;
     pub const VERSION_1: u64 = 1 << 32;
+    pub const IN_ORDER: u64 = 1 << 35;
 }
 
 /// Features taken from the back-end when it offers them. Not `ACCESS_PLATFORM` (it would make
 /// DPDK's back-end translate through an IOTLB we do not feed), nor offloads we do not use.
-const FROM_BACKEND: u64 = bits::VERSION_1 | bits::MRG_RXBUF | bits::ANY_LAYOUT | bits::MQ;
+/// `IN_ORDER` is passed on: the net device negotiates it if it wants it.
+const FROM_BACKEND: u64 = bits::VERSION_1 | bits::MRG_RXBUF | bits::ANY_LAYOUT | bits::MQ | bits::IN_ORDER;
 /// Features this transport emulates, whatever the back-end offers.
 const EMULATED: u64 = bits::MAC | bits::STATUS | bits::CTRL_VQ | bits::CTRL_RX | bits::CTRL_MAC_ADDR | bits::MQ;
 /// Emulated features never sent to the back-end (`MQ` is: DPDK's back-end drops all but the
@@ -109,14 +124,20 @@ struct Queue {
     call: OwnedFd,
 }
 
-/// Everything that changes, under one lock. Lock order: the memory's locks, then this (the
-/// memory listener is called with the former held); nothing here calls into the memory.
+/// One connection to the back-end: the socket and what was negotiated on it.
+struct Conn {
+    sock: UnixStream,
+    /// Protocol features negotiated on this connection.
+    protocol: u64,
+}
+
+/// Everything that changes with the connection and the port, under one lock. Lock order: the
+/// memory's locks, then this (the memory listener is called with the former held), then
+/// [`Shared::mac`]; nothing here calls into the memory.
 struct State {
-    sock: Option<UnixStream>,
+    conn: Option<Conn>,
     /// GET_FEATURES of the current (or last) connection.
     backend_features: u64,
-    /// Protocol features negotiated on the current connection.
-    protocol: u64,
     /// What the net device wrote (emulated bits included).
     driver_features: u64,
     status: u8,
@@ -126,13 +147,17 @@ struct State {
     pairs: u16,
     /// Whether the back-end has the rings (start sequence done on this connection).
     live: bool,
+    /// Whether the back-end may be using our rings: from the first `SET_VRING_ADDR` of a start
+    /// until a stop got every `GET_VRING_BASE` answered, or the socket is closed.
+    held: bool,
     regions: RegionSet,
-    mac: [u8; 6],
 }
 
 struct Shared {
     opts: Options,
     state: Mutex<State>,
+    /// The emulated config's MAC: its own lock, so the config never waits on the socket.
+    mac: Mutex<[u8; 6]>,
     connected: AtomicBool,
     stop: AtomicBool,
 }
@@ -140,7 +165,7 @@ struct Shared {
 /// Why a conversation with the back-end failed.
 #[derive(Debug)]
 enum Fail {
-    /// The socket broke (closed, timed out): reconnect.
+    /// The socket broke (closed, timed out) or the back-end broke the protocol: reconnect.
     Io(io::Error),
     /// The back-end answered, but not as it should.
     Refused(String),
@@ -161,6 +186,11 @@ impl From<io::Error> for Fail {
     }
 }
 
+/// A protocol violation: the stream is out of step, only a new connection resyncs it.
+fn violation(message: String) -> Fail {
+    Fail::Io(io::Error::new(io::ErrorKind::InvalidData, message))
+}
+
 /// The virtio-user transport.
 pub(crate) struct VhostUser {
     shared: Arc<Shared>,
@@ -172,7 +202,7 @@ pub(crate) struct VhostUser {
 /// Tells the transport of memory changes ([`burst_mem::Memory::add_memory_listener`]).
 pub(crate) struct Listener(Arc<Shared>);
 
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -194,16 +224,16 @@ fn connect(path: &Path) -> io::Result<UnixStream> {
     Ok(sock)
 }
 
-impl State {
-    fn sock(&self) -> Result<&UnixStream, Fail> {
-        self.sock.as_ref().ok_or_else(|| Fail::Io(io::Error::new(io::ErrorKind::NotConnected, "not connected")))
+impl Conn {
+    fn new(sock: UnixStream) -> Conn {
+        Conn { sock, protocol: 0 }
     }
 
-    /// Sends a message that gets no reply; with REPLY_ACK (and `ack`), asks for one and checks it.
-    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd], ack: bool) -> Result<(), Fail> {
-        let ack = ack && self.protocol & proto::REPLY_ACK != 0;
-        let sock = self.sock()?;
-        msg::send(sock, request, if ack { msg::FLAG_NEED_REPLY } else { 0 }, payload, fds)?;
+    /// Sends a message that gets no reply of its own; with REPLY_ACK, asks for an ack and
+    /// checks it (every such message does, so no refusal goes unseen).
+    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd]) -> Result<(), Fail> {
+        let ack = self.protocol & proto::REPLY_ACK != 0;
+        msg::send(&self.sock, request, if ack { msg::FLAG_NEED_REPLY } else { 0 }, payload, fds)?;
         if ack {
             let reply = self.reply(request)?;
             match reply.u64() {
@@ -211,7 +241,7 @@ impl State {
                 Some(code) => {
                     return Err(Fail::Refused(format!("the back-end refused {} (status {code})", req::name(request))))
                 }
-                None => return Err(Fail::Refused(format!("bad REPLY_ACK to {}", req::name(request)))),
+                None => return Err(violation(format!("REPLY_ACK to {} without a status", req::name(request)))),
             }
         }
         Ok(())
@@ -219,15 +249,15 @@ impl State {
 
     /// Sends a request that has a reply, and returns the reply.
     fn get(&self, request: u32, payload: &[u8]) -> Result<Message, Fail> {
-        msg::send(self.sock()?, request, 0, payload, &[])?;
+        msg::send(&self.sock, request, 0, payload, &[])?;
         self.reply(request)
     }
 
     fn reply(&self, request: u32) -> Result<Message, Fail> {
-        let reply = msg::recv(self.sock()?)?;
+        let reply = msg::recv(&self.sock)?;
         if reply.request != request || reply.flags & msg::FLAG_REPLY == 0 {
-            return Err(Fail::Refused(format!(
-                "expected the reply to {}, got request {} with flags {:#x}",
+            return Err(violation(format!(
+                "expected the reply to {}, got request {} with flags {:#x}: out of step with the back-end",
                 req::name(request),
                 reply.request,
                 reply.flags
@@ -238,18 +268,19 @@ impl State {
 
     fn get_u64(&self, request: u32) -> Result<u64, Fail> {
         let reply = self.get(request, &[])?;
-        reply.u64().ok_or_else(|| Fail::Refused(format!("{} reply too short", req::name(request))))
+        reply.u64().ok_or_else(|| violation(format!("{} reply too short", req::name(request))))
     }
 
     /// The first messages of a connection: owner, features, protocol features, queue count.
-    fn handshake(&mut self, queues: u16) -> Result<(), Fail> {
+    /// Returns the back-end's features.
+    fn handshake(&mut self, queues: u16) -> Result<u64, Fail> {
         self.protocol = 0;
-        self.send(req::SET_OWNER, &[], &[], false)?;
+        self.send(req::SET_OWNER, &[], &[])?;
         let features = self.get_u64(req::GET_FEATURES)?;
         if features & msg::F_PROTOCOL_FEATURES != 0 {
             let offered = self.get_u64(req::GET_PROTOCOL_FEATURES)?;
             let take = offered & PROTOCOL_WANTED;
-            self.send(req::SET_PROTOCOL_FEATURES, &msg::u64_payload(take), &[], false)?;
+            self.send(req::SET_PROTOCOL_FEATURES, &msg::u64_payload(take), &[])?;
             self.protocol = take;
         }
         if queues > 1 {
@@ -266,8 +297,17 @@ impl State {
                 )));
             }
         }
-        self.backend_features = features;
-        Ok(())
+        Ok(features)
+    }
+}
+
+impl State {
+    fn conn(&self) -> Result<&Conn, Fail> {
+        self.conn.as_ref().ok_or_else(|| Fail::Io(io::Error::new(io::ErrorKind::NotConnected, "not connected")))
+    }
+
+    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd]) -> Result<(), Fail> {
+        self.conn()?.send(request, payload, fds)
     }
 
     /// Features for SET_FEATURES: what the net device took that the back-end offered, plus
@@ -295,7 +335,7 @@ impl State {
             })
             .collect();
         let fds: Vec<RawFd> = regions.iter().map(|r| r.fd.as_raw_fd()).collect();
-        self.send(req::SET_MEM_TABLE, &msg::mem_table(&table), &fds, true)
+        self.send(req::SET_MEM_TABLE, &msg::mem_table(&table), &fds)
     }
 
     fn enable_rings(&self, on: bool) -> Result<(), Fail> {
@@ -304,51 +344,95 @@ impl State {
         }
         for &index in self.queues.keys() {
             let enable = on && index / 2 < self.pairs;
-            self.send(req::SET_VRING_ENABLE, &msg::vring_state(u32::from(index), u32::from(enable)), &[], true)?;
+            self.send(req::SET_VRING_ENABLE, &msg::vring_state(u32::from(index), u32::from(enable)), &[])?;
         }
         Ok(())
     }
 
     /// Gives the back-end every queue: DPDK's `virtio_user_start_device` order. `resume`: the
-    /// rings were in use before (reconnect), so each starts at its used ring's index.
+    /// rings were in use before (reconnect), so each starts at its used ring's index. On
+    /// failure with `held` set, the caller must close the socket ([`State::disconnect`]).
     fn start(&mut self, resume: bool) -> Result<(), Fail> {
         for (&index, q) in &self.queues {
             let payload = msg::u64_payload(u64::from(index));
-            self.send(req::SET_VRING_CALL, &payload, &[q.call.as_raw_fd()], false)?;
+            self.send(req::SET_VRING_CALL, &payload, &[q.call.as_raw_fd()])?;
         }
-        self.send(req::SET_FEATURES, &msg::u64_payload(self.features_to_send()), &[], true)?;
+        self.send(req::SET_FEATURES, &msg::u64_payload(self.features_to_send()), &[])?;
         self.send_mem_table()?;
         for (&index, q) in &self.queues {
             let l = &q.layout;
             let i = u32::from(index);
-            self.send(req::SET_VRING_NUM, &msg::vring_state(i, u32::from(l.size)), &[], false)?;
+            let conn = self.conn()?;
+            conn.send(req::SET_VRING_NUM, &msg::vring_state(i, u32::from(l.size)), &[])?;
             let base = if resume { used_idx(l) } else { 0 };
-            self.send(req::SET_VRING_BASE, &msg::vring_state(i, u32::from(base)), &[], false)?;
+            conn.send(req::SET_VRING_BASE, &msg::vring_state(i, u32::from(base)), &[])?;
             let addr = msg::vring_addr(i, l.desc_va as u64, l.used_va as u64, l.avail_va as u64);
-            self.send(req::SET_VRING_ADDR, &addr, &[], false)?;
-            self.send(req::SET_VRING_KICK, &msg::u64_payload(u64::from(index)), &[q.kick.as_raw_fd()], true)?;
+            // From here on the back-end may use this ring (DPDK's starts once a ring has its
+            // addresses and kick, even if a later message fails).
+            self.held = true;
+            let conn = self.conn()?;
+            conn.send(req::SET_VRING_ADDR, &addr, &[])?;
+            conn.send(req::SET_VRING_KICK, &msg::u64_payload(u64::from(index)), &[q.kick.as_raw_fd()])?;
         }
         self.enable_rings(true)?;
         self.live = true;
+        // Announce what is already in the rings: RX buffers posted before a restart, TX chains
+        // left when the ring filled. A back-end that waits for kicks would otherwise never start.
+        for q in self.queues.values() {
+            Notifier::EventFd(Arc::clone(&q.kick)).notify();
+        }
         Ok(())
     }
 
-    /// Takes the rings back from the back-end (DPDK's `virtio_user_stop_device`).
+    /// Takes the rings back from the back-end (DPDK's `virtio_user_stop_device`): disables
+    /// every ring, then asks every ring's base, going on after a refusal so that every ring
+    /// the back-end accepts is stopped. On error the caller must close the socket.
     fn stop(&mut self) -> Result<(), Fail> {
-        if !self.live {
+        self.live = false;
+        if !self.held {
             return Ok(());
         }
-        self.live = false;
-        self.enable_rings(false)?;
-        for &index in self.queues.keys() {
-            self.get(req::GET_VRING_BASE, &msg::vring_state(u32::from(index), 0))?;
+        let mut first: Option<Fail> = None;
+        let mut note = |r: Result<(), Fail>| -> bool {
+            match r {
+                Ok(()) => true,
+                Err(e) => {
+                    let broken = matches!(e, Fail::Io(_));
+                    first.get_or_insert(e);
+                    // A broken socket answers nothing more: stop trying.
+                    !broken
+                }
+            }
+        };
+        let indices: Vec<u16> = self.queues.keys().copied().collect();
+        let mut go_on = true;
+        if self.backend_features & msg::F_PROTOCOL_FEATURES != 0 {
+            for &index in &indices {
+                go_on = go_on && note(self.send(req::SET_VRING_ENABLE, &msg::vring_state(u32::from(index), 0), &[]));
+            }
         }
-        Ok(())
+        for &index in &indices {
+            go_on = go_on
+                && note(
+                    self.conn()
+                        .and_then(|c| c.get(req::GET_VRING_BASE, &msg::vring_state(u32::from(index), 0)))
+                        .map(drop),
+                );
+        }
+        match first {
+            None => {
+                self.held = false;
+                Ok(())
+            }
+            Some(e) => Err(e),
+        }
     }
 
+    /// Closes the socket: the back-end stops using the rings and forgets the device.
     fn disconnect(&mut self, shared_connected: &AtomicBool) {
-        self.sock = None;
+        self.conn = None;
         self.live = false;
+        self.held = false;
         shared_connected.store(false, Ordering::Release);
     }
 }
@@ -376,11 +460,21 @@ impl Shared {
         EthError::Device { driver: crate::USER_DRIVER_NAME, device: self.opts.name.clone(), message }
     }
 
-    /// Handles a failed conversation: a broken socket disconnects (the monitor reconnects).
+    /// Handles a failed conversation. A broken socket or a protocol violation disconnects (the
+    /// monitor reconnects); so does any failure while the back-end may hold the rings: closing
+    /// the socket is what makes it let go of them.
     fn failed(&self, st: &mut State, what: &str, fail: Fail) -> EthError {
-        if let Fail::Io(e) = &fail {
-            tracing::warn!(device = %self.opts.name, "vhost-user back-end lost during {what}: {e}; reconnecting");
-            st.disconnect(&self.connected);
+        match &fail {
+            Fail::Io(e) => {
+                tracing::warn!(device = %self.opts.name, "vhost-user back-end lost during {what}: {e}; reconnecting");
+                st.disconnect(&self.connected);
+            }
+            Fail::Refused(m) if st.held => {
+                tracing::warn!(device = %self.opts.name,
+                    "{what}: {m}; closing the connection so the back-end lets go of the rings, then reconnecting");
+                st.disconnect(&self.connected);
+            }
+            Fail::Refused(_) => {}
         }
         self.error(format!("{what}: {fail}"))
     }
@@ -391,7 +485,7 @@ impl Shared {
             std::thread::sleep(MONITOR_PERIOD);
             if self.connected.load(Ordering::Acquire) {
                 let mut st = lock(&self.state);
-                if st.sock.as_ref().is_some_and(peer_closed) {
+                if st.conn.as_ref().is_some_and(|c| peer_closed(&c.sock)) {
                     tracing::warn!(device = %self.opts.name, path = %self.opts.path.display(),
                         "the vhost-user back-end went away: link down, reconnecting");
                     st.disconnect(&self.connected);
@@ -402,24 +496,34 @@ impl Shared {
         }
     }
 
+    /// One reconnection attempt. Connecting and the handshake run without the state lock
+    /// (they wait on the back-end); the replay of the start sequence runs under it, as memory
+    /// updates and stops must not interleave with it.
     fn reconnect(&self) {
         let Ok(sock) = connect(&self.opts.path) else { return };
+        let mut conn = Conn::new(sock);
+        let features = match conn.handshake(self.opts.queues) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(device = %self.opts.name, "reconnecting to the vhost-user back-end: {e}");
+                return;
+            }
+        };
         let mut st = lock(&self.state);
-        st.sock = Some(sock);
-        let outcome = st.handshake(self.opts.queues).and_then(|()| {
-            let wanted = st.driver_features & !NOT_SENT & FROM_BACKEND;
-            if st.backend_features & wanted != wanted && st.status & DRIVER_OK != 0 {
-                return Err(Fail::Refused(format!(
-                    "the back-end now offers features {:#x}, without {:#x} that the port uses",
-                    st.backend_features,
-                    wanted & !st.backend_features
-                )));
-            }
-            if st.status & DRIVER_OK != 0 {
-                st.start(true)?;
-            }
+        st.conn = Some(conn);
+        st.backend_features = features;
+        let started = st.status & DRIVER_OK != 0;
+        let wanted = st.driver_features & !NOT_SENT & FROM_BACKEND;
+        let outcome = if started && features & wanted != wanted {
+            Err(Fail::Refused(format!(
+                "the back-end now offers features {features:#x}, without {:#x} that the port uses",
+                wanted & !features
+            )))
+        } else if started {
+            st.start(true)
+        } else {
             Ok(())
-        });
+        };
         match outcome {
             Ok(()) => {
                 self.connected.store(true, Ordering::Release);
@@ -467,23 +571,26 @@ impl VhostUser {
                 opts.path.display()
             ))
         })?;
-        let mut st = State {
-            sock: Some(sock),
-            backend_features: 0,
-            protocol: 0,
+        let mut conn = Conn::new(sock);
+        let features = conn
+            .handshake(opts.queues)
+            .map_err(|e| err(format!("vhost-user handshake on {}: {e}", opts.path.display())))?;
+        if features & bits::VERSION_1 == 0 && features & bits::MRG_RXBUF == 0 {
+            tracing::info!(device = %opts.name, "the back-end offers neither VERSION_1 nor MRG_RXBUF: 10-byte net headers");
+        }
+        let st = State {
+            conn: Some(conn),
+            backend_features: features,
             driver_features: 0,
             status: 0,
             queues: BTreeMap::new(),
             pairs: 1,
             live: false,
+            held: false,
             regions: RegionSet::new(),
-            mac: opts.mac,
         };
-        st.handshake(opts.queues).map_err(|e| err(format!("vhost-user handshake on {}: {e}", opts.path.display())))?;
-        if st.backend_features & bits::VERSION_1 == 0 && st.backend_features & bits::MRG_RXBUF == 0 {
-            tracing::info!(device = %opts.name, "the back-end offers neither VERSION_1 nor MRG_RXBUF: 10-byte net headers");
-        }
         let shared = Arc::new(Shared {
+            mac: Mutex::new(opts.mac),
             opts,
             state: Mutex::new(st),
             connected: AtomicBool::new(true),
@@ -517,14 +624,13 @@ impl VhostUser {
 
     /// Control-queue command answers, shared by [`Transport::control`].
     fn answer(&self, cmd: CtrlCommand<'_>) -> Result<(), EthError> {
-        let mut st = self.lock();
         match (cmd.class, cmd.command) {
             (CTRL_RX_CLASS, _) | (CTRL_ANNOUNCE_CLASS, _) => Ok(()),
             (CTRL_MAC_CLASS, CTRL_MAC_ADDR_SET) => {
                 let mac: [u8; 6] = cmd.data.get(..6).and_then(|d| d.try_into().ok()).ok_or_else(|| {
                     self.shared.error(format!("MAC_ADDR_SET with {} bytes of data, 6 needed", cmd.data.len()))
                 })?;
-                st.mac = mac;
+                *lock(&self.shared.mac) = mac;
                 Ok(())
             }
             (CTRL_MAC_CLASS, _) => Ok(()),
@@ -536,6 +642,7 @@ impl VhostUser {
                         self.shared.opts.queues
                     )));
                 }
+                let mut st = self.lock();
                 st.pairs = n;
                 if st.live {
                     if let Err(e) = st.enable_rings(true) {
@@ -562,7 +669,7 @@ impl Drop for VhostUser {
         if let Err(e) = st.stop() {
             tracing::debug!("stopping the vhost-user rings on close: {e}");
         }
-        st.sock = None;
+        st.disconnect(&self.shared.connected);
     }
 }
 
@@ -598,20 +705,27 @@ impl Transport for VhostUser {
         let mut st = self.lock();
         let was = st.status;
         st.status = status;
-        if status & DRIVER_OK != 0 && was & DRIVER_OK == 0 && st.sock.is_some() {
+        if status & DRIVER_OK != 0 && was & DRIVER_OK == 0 && st.conn.is_some() {
             if let Err(e) = st.start(false) {
                 st.status = was;
+                st.live = false;
+                // With rings sent, this closes the socket: the back-end stops before the net
+                // device frees the buffers.
                 return Err(self.shared.failed(&mut st, "starting the vhost-user rings", e));
             }
         }
         Ok(())
     }
 
+    /// Takes the rings back. When that fails the socket is closed before this returns, so the
+    /// back-end no longer holds the rings either way (it destroys the device on close).
     fn reset(&self) {
         let mut st = self.lock();
         if let Err(e) = st.stop() {
-            let e = self.shared.failed(&mut st, "stopping the vhost-user rings", e);
-            tracing::warn!("{e}");
+            tracing::warn!(device = %self.shared.opts.name,
+                "stopping the vhost-user rings: {e}; the back-end may still own the rings: closing the \
+                 connection so it lets go of them (the monitor reconnects)");
+            st.disconnect(&self.shared.connected);
         }
         st.status = 0;
         st.queues.clear();
@@ -619,9 +733,8 @@ impl Transport for VhostUser {
     }
 
     fn read_config(&self, offset: usize, buf: &mut [u8]) {
-        let st = self.lock();
         let mut cfg = [0u8; CFG_LEN];
-        cfg[..6].copy_from_slice(&st.mac);
+        cfg[..6].copy_from_slice(&*lock(&self.shared.mac));
         let link = if self.shared.connected.load(Ordering::Acquire) { LINK_UP } else { 0 };
         cfg[CFG_STATUS..CFG_STATUS + 2].copy_from_slice(&link.to_le_bytes());
         cfg[CFG_MAX_PAIRS..CFG_MAX_PAIRS + 2].copy_from_slice(&self.shared.opts.queues.to_le_bytes());
@@ -632,9 +745,9 @@ impl Transport for VhostUser {
     }
 
     fn write_config(&self, offset: usize, data: &[u8]) {
-        let mut st = self.lock();
+        let mut mac = lock(&self.shared.mac);
         for (i, &b) in data.iter().enumerate() {
-            if let Some(slot) = offset.checked_add(i).and_then(|o| st.mac.get_mut(o)) {
+            if let Some(slot) = offset.checked_add(i).and_then(|o| mac.get_mut(o)) {
                 *slot = b;
             }
         }
@@ -691,24 +804,31 @@ impl MemoryListener for Listener {
             st.regions.remove(seg.va);
             return Err(too_many_regions(n).into());
         }
-        self.update(&mut st).map_err(|e| e.into())
+        self.update(&mut st).map_err(|e| {
+            // The memory rolls the segment back: no later table may name it.
+            st.regions.remove(seg.va);
+            e.into()
+        })
     }
 
     fn segment_removed(&self, seg: &SharedSegment<'_>) {
         let mut st = lock(&self.0.state);
         st.regions.remove(seg.va);
         if let Err(e) = self.update(&mut st) {
-            tracing::warn!("{e}");
+            tracing::warn!(device = %self.0.opts.name, "{e}");
         }
     }
 }
 
 impl Listener {
     /// Re-sends the memory table if the back-end has the rings (DPDK's
-    /// `virtio_user_mem_event_cb`: pause the rings, new table, resume). A broken socket is not an
-    /// error here: the reconnect sends the whole table.
+    /// `virtio_user_mem_event_cb`: pause the rings, new table, resume). Any failure closes the
+    /// connection (the back-end may have dropped its old table and has the rings paused): the
+    /// link goes down and the monitor replays the whole start with the current table. A broken
+    /// socket is not an error here (the reconnect sends the whole table, this segment included);
+    /// a refusal is (the segment is refused, so the reservation fails).
     fn update(&self, st: &mut State) -> Result<(), String> {
-        if !st.live || st.sock.is_none() {
+        if !st.live || st.conn.is_none() {
             return Ok(());
         }
         let n = st.regions.regions().len();
@@ -719,11 +839,18 @@ impl Listener {
         match outcome {
             Ok(()) => Ok(()),
             Err(Fail::Io(e)) => {
-                tracing::warn!("vhost-user back-end lost while updating its memory table: {e}");
+                tracing::warn!(device = %self.0.opts.name,
+                    "vhost-user back-end lost while updating its memory table: {e}; reconnecting");
                 st.disconnect(&self.0.connected);
                 Ok(())
             }
-            Err(Fail::Refused(m)) => Err(format!("updating the vhost-user memory table: {m}")),
+            Err(Fail::Refused(m)) => {
+                tracing::warn!(device = %self.0.opts.name,
+                    "updating the vhost-user memory table: {m}; closing the connection (link down), the \
+                     monitor reconnects and replays the start");
+                st.disconnect(&self.0.connected);
+                Err(format!("updating the vhost-user memory table: {m}"))
+            }
         }
     }
 }

@@ -14,7 +14,8 @@ use super::frontend::{bits, Options, VhostUser};
 use super::msg::{self, proto, req};
 use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
 
-const BACKEND_FEATURES: u64 = bits::VERSION_1 | bits::MRG_RXBUF | bits::MQ | msg::F_PROTOCOL_FEATURES | (1 << 33);
+const BACKEND_FEATURES: u64 =
+    bits::VERSION_1 | bits::MRG_RXBUF | bits::MQ | bits::IN_ORDER | msg::F_PROTOCOL_FEATURES | (1 << 33);
 
 #[derive(Debug)]
 enum Event {
@@ -69,28 +70,56 @@ fn recv_with_fds(sock: &UnixStream) -> Option<(u32, u32, Vec<u8>, Vec<OwnedFd>)>
     Some((w(0), w(1), payload, fds))
 }
 
-/// Serves connections on `listener` one after another, answering like DPDK 22.11's back-end.
-/// `accept_limit` connections, then it stops; `drop_after` closes a connection after that many
-/// messages.
-fn serve(listener: UnixListener, events: Sender<Event>, drop_after: Option<usize>) {
+/// How the in-test back-end misbehaves. Occurrences count from 1 over the back-end's whole
+/// life (all connections).
+#[derive(Clone, Debug, Default)]
+struct Script {
+    /// Close a connection after that many messages.
+    drop_after: Option<usize>,
+    /// Answer the n-th such request, when it asks for an ack, with status 1.
+    refuse: Option<(u32, usize)>,
+    /// Answer the n-th such request (if it expects an answer) as if it were another request.
+    mismatch: Option<(u32, usize)>,
+    /// Wait this long before answering the n-th such request.
+    delay: Option<(u32, usize, Duration)>,
+}
+
+/// Serves connections on `listener` one after another, answering like DPDK 22.11's back-end
+/// (every message with NEED_REPLY gets an ack), except where `script` says otherwise.
+fn serve(listener: UnixListener, events: Sender<Event>, script: Script) {
+    let mut count = std::collections::HashMap::<u32, usize>::new();
     for conn in listener.incoming() {
         let Ok(sock) = conn else { return };
         let mut seen = 0usize;
         while let Some((request, flags, payload, fds)) = recv_with_fds(&sock) {
-            let reply = |payload: &[u8]| msg::send(&sock, request, msg::FLAG_REPLY, payload, &[]).unwrap();
+            let n = {
+                let c = count.entry(request).or_default();
+                *c += 1;
+                *c
+            };
+            let hit = |what: Option<(u32, usize)>| what == Some((request, n));
+            if let Some((r, k, d)) = script.delay {
+                if (r, k) == (request, n) {
+                    std::thread::sleep(d);
+                }
+            }
+            let answer_as = if hit(script.mismatch) { req::GET_QUEUE_NUM } else { request };
+            let reply = |payload: &[u8]| {
+                let _ = msg::send(&sock, answer_as, msg::FLAG_REPLY, payload, &[]);
+            };
             match request {
                 req::GET_FEATURES => reply(&msg::u64_payload(BACKEND_FEATURES)),
                 req::GET_PROTOCOL_FEATURES => reply(&msg::u64_payload(proto::REPLY_ACK | proto::MQ | (1 << 1))),
                 req::GET_QUEUE_NUM => reply(&msg::u64_payload(4)),
                 req::GET_VRING_BASE => reply(&payload[..8]),
-                _ if flags & msg::FLAG_NEED_REPLY != 0 => reply(&msg::u64_payload(0)),
+                _ if flags & msg::FLAG_NEED_REPLY != 0 => reply(&msg::u64_payload(u64::from(hit(script.refuse)))),
                 _ => {}
             }
             if events.send(Event::Msg { request, flags, payload, fds }).is_err() {
                 return;
             }
             seen += 1;
-            if drop_after == Some(seen) {
+            if script.drop_after == Some(seen) {
                 break;
             }
         }
@@ -106,6 +135,10 @@ struct Backend {
 
 impl Backend {
     fn start(drop_after: Option<usize>) -> Backend {
+        Backend::scripted(Script { drop_after, ..Script::default() })
+    }
+
+    fn scripted(script: Script) -> Backend {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "burst-vhost-unit-{}-{}",
@@ -115,14 +148,10 @@ impl Backend {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sock");
         let (events, rx) = channel();
-        Backend::listen(&path, events, drop_after);
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || serve(listener, events, script));
         Backend { path, events: rx, dir }
-    }
-
-    fn listen(path: &PathBuf, events: Sender<Event>, drop_after: Option<usize>) {
-        let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path).unwrap();
-        std::thread::spawn(move || serve(listener, events, drop_after));
     }
 
     fn next(&self) -> Event {
@@ -228,6 +257,23 @@ impl Drop for Shm {
     }
 }
 
+/// Reads (and so resets) a kick eventfd the back-end got; `None` when nothing was kicked.
+fn read_kicks(fd: &OwnedFd) -> Option<u64> {
+    let mut v = 0u64;
+    // SAFETY: reads 8 bytes into a local from an eventfd we own (non-blocking: the front-end
+    // made it with EFD_NONBLOCK).
+    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    (n == 8).then_some(v)
+}
+
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn state_of(payload: &[u8]) -> (u32, u32) {
     (u32::from_ne_bytes(payload[..4].try_into().unwrap()), u32::from_ne_bytes(payload[4..8].try_into().unwrap()))
 }
@@ -246,7 +292,16 @@ fn handshake_negotiates_and_config_is_emulated() {
     assert_eq!(u64::from_ne_bytes(payload[..8].try_into().unwrap()), proto::REPLY_ACK | proto::MQ, "only what we use");
     let f = t.device_features();
     assert_eq!(f & (1 << 33), 0, "ACCESS_PLATFORM is not passed on");
-    for bit in [bits::VERSION_1, bits::MRG_RXBUF, bits::MQ, bits::MAC, bits::STATUS, bits::CTRL_VQ, bits::CTRL_RX] {
+    for bit in [
+        bits::VERSION_1,
+        bits::MRG_RXBUF,
+        bits::MQ,
+        bits::IN_ORDER,
+        bits::MAC,
+        bits::STATUS,
+        bits::CTRL_VQ,
+        bits::CTRL_RX,
+    ] {
         assert_ne!(f & bit, 0, "feature {bit:#x}");
     }
     let mut cfg = [0u8; 10];
@@ -310,6 +365,10 @@ const START: [&str; 15] = [
 
 fn check_start(ev: &[(u32, Event)], shm: &Shm, base: u32) {
     assert_eq!(names(ev), START[..14].to_vec());
+    for (r, e) in ev {
+        let Event::Msg { flags, .. } = e else { panic!() };
+        assert_ne!(flags & msg::FLAG_NEED_REPLY, 0, "{} asks for an ack (REPLY_ACK)", req::name(*r));
+    }
     let Event::Msg { payload, flags, .. } = &ev[2].1 else { panic!() };
     let sent = u64::from_ne_bytes(payload[..8].try_into().unwrap());
     assert_eq!(sent, bits::VERSION_1 | bits::MRG_RXBUF | bits::MQ | msg::F_PROTOCOL_FEATURES, "no emulated bits");
@@ -352,13 +411,11 @@ fn driver_ok_gives_the_backend_memory_and_rings_and_reset_takes_them_back() {
     let notifiers = go_live(&t, &shm);
     let ev = be.requests(14);
     check_start(&ev, &shm, 0);
-    // Kicks reach the back-end through the eventfd it got.
+    // Kicks reach the back-end through the eventfd it got: the one made at start, then ours.
     let Event::Msg { fds, .. } = &ev[7].1 else { panic!() };
+    assert_eq!(read_kicks(&fds[0]), Some(1), "every queue is kicked at start");
     notifiers[0].notify();
-    let mut v = 0u64;
-    // SAFETY: reads 8 bytes into a local from the received eventfd.
-    assert_eq!(unsafe { libc::read(fds[0].as_raw_fd(), (&mut v as *mut u64).cast(), 8) }, 8);
-    assert_eq!(v, 1);
+    assert_eq!(read_kicks(&fds[0]), Some(1));
     // More memory while live: pause, new table with two regions, resume.
     let more = Shm::new(0x4000);
     listener.segment_added(&more.segment(0, 0x4000)).unwrap();
@@ -396,7 +453,10 @@ fn a_restarted_backend_gets_the_rings_back_where_they_were() {
     let shm = Shm::new(0x10000);
     t.listener().segment_added(&shm.segment(0, 0x10000)).unwrap();
     let notifiers = go_live(&t, &shm);
-    check_start(&be.requests(14), &shm, 0);
+    let ev = be.requests(14);
+    check_start(&ev, &shm, 0);
+    let Event::Msg { fds: tx_kick, .. } = &ev[11].1 else { panic!() };
+    assert_eq!(read_kicks(&tx_kick[0]), Some(1), "queue 1 kicked at start");
     // The back-end processed 7 buffers of queue 0, then died.
     // SAFETY: the used ring of queue 0 is at 0x2000 in `shm`; idx at +2.
     unsafe { ((shm.va + 0x2002) as *mut u16).write_volatile(7) };
@@ -420,9 +480,158 @@ fn a_restarted_backend_gets_the_rings_back_where_they_were() {
     // disconnected is there, so it is the same eventfd.
     assert_eq!(unsafe { libc::read(fds[0].as_raw_fd(), (&mut v as *mut u64).cast(), 8) }, 8);
     assert!(v >= 1);
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while !t.connected() {
-        assert!(std::time::Instant::now() < deadline, "the link did not come back");
-        std::thread::sleep(Duration::from_millis(20));
+    wait_until("the link comes back", || t.connected());
+    // The replay kicked every queue: a back-end that waits for kicks sees the TX chains and RX
+    // buffers left in the rings.
+    assert_eq!(read_kicks(&tx_kick[0]), Some(1), "queue 1 kicked after the replay");
+}
+
+/// Sets up queues 0, 1 and the control queue with memory, and asks for DRIVER_OK.
+fn try_go_live(t: &VhostUser, shm: &Shm) -> Result<(), burst_ethdev::EthError> {
+    t.listener().segment_added(&shm.segment(0, 0x10000)).unwrap();
+    t.set_driver_features(bits::VERSION_1 | bits::MRG_RXBUF | bits::CTRL_VQ | bits::MAC | bits::MQ).unwrap();
+    for (i, off) in [(0, 0), (1, 0x3000), (2, 0x6000)] {
+        t.setup_queue(&shm.layout(i, off)).unwrap();
     }
+    t.set_status(1 | 2 | 8).unwrap();
+    t.set_status(1 | 2 | 8 | 4)
+}
+
+/// A start refused once the back-end has rings: the socket is closed before `set_status`
+/// returns (the back-end then lets go of the rings), and the reset after it sends nothing.
+fn refused_start_closes(refuse: (u32, usize), messages: usize) {
+    let be = Backend::scripted(Script { refuse: Some(refuse), ..Script::default() });
+    let t = VhostUser::connect(be.opts(1)).unwrap();
+    be.requests(4);
+    let shm = Shm::new(0x10000);
+    let err = try_go_live(&t, &shm).unwrap_err().to_string();
+    assert!(err.contains(req::name(refuse.0)), "{err}");
+    assert!(!t.connected(), "the connection is closed before set_status returns");
+    assert_eq!(names(&be.requests(messages)), START[..messages].to_vec());
+    assert!(matches!(be.next(), Event::Closed), "the socket is closed");
+    t.reset();
+    assert_eq!(t.status(), 0);
+    // Next: the monitor's new connection, which replays nothing (the port is not started).
+    assert_eq!(names(&be.requests(4)), HANDSHAKE);
+    wait_until("reconnected", || t.connected());
+}
+
+#[test]
+fn a_start_refused_after_the_rings_went_out_closes_the_socket() {
+    refused_start_closes((req::SET_VRING_ENABLE, 2), 14);
+    refused_start_closes((req::SET_VRING_KICK, 2), 12);
+}
+
+#[test]
+fn a_refused_stop_still_stops_every_ring_then_closes_the_socket() {
+    // SET_VRING_ENABLE 1, 2 are the start's; 3 is the stop's for ring 0.
+    let be = Backend::scripted(Script { refuse: Some((req::SET_VRING_ENABLE, 3)), ..Script::default() });
+    let t = VhostUser::connect(be.opts(1)).unwrap();
+    be.requests(4);
+    let shm = Shm::new(0x10000);
+    try_go_live(&t, &shm).unwrap();
+    be.requests(14);
+    t.reset();
+    assert!(!t.connected(), "a failed stop closes the connection before reset returns");
+    let ev = be.requests(4);
+    assert_eq!(names(&ev), ["SET_VRING_ENABLE", "SET_VRING_ENABLE", "GET_VRING_BASE", "GET_VRING_BASE"]);
+    let states: Vec<(u32, u32)> = ev
+        .iter()
+        .map(|(_, e)| match e {
+            Event::Msg { payload, .. } => state_of(payload),
+            Event::Closed => panic!(),
+        })
+        .collect();
+    assert_eq!(states, [(0, 0), (1, 0), (0, 0), (1, 0)], "every ring disabled and stopped despite the refusal");
+    assert!(matches!(be.next(), Event::Closed));
+}
+
+#[test]
+fn a_refused_memory_update_drops_the_segment_and_the_connection() {
+    let be = Backend::scripted(Script { refuse: Some((req::SET_MEM_TABLE, 2)), ..Script::default() });
+    let t = VhostUser::connect(be.opts(1)).unwrap();
+    be.requests(4);
+    let shm = Shm::new(0x10000);
+    try_go_live(&t, &shm).unwrap();
+    be.requests(14);
+    let more = Shm::new(0x4000);
+    let l = t.listener();
+    let err = l.segment_added(&more.segment(0, 0x4000)).unwrap_err().to_string();
+    assert!(err.contains("SET_MEM_TABLE"), "{err}");
+    assert!(!t.connected(), "link down: the rings are paused and the back-end may have no table");
+    let ev = be.requests(4);
+    assert_eq!(names(&ev[..3]), ["SET_VRING_ENABLE", "SET_VRING_ENABLE", "SET_MEM_TABLE"]);
+    assert!(matches!(ev[3].1, Event::Closed));
+    // The monitor replays the start with the table as it is: the refused segment is not in it.
+    let ev = be.requests(4 + 14);
+    assert_eq!(names(&ev[..4]), HANDSHAKE);
+    check_start(&ev[4..], &shm, 0);
+    let Event::Msg { payload, fds, .. } = &ev[4 + 3].1 else { panic!() };
+    assert_eq!((payload[0], fds.len()), (1, 1), "only the first region");
+    wait_until("reconnected", || t.connected());
+    // The memory maps the same segment again later: accepted (no stale entry, no panic).
+    l.segment_added(&more.segment(0, 0x4000)).unwrap();
+    let ev = be.requests(5);
+    let Event::Msg { payload, .. } = &ev[2].1 else { panic!() };
+    assert_eq!(payload[0], 2);
+}
+
+#[test]
+fn the_config_and_memory_do_not_wait_for_a_slow_reconnect() {
+    // The first connection closes after the handshake; the second one's GET_FEATURES takes
+    // 1.5 s to answer.
+    let be = Backend::scripted(Script {
+        drop_after: Some(4),
+        delay: Some((req::GET_FEATURES, 2, Duration::from_millis(1500))),
+        ..Script::default()
+    });
+    let t = VhostUser::connect(be.opts(1)).unwrap();
+    be.requests(4);
+    assert!(matches!(be.next(), Event::Closed));
+    assert_eq!(be.next().request(), req::SET_OWNER, "the monitor reconnects");
+    std::thread::sleep(Duration::from_millis(200)); // the monitor now waits for GET_FEATURES
+    let shm = Shm::new(0x10000);
+    let begin = std::time::Instant::now();
+    let mut cfg = [0u8; 8];
+    t.read_config(0, &mut cfg);
+    let connected = t.connected();
+    let status = t.status();
+    let _ = t.device_features();
+    t.listener().segment_added(&shm.segment(0, 0x10000)).unwrap();
+    let took = begin.elapsed();
+    assert!(took < Duration::from_millis(500), "calls waited {took:?} behind the reconnect");
+    assert_eq!((u16::from_le_bytes([cfg[6], cfg[7]]), connected, status), (0, false, 0), "link down meanwhile");
+    wait_until("reconnected", || t.connected());
+}
+
+#[test]
+fn a_refusal_of_any_message_is_seen() {
+    // SET_VRING_CALL is not a message that "matters": with REPLY_ACK it is acked all the same.
+    let be = Backend::scripted(Script { refuse: Some((req::SET_VRING_CALL, 1)), ..Script::default() });
+    let t = VhostUser::connect(be.opts(1)).unwrap();
+    be.requests(4);
+    let shm = Shm::new(0x10000);
+    let err = try_go_live(&t, &shm).unwrap_err().to_string();
+    assert!(err.contains("refused SET_VRING_CALL"), "{err}");
+    assert_eq!(names(&be.requests(1)), ["SET_VRING_CALL"]);
+    // Refused before any ring went out: the connection stays and a new start works.
+    assert!(t.connected());
+    t.set_status(1 | 2 | 8 | 4).unwrap();
+    check_start(&be.requests(14), &shm, 0);
+}
+
+#[test]
+fn a_mismatched_reply_resyncs_by_reconnecting() {
+    let be = Backend::scripted(Script { mismatch: Some((req::SET_FEATURES, 1)), ..Script::default() });
+    let t = VhostUser::connect(be.opts(1)).unwrap();
+    be.requests(4);
+    let shm = Shm::new(0x10000);
+    let err = try_go_live(&t, &shm).unwrap_err().to_string();
+    assert!(err.contains("expected the reply to SET_FEATURES"), "{err}");
+    assert_eq!(names(&be.requests(3)), ["SET_VRING_CALL", "SET_VRING_CALL", "SET_FEATURES"]);
+    assert!(matches!(be.next(), Event::Closed), "out of step: the connection is dropped");
+    assert_eq!(names(&be.requests(4)), HANDSHAKE, "and made again");
+    wait_until("reconnected", || t.connected());
+    t.set_status(1 | 2 | 8 | 4).unwrap();
+    check_start(&be.requests(14), &shm, 0);
 }
