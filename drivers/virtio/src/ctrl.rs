@@ -36,6 +36,9 @@ pub(crate) struct CtrlQueue {
     last_used: u16,
     /// Base of `buf` as descriptors carry it.
     base: u64,
+    /// A command timed out: the device may still complete it and write the ack byte, which the
+    /// next command would take for its own answer. No command goes out until the next start.
+    stuck: bool,
 }
 
 impl std::fmt::Debug for CtrlQueue {
@@ -48,7 +51,7 @@ impl CtrlQueue {
     /// A queue on `vq` (at least 3 descriptors) with `buf` (at least [`BUF_LEN`] bytes).
     pub(crate) fn new(vq: Vring, buf: Memzone) -> CtrlQueue {
         assert!(buf.len() >= BUF_LEN && vq.size() >= 4);
-        CtrlQueue { vq, buf, notifier: None, avail_idx: 0, last_used: 0, base: 0 }
+        CtrlQueue { vq, buf, notifier: None, avail_idx: 0, last_used: 0, base: 0, stuck: false }
     }
 
     /// The ring.
@@ -63,6 +66,7 @@ impl CtrlQueue {
         self.avail_idx = 0;
         self.last_used = 0;
         self.notifier = None;
+        self.stuck = false;
         self.base = if va { self.buf.as_ptr() as u64 } else { self.buf.iova() };
     }
 
@@ -70,6 +74,12 @@ impl CtrlQueue {
     pub(crate) fn command(&mut self, class: u8, command: u8, data: &[u8]) -> Result<(), String> {
         if data.len() > MAX_DATA {
             return Err(format!("control command data of {} bytes is too long", data.len()));
+        }
+        if self.stuck {
+            return Err(format!(
+                "control command {class}/{command} not sent: an earlier command timed out and the device may still \
+                 answer it; stop and start the port"
+            ));
         }
         let p = self.buf.as_ptr();
         // SAFETY: the buffer is ours and BUF_LEN long; the device only reads it once the chain
@@ -106,6 +116,7 @@ impl CtrlQueue {
                 break;
             }
             if Instant::now() >= deadline {
+                self.stuck = true;
                 return Err(format!("the device did not answer control command {class}/{command} within {TIMEOUT:?}"));
             }
             spins += 1;

@@ -87,6 +87,9 @@ pub struct VirtioNet {
     features: u64,
     hdr_len: usize,
     max_pairs: u16,
+    /// The device's `max_virtqueue_pairs` (1 without MQ): the control queue is virtqueue
+    /// `2 * cfg_pairs` (5.1.2) even when fewer pairs are usable.
+    cfg_pairs: u16,
     max_mtu: u16,
     mac: Mutex<MacAddr>,
     /// The MAC differs from the device's config (given by the context or set since).
@@ -164,6 +167,7 @@ impl VirtioNet {
             features: 0,
             hdr_len: net_hdr::LEN,
             max_pairs: 1,
+            cfg_pairs: 1,
             max_mtu: (MAX_RX_PKTLEN - FRAME_OVERHEAD) as u16,
             mac: Mutex::new(MacAddr::ZERO),
             mac_changed: Mutex::new(false),
@@ -200,6 +204,7 @@ impl VirtioNet {
         if features & f::MQ != 0 {
             let pairs = dev.config_u16(config::MAX_VIRTQUEUE_PAIRS);
             dev.max_pairs = pairs.clamp(VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX);
+            dev.cfg_pairs = dev.max_pairs;
         }
         if features & f::MTU != 0 {
             let mtu = dev.config_u16(config::MTU);
@@ -431,7 +436,7 @@ impl VirtioNet {
             q.notifier = Some(self.transport.setup_queue(&q.vring().layout())?);
         }
         if self.has(f::CTRL_VQ) {
-            let index = 2 * self.max_pairs;
+            let index = 2 * self.cfg_pairs;
             let mut g = self.ctrl.lock().unwrap_or_else(|e| e.into_inner());
             if g.is_none() {
                 let vq = self.make_vring(index, CTRL_RING_MAX, self.socket, CTRL_RING_MAX)?;
@@ -556,7 +561,8 @@ impl EthDev for VirtioNet {
             MemzoneFlags::IOVA_CONTIG,
         )?;
         let can_push = self.features & (f::ANY_LAYOUT | f::VERSION_1) != 0;
-        let q = TxQueue::new(vq, hdrs, self.hdr_len, can_push);
+        let in_order = self.features & f::IN_ORDER != 0;
+        let q = TxQueue::new(vq, hdrs, self.hdr_len, can_push, in_order);
         self.tx[usize::from(queue)].replace(Some(q));
         Ok(())
     }
@@ -733,7 +739,7 @@ mod tests {
         assert_eq!((info.max_rx_queues, info.max_tx_queues, info.max_mtu), (2, 2, 9000));
         assert_eq!(info.rx_desc_lim.default, 64);
         assert_eq!(dev.state().status, 0, "quiet until start");
-        assert_eq!(port.features, f::WANTED, "CSUM and EVENT_IDX are not asked for");
+        assert_eq!(port.features, f::WANTED & !f::IN_ORDER, "CSUM and EVENT_IDX are not asked for");
         dev.state().config[config::STATUS] = 0;
         assert!(!port.link().up, "link from config status");
         dev.state().config[config::STATUS] = 1;
@@ -872,6 +878,30 @@ mod tests {
         let err = port.set_promiscuous(false).unwrap_err().to_string();
         assert!(err.contains("refused control command"), "{err}");
         assert!(port.promiscuous());
+    }
+
+    #[test]
+    fn after_a_control_timeout_no_command_goes_out_until_the_next_start() {
+        let dev = device();
+        let mem = memory();
+        let pool = pool(&mem, 300);
+        let mut port = started(&dev, &mem, 1, &pool);
+        dev.state().ctrl_silent = true;
+        let err = port.set_promiscuous(true).unwrap_err().to_string();
+        assert!(err.contains("did not answer"), "{err}");
+        // The device wakes up and answers the old chain: the next command must not take that
+        // answer for its own.
+        dev.state().ctrl_silent = false;
+        let t = std::time::Instant::now();
+        let err = port.set_allmulticast(true).unwrap_err().to_string();
+        assert!(err.contains("stop and start the port"), "{err}");
+        assert!(t.elapsed() < crate::ctrl::TIMEOUT, "refused at once, without waiting");
+        port.stop().unwrap();
+        port.start().unwrap();
+        port.set_allmulticast(true).unwrap();
+        assert!(port.allmulticast());
+        port.stop().unwrap();
+        assert!(pool.mempool().is_full());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::spec::net_hdr;
 use crate::spec::ring::VRING_DESC_F_WRITE;
 use crate::stats::Extra;
 use crate::transport::Notifier;
-use crate::virtqueue::Vring;
+use crate::virtqueue::{IdFifo, Vring};
 
 /// Shortest frame accepted: an Ethernet header (DPDK drops shorter ones too).
 const ETHER_HDR_LEN: u32 = 14;
@@ -36,7 +36,7 @@ pub(crate) struct RxQueue {
     pub(crate) notifier: Option<Notifier>,
     pool: PacketPool,
     bufs: Vec<Option<PacketBuf>>,
-    free: Vec<u16>,
+    free: IdFifo,
     fresh: Vec<PacketBuf>,
     avail_idx: u16,
     last_used: u16,
@@ -75,7 +75,7 @@ impl RxQueue {
         debug_assert!(headroom >= hdr_len);
         RxQueue {
             bufs: (0..n).map(|_| None).collect(),
-            free: Vec::with_capacity(n),
+            free: IdFifo::full(vq.size()),
             fresh: Vec::with_capacity(n),
             avail_idx: 0,
             last_used: 0,
@@ -124,9 +124,7 @@ impl RxQueue {
         self.fresh.clear();
         let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
         PacketPool::free_bulk(&mut bufs);
-        self.free.clear();
-        // Popped from the end: ids go out in order 0, 1, 2...
-        self.free.extend((0..self.vq.size()).rev());
+        self.free.refill_all();
         self.avail_idx = 0;
         self.last_used = 0;
         self.discard = 0;

@@ -70,7 +70,8 @@ pub mod features {
         | MQ
         | MTU
         | ANY_LAYOUT
-        | ACCESS_PLATFORM;
+        | ACCESS_PLATFORM
+        | IN_ORDER;
 
     /// The spec's names of the bits above, for errors and logs.
     pub const NAMES: &[(u64, &str)] = &[

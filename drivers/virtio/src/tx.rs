@@ -7,6 +7,12 @@
 //! (if any) in `chain[head]`; `free` holds the ids not in flight. Completed chains are reclaimed
 //! lazily, when free descriptors run short, and their buffers freed with one bulk put. Used
 //! entries naming no chain in flight are counted, never followed.
+//!
+//! With `IN_ORDER` (2.7.9) the device uses chains in the order they were made available, so
+//! `used.idx` alone says which chains are done: reclaim takes the heads from our own record of
+//! the available ring (`heads`) and never reads the used entries (DPDK's in-order path does the
+//! same). The device's cache keeps those lines; reading them would pull each one to this CPU
+//! and back, which is what costs most when the device polls from another core.
 
 use std::sync::Arc;
 
@@ -17,7 +23,7 @@ use crate::spec::net_hdr;
 use crate::spec::ring::VRING_DESC_F_NEXT;
 use crate::stats::Extra;
 use crate::transport::Notifier;
-use crate::virtqueue::Vring;
+use crate::virtqueue::{IdFifo, Vring};
 
 /// No second descriptor.
 const NONE: u16 = u16::MAX;
@@ -33,13 +39,17 @@ pub(crate) struct TxQueue {
     pub(crate) notifier: Option<Notifier>,
     bufs: Vec<Option<PacketBuf>>,
     chain: Vec<u16>,
-    free: Vec<u16>,
+    free: IdFifo,
     done: Vec<PacketBuf>,
     avail_idx: u16,
     last_used: u16,
     hdr_len: u32,
     /// The header may share the data's descriptor (`ANY_LAYOUT` or `VERSION_1`).
     can_push: bool,
+    /// `IN_ORDER` was negotiated: reclaim from `heads`, without reading used entries.
+    in_order: bool,
+    /// The head put in each available-ring slot (`slot & (size - 1)`).
+    heads: Box<[u16]>,
     free_thresh: u16,
     /// Base address of `hdrs` as descriptors carry it (IOVA or VA).
     hdr_base: u64,
@@ -57,7 +67,7 @@ impl std::fmt::Debug for TxQueue {
 impl TxQueue {
     /// A stopped queue on `vq`, with `hdrs` (at least `size * hdr_len` bytes) for chained
     /// headers.
-    pub(crate) fn new(vq: Vring, hdrs: Memzone, hdr_len: usize, can_push: bool) -> TxQueue {
+    pub(crate) fn new(vq: Vring, hdrs: Memzone, hdr_len: usize, can_push: bool, in_order: bool) -> TxQueue {
         let n = usize::from(vq.size());
         assert!(hdrs.len() >= n * hdr_len, "the header area holds one header per descriptor");
         // SAFETY: the memzone is ours, `hdrs.len()` bytes, and no device knows it yet.
@@ -65,12 +75,14 @@ impl TxQueue {
         let mut q = TxQueue {
             bufs: (0..n).map(|_| None).collect(),
             chain: vec![NONE; n],
-            free: Vec::with_capacity(n),
+            free: IdFifo::full(vq.size()),
             done: Vec::with_capacity(n),
             avail_idx: 0,
             last_used: 0,
             hdr_len: hdr_len as u32,
             can_push,
+            in_order,
+            heads: vec![NONE; n].into_boxed_slice(),
             free_thresh: FREE_THRESH.min(vq.size() / 4).max(1),
             hdr_base: 0,
             va: false,
@@ -96,8 +108,7 @@ impl TxQueue {
         let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
         PacketPool::free_bulk(&mut bufs);
         self.chain.fill(NONE);
-        self.free.clear();
-        self.free.extend((0..self.vq.size()).rev());
+        self.free.refill_all();
         self.avail_idx = 0;
         self.last_used = 0;
         self.notifier = None;
@@ -113,13 +124,19 @@ impl TxQueue {
         if pending == 0 {
             return;
         }
+        let mask = self.vq.size() - 1;
         let mut bad = 0u64;
-        if pending > self.vq.size() {
+        if pending > self.vq.size() || pending > self.avail_idx.wrapping_sub(self.last_used) {
+            // More than the ring holds, or than we made available: the device is confused.
             bad += 1;
         } else {
             let mut slot = self.last_used;
             for _ in 0..pending {
-                let (id, _) = view.used_elem(slot);
+                let id = if self.in_order {
+                    u32::from(self.heads[usize::from(slot & mask)])
+                } else {
+                    view.used_elem(slot).0
+                };
                 slot = slot.wrapping_add(1);
                 match self.bufs.get_mut(id as usize).and_then(Option::take) {
                     Some(buf) => {
@@ -202,6 +219,7 @@ impl TxQueue {
                 h
             };
             view.set_avail_ring(idx, head);
+            self.heads[usize::from(idx & (self.vq.size() - 1))] = head;
             idx = idx.wrapping_add(1);
             self.bufs[usize::from(head)] = Some(buf);
             sent += 1;
@@ -243,7 +261,7 @@ impl TxBurst for VirtioTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use burst_ethdev::EthDev;
+    use burst_ethdev::{EthDev, TxBurst};
     use proptest::prelude::*;
 
     use crate::spec::features as f;
@@ -349,13 +367,64 @@ mod tests {
         assert_eq!((s.opackets, s.oerrors), (2, 1));
     }
 
+    /// Sends bursts of 32 until the ring takes fewer: how many it took.
+    fn fill(tx: &mut dyn TxBurst, pool: &burst_mem::PacketPool) -> usize {
+        let mut total = 0;
+        loop {
+            let mut bufs = frames(pool, 32, 60);
+            let took = tx.tx_burst(&mut bufs);
+            total += took;
+            if took < 32 {
+                return total;
+            }
+        }
+    }
+
+    #[test]
+    fn in_order_reclaim_follows_used_idx_and_ignores_the_entries() {
+        for in_order in [true, false] {
+            let dev = device();
+            if in_order {
+                dev.state().features |= f::IN_ORDER;
+            }
+            let mem = memory();
+            let pool = pool(&mem, 1200);
+            let mut port = started(&dev, &mem, 1, &pool);
+            let size = usize::from(dev.state().queues[&1].layout.size);
+            {
+                let mut tx = port.tx_queue(0).unwrap();
+                let mut bufs = frames(&pool, 3, 60);
+                assert_eq!(tx.tx_burst(&mut bufs), 3);
+                for _ in 0..3 {
+                    dev.take_avail(1).unwrap();
+                }
+                // The device uses the three chains but writes nonsense ids.
+                dev.used_raw(1, &[(999, 0), (999, 0), (999, 0)]);
+                let took = fill(&mut *tx, &pool);
+                if in_order {
+                    assert_eq!(took, size, "the three chains came back by used.idx alone");
+                } else {
+                    assert_eq!(took, size - 3, "ids naming nothing free nothing");
+                }
+            }
+            let s = port.stats();
+            assert_eq!(s.oerrors, if in_order { 0 } else { 3 });
+            port.stop().unwrap();
+            assert!(pool.mempool().is_full());
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
         #[test]
         fn hostile_used_entries_are_counted_and_nothing_leaks(
             rounds in proptest::collection::vec((1usize..40, proptest::collection::vec((0u32..200, any::<u32>()), 0..10), any::<bool>()), 1..8),
+            in_order in any::<bool>(),
         ) {
             let dev = device();
+            if in_order {
+                dev.state().features |= f::IN_ORDER;
+            }
             let mem = memory();
             let pool = pool(&mem, 400);
             let mut port = started(&dev, &mem, 1, &pool);
