@@ -55,6 +55,10 @@ pub struct VhostArgs {
     /// Packets per burst, for the frontends and the backend.
     #[arg(long, default_value_t = 32)]
     burst: u16,
+    /// Rounds: each runs DPDK's and ours back to back in each mode (who goes first alternates);
+    /// the table shows medians over the rounds, the ratio the median of each round's ratio.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
 }
 
 /// Per-second samples left out at the start: the first covers start-up (testpmd's first is 0:
@@ -419,6 +423,9 @@ pub fn run(args: &VhostArgs) -> Result<(), String> {
     if !(1..=512).contains(&args.burst) {
         return Err(format!("--burst {}: give 1 to 512", args.burst));
     }
+    if !(1..=20).contains(&args.rounds) {
+        return Err(format!("--rounds {}: give 1 to 20", args.rounds));
+    }
     let lcores = lcore_list();
     let Some((cpu_a, cpu_b)) = lcore_pair(&lcores) else {
         return Err(
@@ -455,10 +462,20 @@ pub fn run(args: &VhostArgs) -> Result<(), String> {
 
     let samples = args.seconds as usize + WARMUP;
     let mut failures = Vec::new();
-    let mut results: Vec<((Side, Mode), Run)> = Vec::new();
-    'runs: for side in [Side::Dpdk, Side::Burst] {
-        for mode in Mode::ALL {
-            let what = format!("{} {}", side.name(), mode.name());
+    let mut results: Vec<(u32, Side, Mode, Run)> = Vec::new();
+    // The machine's speed drifts over minutes (two vCPUs whose placement on the host changes):
+    // DPDK's run and ours go back to back within each mode, and who goes first alternates.
+    let order: Vec<(u32, Mode, Side)> = (0..args.rounds)
+        .flat_map(|round| {
+            Mode::ALL.into_iter().flat_map(move |mode| {
+                let sides = if round % 2 == 0 { [Side::Dpdk, Side::Burst] } else { [Side::Burst, Side::Dpdk] };
+                sides.map(|side| (round, mode, side))
+            })
+        })
+        .collect();
+    'runs: for (round, mode, side) in order {
+        {
+            let what = format!("{} {} (round {})", side.name(), mode.name(), round + 1);
             let bin = match (side, &pktgen) {
                 (Side::Dpdk, _) => &testpmd,
                 (Side::Burst, Ok(p)) => p,
@@ -476,10 +493,13 @@ pub fn run(args: &VhostArgs) -> Result<(), String> {
             let _runtime = RuntimeDir::new(&run_prefix);
             let f_args = frontend_args(side, mode, &lcores, &cpu_b, &sock_str, &huge_dir, &run_prefix, args, samples);
             let name = bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            commands.push(format!("`set fwd {}` on the backend, then:", mode.backend()));
-            commands.push(format!("{} {}", if side == Side::Dpdk { "dpdk-testpmd" } else { "pktgen" }, shown(&f_args)));
+            if round == 0 {
+                commands.push(format!("`set fwd {}` on the backend, then:", mode.backend()));
+                commands
+                    .push(format!("{} {}", if side == Side::Dpdk { "dpdk-testpmd" } else { "pktgen" }, shown(&f_args)));
+            }
             println!("bench: {what} (backend in {}): {name} {}", mode.backend(), shown(&f_args));
-            let log = out_dir.join(format!("vhost-{}-{}.log", side.tag(), mode.name()));
+            let log = out_dir.join(format!("vhost-{}-{}-{}.log", side.tag(), mode.name(), round + 1));
             let r = run_frontend(bin, &f_args, &log, samples, &mut backend);
             huge.remove_files(&run_prefix);
             let r = r.and_then(|(front, back)| {
@@ -488,7 +508,7 @@ pub fn run(args: &VhostArgs) -> Result<(), String> {
             match r {
                 Ok(run) => {
                     println!("bench: {what}: {} Mpps", mpps(run.counted));
-                    results.push(((side, mode), run));
+                    results.push((round, side, mode, run));
                 }
                 Err(e) => {
                     let msg = match side {
@@ -518,8 +538,8 @@ pub fn run(args: &VhostArgs) -> Result<(), String> {
     if let Some(v) = &version {
         notes.insert(0, format!("DPDK version: {v}"));
     }
-    let get = |side, mode| results.iter().find(|((s, m), _)| *s == side && *m == mode).map(|(_, r)| r);
-    let table = Table::new(version.as_deref(), args, &get);
+    let summary = Summary::new(&results, args.rounds);
+    let table = Table::new(version.as_deref(), args, &summary);
     println!();
     print!("{}", table.text());
     for n in &notes {
@@ -553,12 +573,73 @@ fn mpps(pps: f64) -> String {
     }
 }
 
+/// The rounds' runs folded into one figure per side and mode.
+struct Summary {
+    /// Per (side, mode): the median over the rounds of each run's figures.
+    runs: Vec<((Side, Mode), Run)>,
+    /// Per mode: each round's ratio (burst / DPDK), for rounds where both ran.
+    ratios: Vec<(Mode, Vec<f64>)>,
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+impl Summary {
+    fn new(results: &[(u32, Side, Mode, Run)], rounds: u32) -> Summary {
+        let mut runs = Vec::new();
+        let mut ratios = Vec::new();
+        for mode in Mode::ALL {
+            for side in [Side::Dpdk, Side::Burst] {
+                let these: Vec<&Run> =
+                    results.iter().filter(|(_, s, m, _)| *s == side && *m == mode).map(|(_, _, _, r)| r).collect();
+                let mut counted: Vec<f64> = these.iter().map(|r| r.counted).collect();
+                let mut sent: Vec<f64> = these.iter().filter_map(|r| r.sent).collect();
+                if let Some(c) = median(&mut counted) {
+                    let samples = these.iter().map(|r| r.samples).sum();
+                    runs.push(((side, mode), Run { counted: c, sent: median(&mut sent), samples }));
+                }
+            }
+            let per_round: Vec<f64> = (0..rounds)
+                .filter_map(|round| {
+                    let get = |side| {
+                        results.iter().find(|(r, s, m, _)| *r == round && *s == side && *m == mode).map(|x| x.3.counted)
+                    };
+                    match (get(Side::Dpdk), get(Side::Burst)) {
+                        (Some(d), Some(b)) if d > 0.0 => Some(b / d),
+                        _ => None,
+                    }
+                })
+                .collect();
+            ratios.push((mode, per_round));
+        }
+        Summary { runs, ratios }
+    }
+
+    fn get(&self, side: Side, mode: Mode) -> Option<&Run> {
+        self.runs.iter().find(|(k, _)| *k == (side, mode)).map(|(_, r)| r)
+    }
+
+    /// The median of the rounds' ratios, and the ratios themselves.
+    fn ratio(&self, mode: Mode) -> (Option<f64>, Vec<f64>) {
+        let mut v = self.ratios.iter().find(|(m, _)| *m == mode).map(|(_, v)| v.clone()).unwrap_or_default();
+        let each = v.clone();
+        (median(&mut v), each)
+    }
+}
+
 struct Table {
     grid: Grid,
 }
 
 impl Table {
-    fn new<'a>(version: Option<&str>, args: &VhostArgs, get: &dyn Fn(Side, Mode) -> Option<&'a Run>) -> Table {
+    fn new(version: Option<&str>, args: &VhostArgs, summary: &Summary) -> Table {
+        let get = |side, mode| summary.get(side, mode);
         let header = [
             format!("vhost-user, {} B, burst {}", args.size, args.burst),
             format!("DPDK {} virtio-user", version.map(version_major_minor).unwrap_or_else(|| "22.11".into())),
@@ -566,9 +647,13 @@ impl Table {
             "ratio (burst/DPDK)".to_string(),
         ];
         let cell = |v: Option<f64>| v.map_or_else(|| "failed".to_string(), mpps);
-        let ratio = |d: Option<f64>, b: Option<f64>| match (d, b) {
-            (Some(d), Some(b)) if d > 0.0 => format!("{:.2}", b / d),
-            _ => "-".into(),
+        let ratio = |mode| match summary.ratio(mode) {
+            (Some(r), each) if each.len() > 1 => {
+                let each: Vec<String> = each.iter().map(|x| format!("{x:.2}")).collect();
+                format!("{r:.2} ({})", each.join(", "))
+            }
+            (Some(r), _) => format!("{r:.2}"),
+            (None, _) => "-".into(),
         };
         let mut rows = Vec::new();
         for (mode, label) in [
@@ -576,7 +661,7 @@ impl Table {
             (Mode::RxOnly, "rxonly Mpps (received by the frontend)"),
         ] {
             let (d, b) = (get(Side::Dpdk, mode).map(|r| r.counted), get(Side::Burst, mode).map(|r| r.counted));
-            rows.push([label.to_string(), cell(d), cell(b), ratio(d, b)]);
+            rows.push([label.to_string(), cell(d), cell(b), ratio(mode)]);
         }
         let sent = |side, mode| -> String {
             match get(side, mode) {
@@ -596,7 +681,12 @@ impl Table {
                 .collect::<Vec<_>>()
                 .join(" / ")
         };
-        rows.push(["samples tx / rx (1 s each, after warm-up)".into(), n(Side::Dpdk), n(Side::Burst), "-".into()]);
+        rows.push([
+            "samples tx / rx (1 s each, after warm-up, all rounds)".into(),
+            n(Side::Dpdk),
+            n(Side::Burst),
+            "-".into(),
+        ]);
         Table { grid: Grid { header, rows } }
     }
 
@@ -616,15 +706,18 @@ impl Table {
         let mut md = String::from("# virtio-user against DPDK's: to and from one DPDK vhost-user backend\n\n");
         let _ = writeln!(
             md,
-            "Written by `cargo xtask bench vhost` on {} UTC, {}. {} B frames, bursts of {}. Steady state: the \
-             median of {} one-second samples after {WARMUP} s of warm-up. txonly counts what the backend \
-             received (its `Rx-pps`), rxonly what the frontend received (its `Rx-pps`); the rows \"sent\" are \
-             the sending side's own count, as a cross-check. Ratio > 1: burst moves more.\n",
+            "Written by `cargo xtask bench vhost` on {} UTC, {}. {} B frames, bursts of {}. Each run: the \
+             median of {} one-second samples after {WARMUP} s of warm-up; {} rounds, each running DPDK's and \
+             ours back to back per mode (who goes first alternates); the table shows the median over the \
+             rounds, and the ratio is the median of each round's ratio (listed in brackets). txonly counts \
+             what the backend received (its `Rx-pps`), rxonly what the frontend received (its `Rx-pps`); the \
+             rows \"sent\" are the sending side's own count, as a cross-check. Ratio > 1: burst moves more.\n",
             utc(now_unix()),
             machine(tsc_hz),
             args.size,
             args.burst,
             args.seconds,
+            args.rounds,
         );
         md.push_str(&self.grid.markdown());
         let _ = writeln!(
@@ -723,7 +816,7 @@ mod tests {
         assert_eq!(lcore_pair("0,1"), Some(("0".into(), "1".into())));
         assert_eq!(lcore_pair("2,5"), Some(("2".into(), "5".into())));
         assert_eq!(lcore_pair("0"), None);
-        let a = VhostArgs { seconds: 10, size: 64, burst: 32 };
+        let a = VhostArgs { seconds: 10, size: 64, burst: 32, rounds: 1 };
         let back = backend_args("0,1", "0", "/s.sock", "/huge", "p-backend", &a).join(" ");
         assert!(back.starts_with("-l 0,1 --main-lcore 0 --no-pci --vdev net_vhost0,iface=/s.sock,queues=1"), "{back}");
         assert!(back.contains("-- -i --nb-cores=1 --burst=32 --txpkts=64"), "{back}");
@@ -749,6 +842,32 @@ mod tests {
     }
 
     #[test]
+    fn rounds_fold_into_medians_and_paired_ratios() {
+        let run = |c: f64| Run { counted: c * 1e6, sent: Some(c * 1e6), samples: 10 };
+        let results = vec![
+            (0, Side::Dpdk, Mode::TxOnly, run(10.0)),
+            (0, Side::Burst, Mode::TxOnly, run(12.0)),
+            (1, Side::Burst, Mode::TxOnly, run(40.0)),
+            (1, Side::Dpdk, Mode::TxOnly, run(50.0)),
+            (2, Side::Dpdk, Mode::TxOnly, run(20.0)),
+            (2, Side::Burst, Mode::TxOnly, run(22.0)),
+            (0, Side::Dpdk, Mode::RxOnly, run(20.0)),
+        ];
+        let s = Summary::new(&results, 3);
+        assert_eq!(s.get(Side::Dpdk, Mode::TxOnly).unwrap().counted, 20e6);
+        assert_eq!(s.get(Side::Burst, Mode::TxOnly).unwrap().samples, 30);
+        // Paired per round: 1.2, 0.8, 1.1 -> 1.1 (not 22/20 of the medians).
+        let (r, each) = s.ratio(Mode::TxOnly);
+        assert_eq!(each.len(), 3);
+        assert!((r.unwrap() - 1.1).abs() < 1e-9, "{r:?}");
+        assert_eq!(s.ratio(Mode::RxOnly), (None, vec![]));
+        let a = VhostArgs { seconds: 10, size: 64, burst: 32, rounds: 3 };
+        let text = Table::new(None, &a, &s).text();
+        let tx = text.lines().find(|l| l.starts_with("txonly Mpps")).unwrap();
+        assert!(tx.contains("1.10 (1.20, 0.80, 1.10)"), "{tx}");
+    }
+
+    #[test]
     fn long_socket_paths_go_to_the_temporary_directory() {
         assert_eq!(socket_path(Path::new("/work/target/bench"), "x.sock"), Path::new("/work/target/bench/x.sock"));
         let long = PathBuf::from("/").join("d".repeat(120));
@@ -757,17 +876,16 @@ mod tests {
 
     #[test]
     fn the_table_shows_failures_as_such() {
-        let a = VhostArgs { seconds: 10, size: 64, burst: 32 };
+        let a = VhostArgs { seconds: 10, size: 64, burst: 32, rounds: 1 };
         let dpdk_tx = Run { counted: 16e6, sent: Some(16.1e6), samples: 10 };
         let dpdk_rx = Run { counted: 20e6, sent: None, samples: 10 };
         let ours_tx = Run { counted: 18e6, sent: Some(18e6), samples: 10 };
-        let get = |s, m| match (s, m) {
-            (Side::Dpdk, Mode::TxOnly) => Some(&dpdk_tx),
-            (Side::Dpdk, Mode::RxOnly) => Some(&dpdk_rx),
-            (Side::Burst, Mode::TxOnly) => Some(&ours_tx),
-            _ => None,
-        };
-        let t = Table::new(Some("DPDK 22.11.11"), &a, &get);
+        let results = vec![
+            (0, Side::Dpdk, Mode::TxOnly, dpdk_tx),
+            (0, Side::Dpdk, Mode::RxOnly, dpdk_rx),
+            (0, Side::Burst, Mode::TxOnly, ours_tx),
+        ];
+        let t = Table::new(Some("DPDK 22.11.11"), &a, &Summary::new(&results, 1));
         let text = t.text();
         assert!(text.contains("DPDK 22.11 virtio-user"), "{text}");
         let tx = text.lines().find(|l| l.starts_with("txonly Mpps")).unwrap();
