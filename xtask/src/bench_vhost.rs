@@ -495,8 +495,11 @@ pub fn run(args: &VhostArgs) -> Result<(), String> {
             let name = bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if round == 0 {
                 commands.push(format!("`set fwd {}` on the backend, then:", mode.backend()));
-                commands
-                    .push(format!("{} {}", if side == Side::Dpdk { "dpdk-testpmd" } else { "pktgen" }, shown(&f_args)));
+                commands.push(format!(
+                    "{} {}",
+                    if side == Side::Dpdk { "dpdk-testpmd" } else { "pktgen" },
+                    shown(&f_args)
+                ));
             }
             println!("bench: {what} (backend in {}): {name} {}", mode.backend(), shown(&f_args));
             let log = out_dir.join(format!("vhost-{}-{}-{}.log", side.tag(), mode.name(), round + 1));
