@@ -56,6 +56,12 @@ struct Testpmd {
 impl Testpmd {
     /// Starts testpmd serving `sock` in forwarding mode `mode`, and waits for the socket.
     fn start(sock: &Path, mode: &str, tag: &str) -> Testpmd {
+        Testpmd::start_queues(sock, mode, tag, 1)
+    }
+
+    /// As [`Testpmd::start`], with `queues` queue pairs on the vhost port (and as many RX and TX
+    /// queues in testpmd).
+    fn start_queues(sock: &Path, mode: &str, tag: &str, queues: u16) -> Testpmd {
         let _ = std::fs::remove_file(sock);
         let prefix = format!("burst-vhost-test-{}-{tag}", std::process::id());
         // Line-buffered stdout (stdbuf), so its answers reach us as it prints them.
@@ -63,8 +69,10 @@ impl Testpmd {
             .args(["-oL", "dpdk-testpmd"])
             .args(["-l", "0,1", "--main-lcore", "0", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", &prefix])
             .arg("--vdev")
-            .arg(format!("net_vhost0,iface={}", sock.display()))
+            .arg(format!("net_vhost0,iface={},queues={queues}", sock.display()))
             .args(["--", "-i", "--nb-cores=1", "--total-num-mbufs=4096", "--txpkts=64", "--burst=32"])
+            .arg(format!("--rxq={queues}"))
+            .arg(format!("--txq={queues}"))
             .arg(format!("--forward-mode={mode}"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -180,8 +188,13 @@ fn frame(pool: &PacketPool, seq: u32) -> PacketBuf {
 
 /// Sends `n` frames from `pool` through TX queue 0, retrying what the ring does not take.
 fn send(rt: &Runtime, pool: &PacketPool, n: u32, first: u32) {
+    send_on(rt, 0, pool, n, first)
+}
+
+/// Sends `n` frames from `pool` through TX queue `q`, retrying what the ring does not take.
+fn send_on(rt: &Runtime, q: u16, pool: &PacketPool, n: u32, first: u32) {
     let port = rt.port(0).unwrap();
-    let mut tx = port.tx_queue(0).unwrap();
+    let mut tx = port.tx_queue(q).unwrap();
     let mut bufs: Vec<PacketBuf> = Vec::with_capacity(32);
     let (mut seq, end) = (first, first + n);
     let t0 = Instant::now();
@@ -209,20 +222,98 @@ fn wait_link(rt: &Runtime, up: bool) {
     }
 }
 
-/// Needs root and hugepages, and dpdk-testpmd.
-#[test]
-fn root_frames_cross_both_ways_and_survive_a_backend_restart() {
+/// One runtime at a time in this process (each claims lcore 0).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Hugepages, a private mount and a socket path for one test, all given back on drop.
+struct Setup {
+    sock: PathBuf,
+    mount: TempMount,
+    _dir: TempDir,
+    _pages: Reservation,
+}
+
+fn setup(tag: &str) -> Setup {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "this test reserves hugepages and mounts hugetlbfs: run it as root (CI does)");
     let pages = Reservation::new(&SysRoot::host(), PageSize::SIZE_2M, None, 24).expect("reserving 2M hugepages");
-    let dir = TempDir(std::env::temp_dir().join(format!("burst-vhost-test-{}", std::process::id())));
+    let dir = TempDir(std::env::temp_dir().join(format!("burst-vhost-test-{}-{tag}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
     let mount = TempMount(dir.0.join("huge"));
     hugepage::mount_limited(&mount.0, PageSize::SIZE_2M, pages.pages() * MB2).expect("mounting hugetlbfs");
-    let sock = dir.0.join("vhost.sock");
+    // Fields drop in order: the mount before its directory, the pages last.
+    Setup { sock: dir.0.join("vhost.sock"), mount, _dir: dir, _pages: pages }
+}
 
-    let mut backend = Testpmd::start(&sock, "rxonly", "a");
+/// Needs root and hugepages, and dpdk-testpmd.
+#[test]
+fn root_two_queue_pairs_carry_frames_both_ways() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = setup("mq");
+    let mut backend = Testpmd::start_queues(&s.sock, "rxonly", "mq", 2);
+    let opts = EalOptions::new()
+        .no_pci()
+        .lcores("0")
+        .huge_dir(&s.mount.0)
+        .file_prefix("vhostmq")
+        .single_file_segments()
+        .vdev(&format!("virtio_user0,path={},queues=2", s.sock.display()));
+    let mut rt = Runtime::init(opts).expect("runtime with virtio_user0");
+    assert_eq!(rt.port(0).unwrap().info().max_rx_queues, 2, "queues=2 gives two pairs");
+    let pool = rt.pktmbuf_pool("mbufs", 2047).unwrap();
+    {
+        let port = rt.port_mut(0).unwrap();
+        port.configure(&PortConf::queues(2, 2)).unwrap();
+        for q in 0..2 {
+            port.rx_queue_setup(q, 256, &pool).unwrap();
+            port.tx_queue_setup(q, 256).unwrap();
+        }
+        port.start().unwrap();
+    }
+    wait_link(&rt, true);
+    // Each of our TX queues reaches testpmd (its RX queue of the same number).
+    send_on(&rt, 0, &pool, 700, 0);
+    send_on(&rt, 1, &pool, 300, 700);
+    assert_eq!(backend.wait_rx(1000), 1000, "testpmd counts the frames of both queues");
+    let st = rt.port(0).unwrap().stats();
+    assert_eq!((st.q_opackets[0], st.q_opackets[1]), (700, 300), "{st:?}");
+    // testpmd sends on both of its TX queues: both our RX queues receive.
+    backend.command("stop");
+    backend.command("set fwd txonly");
+    backend.command("start");
+    let mut got = [0u64; 2];
+    {
+        let port = rt.port(0).unwrap();
+        let mut rxs = [port.rx_queue(0).unwrap(), port.rx_queue(1).unwrap()];
+        let mut bufs: Vec<PacketBuf> = Vec::with_capacity(32);
+        let t0 = Instant::now();
+        while got.iter().any(|&g| g < 1000) {
+            for (q, rx) in rxs.iter_mut().enumerate() {
+                got[q] += rx.rx_burst(&mut bufs, 32) as u64;
+                bufs.clear();
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "received {got:?} in 10 s");
+        }
+    }
+    backend.command("stop");
+    let st = rt.port(0).unwrap().stats();
+    assert!(st.q_ipackets[0] >= got[0] && st.q_ipackets[1] >= got[1], "{st:?} vs {got:?}");
+    rt.port_mut(0).unwrap().stop().unwrap();
+    assert!(pool.mempool().is_full(), "every buffer came back");
+    drop(pool);
+    rt.close().unwrap();
+    drop(backend);
+}
+
+/// Needs root and hugepages, and dpdk-testpmd.
+#[test]
+fn root_frames_cross_both_ways_and_survive_a_backend_restart() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = setup("restart");
+    let (sock, mount) = (&s.sock, &s.mount);
+
+    let mut backend = Testpmd::start(sock, "rxonly", "a");
     let opts = EalOptions::new()
         .no_pci()
         .lcores("0")
@@ -256,7 +347,7 @@ fn root_frames_cross_both_ways_and_survive_a_backend_restart() {
     wait_link(&rt, false);
 
     // 3. It comes back, sending (txonly): the link comes up and its frames arrive.
-    let mut backend = Testpmd::start(&sock, "txonly", "b");
+    let mut backend = Testpmd::start(sock, "txonly", "b");
     wait_link(&rt, true);
     let mut got = 0u64;
     {
@@ -281,7 +372,7 @@ fn root_frames_cross_both_ways_and_survive_a_backend_restart() {
     // 4. And again, receiving: our frames flow after the second restart too.
     backend.kill();
     wait_link(&rt, false);
-    let mut backend = Testpmd::start(&sock, "rxonly", "c");
+    let mut backend = Testpmd::start(sock, "rxonly", "c");
     wait_link(&rt, true);
     send(&rt, &pool, 500, 2000);
     let rx = backend.wait_rx(500);
