@@ -21,8 +21,9 @@ mod dev;
 mod pci;
 mod rx;
 mod stats;
-#[cfg(test)]
-mod testdev;
+#[cfg(any(test, feature = "testdev"))]
+#[doc(hidden)]
+pub mod testdev;
 mod tx;
 mod user;
 mod virtqueue;

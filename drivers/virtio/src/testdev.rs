@@ -2,6 +2,10 @@
 //! own (no-hugepage, IOVA-as-VA) memory, and a [`TestDevice`] handle through which a test plays
 //! the device: consume TX chains, fill RX buffers, write any used entry it likes. The control
 //! queue is served by a thread while the device is live, like a real device would.
+//!
+//! Also built with the `testdev` feature (hidden, not an API) for `benches/burst.rs`, which uses
+//! the cheap device operations ([`TestDevice::complete_tx`], [`TestDevice::fill_rx`]) so that
+//! the driver's cost dominates what it measures.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -14,21 +18,21 @@ use burst_mem::{IovaMode, MemConfig, Memory, PacketPool, PacketPoolConfig};
 
 use crate::dev::{DevContext, VirtioNet};
 use crate::spec::ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
-use crate::spec::{config, features as f, status};
+use crate::spec::{config, features as f, net_hdr, status};
 use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
 use crate::virtqueue::RingView;
 
 /// One queue as the device sees it.
-pub(crate) struct DevQueue {
+pub struct DevQueue {
     pub layout: QueueLayout,
-    pub view: RingView,
+    pub(crate) view: RingView,
     pub last_avail: u16,
     pub used_idx: u16,
     pub kick: Arc<OwnedFd>,
 }
 
 /// The device's state, shared by the transport and the test.
-pub(crate) struct Shared {
+pub struct Shared {
     pub kind: &'static str,
     pub features: u64,
     pub driver_features: u64,
@@ -75,7 +79,7 @@ impl Shared {
 
 /// The test's handle on the device.
 #[derive(Clone)]
-pub(crate) struct TestDevice(pub Arc<Mutex<Shared>>);
+pub struct TestDevice(pub Arc<Mutex<Shared>>);
 
 /// The transport the port gets.
 pub(crate) struct TestTransport(Arc<Mutex<Shared>>);
@@ -86,7 +90,7 @@ fn lock(s: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// A modern device with every feature the driver wants, MAC 52:54:00:12:34:56, link up, 2 pairs,
 /// rings of 64.
-pub(crate) fn device() -> TestDevice {
+pub fn device() -> TestDevice {
     let mut config = [0u8; 16];
     config[..6].copy_from_slice(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]);
     config[config::STATUS..config::STATUS + 2].copy_from_slice(&config::VIRTIO_NET_S_LINK_UP.to_le_bytes());
@@ -116,18 +120,18 @@ pub(crate) fn device() -> TestDevice {
 }
 
 /// 4 KiB-page memory, IOVA as VA (no root, no hugepages): the device can follow addresses.
-pub(crate) fn memory() -> Memory {
+pub fn memory() -> Memory {
     Memory::new(MemConfig { iova_mode: IovaMode::Va, no_huge: true, ..Default::default() }).unwrap()
 }
 
 /// A fresh name (memzone and pool names are unique per memory).
-pub(crate) fn name(what: &str) -> String {
+pub fn name(what: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     format!("{what}{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A pool of `count` default buffers (2048 bytes of data room, 128 of headroom), no cache.
-pub(crate) fn pool(mem: &Memory, count: usize) -> PacketPool {
+pub fn pool(mem: &Memory, count: usize) -> PacketPool {
     let mut cfg = PacketPoolConfig::new(&name("pool"), count);
     cfg.cache_size = 0;
     PacketPool::new(mem, &cfg).unwrap()
@@ -135,12 +139,12 @@ pub(crate) fn pool(mem: &Memory, count: usize) -> PacketPool {
 
 impl TestDevice {
     /// The state, locked.
-    pub(crate) fn state(&self) -> MutexGuard<'_, Shared> {
+    pub fn state(&self) -> MutexGuard<'_, Shared> {
         lock(&self.0)
     }
 
     /// The port on this device.
-    pub(crate) fn probe(&self, mem: &Memory, mac: Option<MacAddr>) -> Result<VirtioNet, EthError> {
+    pub fn probe(&self, mem: &Memory, mac: Option<MacAddr>) -> Result<VirtioNet, EthError> {
         let ctx = DevContext {
             driver: crate::DRIVER_NAME,
             device: DeviceName::Vdev(name("testdev")),
@@ -161,7 +165,7 @@ impl TestDevice {
 
     /// Takes every chain the driver made available on TX queue `index` and returns each one's
     /// bytes (header included) and descriptor count; marks them used.
-    pub(crate) fn tx_pop(&self, index: u16) -> Vec<(Vec<u8>, usize)> {
+    pub fn tx_pop(&self, index: u16) -> Vec<(Vec<u8>, usize)> {
         self.with_queue(index, |q| {
             let mut out = Vec::new();
             let end = q.view.avail_idx();
@@ -191,14 +195,14 @@ impl TestDevice {
     }
 
     /// Buffers available on queue `index` not taken yet.
-    pub(crate) fn avail_pending(&self, index: u16) -> u16 {
+    pub fn avail_pending(&self, index: u16) -> u16 {
         self.with_queue(index, |q| q.view.avail_idx().wrapping_sub(q.last_avail))
     }
 
     /// Delivers `frame` on RX queue `index` behind a header of `hdr_len` bytes (num_buffers in
     /// it when `hdr_len` is 12), over as many buffers as it needs; false if there are not
     /// enough.
-    pub(crate) fn rx_push(&self, index: u16, frame: &[u8], hdr_len: usize) -> bool {
+    pub fn rx_push(&self, index: u16, frame: &[u8], hdr_len: usize) -> bool {
         self.with_queue(index, |q| {
             let avail = q.view.avail_idx().wrapping_sub(q.last_avail);
             let mut data = vec![0u8; hdr_len];
@@ -236,7 +240,7 @@ impl TestDevice {
     }
 
     /// Takes the next available buffer id on queue `index` without using it.
-    pub(crate) fn take_avail(&self, index: u16) -> Option<u16> {
+    pub fn take_avail(&self, index: u16) -> Option<u16> {
         self.with_queue(index, |q| {
             if q.view.avail_idx() == q.last_avail {
                 return None;
@@ -248,7 +252,7 @@ impl TestDevice {
     }
 
     /// Writes any used entries the test likes on queue `index` and publishes them.
-    pub(crate) fn used_raw(&self, index: u16, entries: &[(u32, u32)]) {
+    pub fn used_raw(&self, index: u16, entries: &[(u32, u32)]) {
         self.with_queue(index, |q| {
             for &(id, len) in entries {
                 q.view.set_used_elem(q.used_idx, id, len);
@@ -259,7 +263,7 @@ impl TestDevice {
     }
 
     /// Moves `used.idx` by `k` without writing entries.
-    pub(crate) fn used_jump(&self, index: u16, k: u16) {
+    pub fn used_jump(&self, index: u16, k: u16) {
         self.with_queue(index, |q| {
             q.used_idx = q.used_idx.wrapping_add(k);
             q.view.set_used_idx(q.used_idx);
@@ -267,7 +271,7 @@ impl TestDevice {
     }
 
     /// Writes into the buffer of descriptor `id` of queue `index` at `off`.
-    pub(crate) fn write_buffer(&self, index: u16, id: u16, off: usize, bytes: &[u8]) {
+    pub fn write_buffer(&self, index: u16, id: u16, off: usize, bytes: &[u8]) {
         self.with_queue(index, |q| {
             let (addr, len, _, _) = q.view.desc(id);
             assert!(off + bytes.len() <= len as usize);
@@ -277,7 +281,7 @@ impl TestDevice {
     }
 
     /// Notifications received on queue `index` since the last call.
-    pub(crate) fn kicks(&self, index: u16) -> u64 {
+    pub fn kicks(&self, index: u16) -> u64 {
         self.with_queue(index, |q| {
             let mut v = 0u64;
             // SAFETY: reads 8 bytes into a live local from an eventfd we own (non-blocking).
@@ -291,13 +295,81 @@ impl TestDevice {
     }
 
     /// Whether queue `index` is set up.
-    pub(crate) fn has_queue(&self, index: u16) -> bool {
+    pub fn has_queue(&self, index: u16) -> bool {
         self.state().queues.contains_key(&index)
     }
 
     /// `avail.flags` of queue `index`.
-    pub(crate) fn avail_flags(&self, index: u16) -> u16 {
+    pub fn avail_flags(&self, index: u16) -> u16 {
         self.with_queue(index, |q| q.view.avail_flags())
+    }
+
+    // The cheap device: what `benches/burst.rs` plays, so the driver's cost dominates.
+
+    /// Completes every chain available on TX queue `index`: each head goes to the used ring
+    /// with length 0, in order, and `used.idx` is published once. No descriptor or data is read
+    /// (a device that has sent the frames). Returns how many.
+    pub fn complete_tx(&self, index: u16) -> u16 {
+        self.with_queue(index, |q| {
+            let end = q.view.avail_idx();
+            let n = end.wrapping_sub(q.last_avail);
+            for _ in 0..n {
+                let head = q.view.avail_ring(q.last_avail);
+                q.last_avail = q.last_avail.wrapping_add(1);
+                q.view.set_used_elem(q.used_idx, u32::from(head), 0);
+                q.used_idx = q.used_idx.wrapping_add(1);
+            }
+            q.view.set_used_idx(q.used_idx);
+            n
+        })
+    }
+
+    /// Delivers a frame of `len` bytes into every buffer available on RX queue `index`: writes
+    /// only the net header in place (zeroes, `num_buffers` 1 when the header has it), leaves the
+    /// data as it is, uses each buffer with header + `len` bytes and publishes `used.idx` once.
+    /// Allocates nothing. Returns how many.
+    pub fn fill_rx(&self, index: u16, len: u32) -> u16 {
+        let mut s = self.state();
+        let hdr_len = crate::dev::hdr_len(s.driver_features);
+        let q = s.queues.get_mut(&index).unwrap_or_else(|| panic!("queue {index} is not set up"));
+        let end = q.view.avail_idx();
+        let n = end.wrapping_sub(q.last_avail);
+        for _ in 0..n {
+            let id = q.view.avail_ring(q.last_avail);
+            q.last_avail = q.last_avail.wrapping_add(1);
+            let (addr, room, flags, _) = q.view.desc(id);
+            assert!(
+                flags & VRING_DESC_F_WRITE != 0 && room as usize >= hdr_len,
+                "an RX buffer with room for the header"
+            );
+            let p = addr as *mut u8;
+            // SAFETY: test memory is IOVA as VA; `addr` is a device-writable buffer of `room`
+            // bytes the driver posted, and the header (10 or 12 bytes) fits in it (checked).
+            unsafe {
+                p.cast::<u64>().write_unaligned(0);
+                if hdr_len == net_hdr::LEN_MRG {
+                    // csum_offset 0, num_buffers 1 (little-endian).
+                    p.add(8).cast::<u32>().write_unaligned((1u32 << 16).to_le());
+                } else {
+                    p.add(8).cast::<u16>().write_unaligned(0);
+                }
+            }
+            q.view.set_used_elem(q.used_idx, u32::from(id), hdr_len as u32 + len);
+            q.used_idx = q.used_idx.wrapping_add(1);
+        }
+        q.view.set_used_idx(q.used_idx);
+        n
+    }
+
+    /// Plays the driver for a benchmark of the device side alone: moves `avail.idx` of queue
+    /// `index` on by `k`, offering again the entries of a lap earlier (for RX, the buffers still
+    /// in flight). The driver must not use the queue again, only stop: its used ring no longer
+    /// matches what it made available.
+    pub fn replay_avail(&self, index: u16, k: u16) {
+        self.with_queue(index, |q| {
+            let idx = q.view.avail_idx().wrapping_add(k);
+            q.view.publish_avail(idx);
+        })
     }
 }
 
@@ -436,7 +508,7 @@ impl Transport for TestTransport {
         let kick = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
         // SAFETY: the layout describes a live ring (the driver keeps it until reset, which
         // drops this queue under the lock before the memory can go).
-        let view = unsafe { RingView::new(layout.desc_va, layout.avail_va, layout.used_va, layout.size) };
+        let view = unsafe { RingView::from_layout(layout) };
         if s.no_notify {
             view.set_used_flags(crate::spec::ring::VRING_USED_F_NO_NOTIFY);
         }
@@ -478,7 +550,7 @@ impl Transport for TestTransport {
 
 /// A probed, configured and started port on `dev` with `pairs` queue pairs, RX filled from
 /// `pool`.
-pub(crate) fn started(dev: &TestDevice, mem: &Memory, pairs: u16, pool: &PacketPool) -> VirtioNet {
+pub fn started(dev: &TestDevice, mem: &Memory, pairs: u16, pool: &PacketPool) -> VirtioNet {
     use burst_ethdev::{EthDev, PortConf, RxQueueConf, TxQueueConf};
     let mut port = dev.probe(mem, None).unwrap();
     port.configure(&PortConf::queues(pairs, pairs)).unwrap();
@@ -491,7 +563,7 @@ pub(crate) fn started(dev: &TestDevice, mem: &Memory, pairs: u16, pool: &PacketP
 }
 
 /// `n` frames of `len` bytes from `pool`, byte `k` of frame `i` being `i + k`.
-pub(crate) fn frames(pool: &PacketPool, n: usize, len: usize) -> Vec<burst_mem::PacketBuf> {
+pub fn frames(pool: &PacketPool, n: usize, len: usize) -> Vec<burst_mem::PacketBuf> {
     (0..n)
         .map(|i| {
             let mut b = pool.alloc().unwrap();

@@ -72,7 +72,7 @@ impl RingView {
 
     /// Descriptor `i` (masked): addr, len, flags, next.
     #[inline]
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testdev"))]
     pub(crate) fn desc(&self, i: u16) -> (u64, u32, u16, u16) {
         let i = usize::from(i & self.mask);
         // SAFETY: as in `set_desc`; volatile loads.
@@ -160,8 +160,19 @@ impl RingView {
 
     // The device's side (the test device; a real device does this in its own process).
 
+    /// The view of the ring `layout` describes, through its virtual addresses (the test
+    /// device's).
+    ///
+    /// # Safety
+    /// As for [`RingView::new`].
+    #[cfg(any(test, feature = "testdev"))]
+    pub(crate) unsafe fn from_layout(layout: &QueueLayout) -> RingView {
+        // SAFETY: the caller's promise.
+        unsafe { RingView::new(layout.desc_va, layout.avail_va, layout.used_va, layout.size) }
+    }
+
     /// `avail.idx` (device side).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testdev"))]
     pub(crate) fn avail_idx(&self) -> u16 {
         fence(Ordering::Acquire);
         // SAFETY: `avail.idx` at offset 2.
@@ -171,14 +182,14 @@ impl RingView {
     }
 
     /// `avail.flags` (device side).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testdev"))]
     pub(crate) fn avail_flags(&self) -> u16 {
         // SAFETY: `avail.flags` at offset 0.
         u16::from_le(unsafe { Self::u16_at(self.avail, 0).read_volatile() })
     }
 
     /// `avail.ring[slot]` (device side).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testdev"))]
     pub(crate) fn avail_ring(&self, slot: u16) -> u16 {
         let p = Self::u16_at(self.avail, 4 + 2 * usize::from(slot & self.mask));
         // SAFETY: inside the available ring.
@@ -186,7 +197,7 @@ impl RingView {
     }
 
     /// Writes `used.ring[slot]` (device side).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testdev"))]
     pub(crate) fn set_used_elem(&self, slot: u16, id: u32, len: u32) {
         let off = 4 + 8 * usize::from(slot & self.mask);
         // SAFETY: inside the used ring, 4-byte aligned.
@@ -198,7 +209,7 @@ impl RingView {
     }
 
     /// Publishes `used.idx` (device side).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testdev"))]
     pub(crate) fn set_used_idx(&self, idx: u16) {
         fence(Ordering::Release);
         // SAFETY: `used.idx` at offset 2.
@@ -206,7 +217,7 @@ impl RingView {
     }
 
     /// Sets `used.flags` (device side).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testdev"))]
     pub(crate) fn set_used_flags(&self, flags: u16) {
         // SAFETY: `used.flags` at offset 0.
         unsafe { Self::u16_at(self.used, 0).write_volatile(flags.to_le()) }
