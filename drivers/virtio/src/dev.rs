@@ -97,6 +97,8 @@ pub struct VirtioNet {
     filters: Mutex<Filters>,
     mtu: u16,
     started: bool,
+    /// Why the port is unusable: the device did not finish a reset, so its queues were kept.
+    wedged: Option<String>,
     nb_rx: u16,
     nb_tx: u16,
     rx: Vec<Slot<RxQueue>>,
@@ -174,6 +176,7 @@ impl VirtioNet {
             filters: Mutex::new(Filters::default()),
             mtu: DEFAULT_MTU,
             started: false,
+            wedged: None,
             nb_rx: 0,
             nb_tx: 0,
             rx: Vec::new(),
@@ -195,7 +198,8 @@ impl VirtioNet {
         let features = match result {
             Ok(v) => v,
             Err(e) => {
-                dev.transport.reset();
+                // No queue was given yet: nothing to keep if the reset fails too.
+                let _ = dev.transport.reset();
                 return Err(e);
             }
         };
@@ -220,7 +224,7 @@ impl VirtioNet {
             dev.max_pairs -= 1;
         }
         if dev.transport.queue_max_size(0) == 0 || dev.transport.queue_max_size(1) == 0 {
-            dev.transport.reset();
+            let _ = dev.transport.reset();
             return Err(dev.error("the device has no RX or TX queue 0: is it a network device?".into()));
         }
         let config_mac = (features & f::MAC != 0).then(|| dev.config_mac()).filter(|m| m.is_valid_unicast());
@@ -237,7 +241,7 @@ impl VirtioNet {
         };
         *dev.mac.get_mut().unwrap_or_else(|e| e.into_inner()) = mac;
         // Quiet until start.
-        dev.transport.reset();
+        dev.transport.reset()?;
         tracing::debug!(
             device = %dev.device,
             transport = dev.transport.kind(),
@@ -277,7 +281,7 @@ impl VirtioNet {
     /// Returns the negotiated features; the device is left in FEATURES_OK (or DRIVER, legacy).
     fn negotiate(&self) -> Result<u64, EthError> {
         let t = &*self.transport;
-        t.reset();
+        t.reset()?;
         t.set_status(status::ACKNOWLEDGE)?;
         t.set_status(status::ACKNOWLEDGE | status::DRIVER)?;
         let offered = t.device_features();
@@ -382,9 +386,16 @@ impl VirtioNet {
         self.nb_rx.max(self.nb_tx).max(1)
     }
 
-    /// Resets the device and takes every buffer back.
-    fn quiesce(&mut self) {
-        self.transport.reset();
+    /// Resets the device and takes every buffer back. If the device does not confirm its reset,
+    /// it may still write into the buffers and rings it was given: they are kept (leaked on
+    /// purpose, see [`VirtioNet::keep_queues`]) and the port refuses to start again.
+    fn quiesce(&mut self) -> Result<(), EthError> {
+        self.started = false;
+        if let Err(e) = self.transport.reset() {
+            self.keep_queues();
+            self.wedged = Some(e.to_string());
+            return Err(e);
+        }
         for q in &mut self.rx {
             if let Some(q) = q.get_mut() {
                 q.release();
@@ -398,7 +409,32 @@ impl VirtioNet {
         if let Some(q) = self.ctrl.get_mut().unwrap_or_else(|e| e.into_inner()).as_mut() {
             q.reset(false);
         }
-        self.started = false;
+        Ok(())
+    }
+
+    /// Gives up every queue without freeing anything: their buffers stay out of their pools and
+    /// their rings stay reserved for the life of the process, since a device that did not
+    /// finish its reset may still DMA into them. The queues must be set up again to use the port,
+    /// which `wedged` refuses.
+    fn keep_queues(&mut self) {
+        for q in &mut self.rx {
+            std::mem::forget(q.replace(None));
+        }
+        for q in &mut self.tx {
+            std::mem::forget(q.replace(None));
+        }
+        if let Some(q) = self.ctrl.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            std::mem::forget(q);
+        }
+        tracing::error!(device = %self.device, "the device did not finish its reset: its buffers and rings are kept, never reused");
+    }
+
+    /// Refuses what needs a device that reset: after a reset that did not finish, only close.
+    fn check_usable(&self) -> Result<(), EthError> {
+        match &self.wedged {
+            Some(why) => Err(self.error(format!("{why}; this port can only be closed"))),
+            None => Ok(()),
+        }
     }
 
     /// The start sequence after negotiation: queues, DRIVER_OK, pairs, filters, MAC.
@@ -568,8 +604,9 @@ impl EthDev for VirtioNet {
     }
 
     fn start(&mut self) -> Result<(), EthError> {
+        self.check_usable()?;
         if let Err(e) = self.bring_up() {
-            self.quiesce();
+            self.quiesce()?;
             return Err(e);
         }
         tracing::debug!(device = %self.device, rx = self.nb_rx, tx = self.nb_tx, "virtio-net started");
@@ -577,12 +614,14 @@ impl EthDev for VirtioNet {
     }
 
     fn stop(&mut self) -> Result<(), EthError> {
-        self.quiesce();
-        Ok(())
+        self.quiesce()
     }
 
     fn close(&mut self) -> Result<(), EthError> {
-        self.quiesce();
+        if self.wedged.is_none() {
+            // A failed reset has kept the queues; close still forgets the rest.
+            let _ = self.quiesce();
+        }
         for q in &mut self.rx {
             q.replace(None);
         }
@@ -718,8 +757,11 @@ impl EthDev for VirtioNet {
 impl Drop for VirtioNet {
     fn drop(&mut self) {
         // Port::drop closes first; this covers a device dropped without a port around it. The
-        // device forgets the rings before their buffers go back (fields drop after this).
-        self.transport.reset();
+        // device forgets the rings before their buffers go back (fields drop after this), or
+        // they are kept.
+        if self.transport.reset().is_err() {
+            self.keep_queues();
+        }
     }
 }
 
@@ -902,6 +944,27 @@ mod tests {
         assert!(port.allmulticast());
         port.stop().unwrap();
         assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn a_device_that_does_not_finish_its_reset_keeps_its_buffers() {
+        let dev = device();
+        let mem = memory();
+        let pool = pool(&mem, 300);
+        let mut port = started(&dev, &mem, 1, &pool);
+        let posted = pool.mempool().in_use();
+        assert!(posted > 0, "the RX ring holds buffers");
+        dev.state().reset_stuck = true;
+        let err = port.stop().unwrap_err().to_string();
+        assert!(err.contains("still not 0"), "{err}");
+        // The device may still write into them: none went back to the pool.
+        assert_eq!(pool.mempool().in_use(), posted);
+        assert!(dev.state().queues.contains_key(&0), "the device kept its queues");
+        let err = port.start().unwrap_err().to_string();
+        assert!(err.contains("can only be closed"), "{err}");
+        port.close().unwrap();
+        assert_eq!(pool.mempool().in_use(), posted, "kept for the life of the process");
+        dev.state().reset_stuck = false;
     }
 
     #[test]

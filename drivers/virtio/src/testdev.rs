@@ -56,6 +56,8 @@ pub struct Shared {
     pub connected: bool,
     /// Leave the control queue unanswered (a device that hangs).
     pub ctrl_silent: bool,
+    /// Never finish a reset (the device keeps its queues).
+    pub reset_stuck: bool,
 }
 
 impl Shared {
@@ -114,6 +116,7 @@ pub fn device() -> TestDevice {
         ctrl_ack: 0,
         emulate_ctrl: false,
         ctrl_silent: false,
+        reset_stuck: false,
         no_notify: false,
         connected: true,
     })))
@@ -458,8 +461,17 @@ impl Transport for TestTransport {
         Ok(())
     }
 
-    fn reset(&self) {
-        lock(&self.0).reset();
+    fn reset(&self) -> Result<(), EthError> {
+        let mut s = lock(&self.0);
+        if s.reset_stuck {
+            return Err(EthError::Device {
+                driver: crate::DRIVER_NAME,
+                device: "testdev".into(),
+                message: "device_status is still not 0 after a reset".into(),
+            });
+        }
+        s.reset();
+        Ok(())
     }
 
     fn read_config(&self, offset: usize, buf: &mut [u8]) {

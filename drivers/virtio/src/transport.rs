@@ -142,7 +142,11 @@ pub trait Transport: Send + Sync {
     /// Resets the device (status 0) and waits until it reports the reset done (virtio 1.2,
     /// 4.1.4.3.2): afterwards the device touches no queue memory, and every queue set up before
     /// is forgotten.
-    fn reset(&self);
+    ///
+    /// `Err`: the device did not confirm the reset in time. It may still read and write the
+    /// memory of every queue it was given, so the caller must never free or reuse that memory
+    /// (nor the buffers posted in it).
+    fn reset(&self) -> Result<(), EthError>;
 
     /// Reads `buf.len()` bytes of the device-specific config space (`struct virtio_net_config`,
     /// virtio 1.2, 5.1.4) at `offset`. Bytes beyond what the device has read as 0.

@@ -117,7 +117,7 @@ impl<R: Regs> Transport for Legacy<R> {
 
     fn set_status(&self, status: u8) -> Result<(), EthError> {
         if status == 0 {
-            self.reset();
+            self.reset()?;
         } else {
             self.regs.write8(STATUS, status);
         }
@@ -126,9 +126,19 @@ impl<R: Regs> Transport for Legacy<R> {
 
     /// Writing 0 resets a legacy device at once; the read flushes the write (Linux's
     /// `vp_legacy_set_status` comment: "Flush out the status write").
-    fn reset(&self) {
+    fn reset(&self) -> Result<(), EthError> {
         self.regs.write8(STATUS, 0);
-        let _ = self.regs.read8(STATUS);
+        match self.regs.read8(STATUS) {
+            0 => Ok(()),
+            s => Err(EthError::Device {
+                driver: crate::DRIVER_NAME,
+                device: self.name.clone(),
+                message: format!(
+                    "the legacy device still reports status {s:#04x} after a reset: it may still use its queues' \
+                     memory, which is kept; unbind and rebind the device"
+                ),
+            }),
+        }
     }
 
     fn read_config(&self, offset: usize, buf: &mut [u8]) {

@@ -159,7 +159,9 @@ mod tests {
         fn set_status(&self, _: u8) -> Result<(), EthError> {
             Ok(())
         }
-        fn reset(&self) {}
+        fn reset(&self) -> Result<(), EthError> {
+            Ok(())
+        }
         fn read_config(&self, _: usize, buf: &mut [u8]) {
             buf.fill(0)
         }

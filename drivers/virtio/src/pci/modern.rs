@@ -157,10 +157,7 @@ impl<R: Regs> Modern<R> {
             max_sizes: Vec::new(),
             name,
         };
-        t.reset();
-        if t.common.r8(DEVICE_STATUS) != 0 {
-            return Err(format!("the device did not finish its reset within {RESET_TIMEOUT:?}"));
-        }
+        t.reset().map_err(|e| e.to_string())?;
         let queues = t.common.r16(NUM_QUEUES);
         t.max_sizes = (0..queues)
             .map(|q| {
@@ -210,7 +207,7 @@ impl<R: Regs> Transport for Modern<R> {
 
     fn set_status(&self, status: u8) -> Result<(), EthError> {
         if status == 0 {
-            self.reset();
+            self.reset()?;
         } else {
             self.common.w8(DEVICE_STATUS, status);
         }
@@ -219,16 +216,23 @@ impl<R: Regs> Transport for Modern<R> {
 
     /// 4.1.4.3.2: "After writing 0 to device_status, the driver MUST wait for a read of
     /// device_status to return 0 before reinitializing the device."
-    fn reset(&self) {
+    fn reset(&self) -> Result<(), EthError> {
         self.common.w8(DEVICE_STATUS, 0);
         let deadline = Instant::now() + RESET_TIMEOUT;
         while self.common.r8(DEVICE_STATUS) != 0 {
             if Instant::now() > deadline {
-                tracing::error!(device = %self.name, "virtio reset: device_status still not 0 after {RESET_TIMEOUT:?}");
-                return;
+                return Err(EthError::Device {
+                    driver: crate::DRIVER_NAME,
+                    device: self.name.clone(),
+                    message: format!(
+                        "device_status is still not 0 {RESET_TIMEOUT:?} after a reset: the device may still use its \
+                         queues' memory, which is kept; unbind and rebind the device"
+                    ),
+                });
             }
             std::thread::sleep(Duration::from_micros(100));
         }
+        Ok(())
     }
 
     /// Reads until `config_generation` is the same before and after (2.5.1), bounded.

@@ -699,8 +699,7 @@ impl Transport for VhostUser {
 
     fn set_status(&self, status: u8) -> Result<(), EthError> {
         if status == 0 {
-            self.reset();
-            return Ok(());
+            return self.reset();
         }
         let mut st = self.lock();
         let was = st.status;
@@ -718,8 +717,9 @@ impl Transport for VhostUser {
     }
 
     /// Takes the rings back. When that fails the socket is closed before this returns, so the
-    /// back-end no longer holds the rings either way (it destroys the device on close).
-    fn reset(&self) {
+    /// back-end no longer holds the rings either way (it destroys the device on close): this
+    /// never fails.
+    fn reset(&self) -> Result<(), EthError> {
         let mut st = self.lock();
         if let Err(e) = st.stop() {
             tracing::warn!(device = %self.shared.opts.name,
@@ -730,6 +730,7 @@ impl Transport for VhostUser {
         st.status = 0;
         st.queues.clear();
         st.pairs = 1;
+        Ok(())
     }
 
     fn read_config(&self, offset: usize, buf: &mut [u8]) {
