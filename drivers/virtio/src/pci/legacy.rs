@@ -251,7 +251,7 @@ mod tests {
         );
         t.write_config(0, &[2, 0, 0, 0, 0, 1]);
         assert_eq!(regs.take_writes(), [(CONFIG, 4, 2), (CONFIG + 4, 2, 0x0100)]);
-        t.reset();
+        t.reset().unwrap();
         assert_eq!(t.status(), 0);
         assert_eq!(regs.peek(GUEST_FEATURES, 4), [0; 4]);
     }

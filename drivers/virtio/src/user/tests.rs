@@ -426,7 +426,7 @@ fn driver_ok_gives_the_backend_memory_and_rings_and_reset_takes_them_back() {
     );
     let Event::Msg { payload, fds, .. } = &ev[2].1 else { panic!() };
     assert_eq!((payload[0], fds.len()), (2, 2));
-    t.reset();
+    t.reset().unwrap();
     let ev = be.requests(4);
     assert_eq!(names(&ev), ["SET_VRING_ENABLE", "SET_VRING_ENABLE", "GET_VRING_BASE", "GET_VRING_BASE"]);
     assert_eq!(t.status(), 0);
@@ -509,7 +509,7 @@ fn refused_start_closes(refuse: (u32, usize), messages: usize) {
     assert!(!t.connected(), "the connection is closed before set_status returns");
     assert_eq!(names(&be.requests(messages)), START[..messages].to_vec());
     assert!(matches!(be.next(), Event::Closed), "the socket is closed");
-    t.reset();
+    t.reset().unwrap();
     assert_eq!(t.status(), 0);
     // Next: the monitor's new connection, which replays nothing (the port is not started).
     assert_eq!(names(&be.requests(4)), HANDSHAKE);
@@ -531,7 +531,7 @@ fn a_refused_stop_still_stops_every_ring_then_closes_the_socket() {
     let shm = Shm::new(0x10000);
     try_go_live(&t, &shm).unwrap();
     be.requests(14);
-    t.reset();
+    t.reset().unwrap();
     assert!(!t.connected(), "a failed stop closes the connection before reset returns");
     let ev = be.requests(4);
     assert_eq!(names(&ev), ["SET_VRING_ENABLE", "SET_VRING_ENABLE", "GET_VRING_BASE", "GET_VRING_BASE"]);
