@@ -10,8 +10,11 @@
 //! - Device configuration (4.1.4.6): `struct virtio_net_config`, read consistently with
 //!   `config_generation` (2.5.1, 4.1.4.3.1).
 //!
-//! Every structure is checked to lie inside its BAR when the transport is made; every access
-//! after that is to a constant offset inside a checked structure, or clamped to it.
+//! Every structure is checked to lie inside its BAR, and to be aligned as its section requires,
+//! when the transport is made; every access after that is to a constant offset inside a checked
+//! structure, or clamped to it. Each queue's notification address is checked the same way when
+//! the queue is set up. Config space is the device's input: a bad structure is refused with an
+//! error, never a panic in a register access.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 use burst_ethdev::EthError;
 
 use super::caps::{CapRegion, VirtioCaps};
-use super::regs::{read_chunked, write_chunked, Regs};
+use super::regs::{notify_reg_fits, read_chunked, write_chunked, Regs};
 use crate::transport::{Notifier, QueueLayout, Transport};
 
 // `struct virtio_pci_common_cfg` (4.1.4.3).
@@ -59,6 +62,24 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(1);
 /// Reads of the device config retried while `config_generation` keeps changing.
 const CONFIG_RETRIES: usize = 16;
 
+/// What a structure must be: the name and section for messages, its least length, and the
+/// alignment of its offset in the BAR.
+struct Shape {
+    what: &'static str,
+    section: &'static str,
+    min_len: u32,
+    align: u32,
+}
+
+/// 4.1.4.3: "The device MUST present [the common configuration] at an offset that is 4-byte
+/// aligned"; its registers are up to 32 bits wide.
+const COMMON_SHAPE: Shape =
+    Shape { what: "common configuration", section: "4.1.4.3", min_len: COMMON_CFG_LEN, align: 4 };
+/// 4.1.4.4: "cap.offset MUST be 2-byte aligned"; at least one 16-bit notification register.
+const NOTIFY_SHAPE: Shape = Shape { what: "notification", section: "4.1.4.4", min_len: 2, align: 2 };
+/// 4.1.4.6: "The offset for the device-specific configuration MUST be 4-byte aligned."
+const DEVICE_SHAPE: Shape = Shape { what: "device configuration", section: "4.1.4.6", min_len: 0, align: 4 };
+
 /// One structure: `len` bytes at `base` in a register window.
 pub(crate) struct Region<R: Regs> {
     regs: Arc<R>,
@@ -67,24 +88,28 @@ pub(crate) struct Region<R: Regs> {
 }
 
 impl<R: Regs> Region<R> {
-    /// The structure `cap` in `regs`, which must hold it and be at least `min_len` long.
-    fn new(regs: Arc<R>, cap: CapRegion, min_len: u32, what: &str) -> Result<Region<R>, String> {
+    /// The structure `cap` in `regs`, which must hold it, be at least `shape.min_len` long and
+    /// start at a multiple of `shape.align` (the BAR itself is page-aligned).
+    fn new(regs: Arc<R>, cap: CapRegion, shape: &Shape) -> Result<Region<R>, String> {
+        let Shape { what, section, min_len, align } = *shape;
         let end = u64::from(cap.offset) + u64::from(cap.length);
-        if cap.length < min_len || end > regs.len() as u64 {
-            return Err(format!(
-                "the {what} structure ({:#x} bytes at {:#x} in BAR{}) {} (BAR of {:#x} bytes)",
-                cap.length,
-                cap.offset,
-                cap.bar,
-                if cap.length < min_len {
-                    format!("is shorter than {min_len:#x} bytes")
-                } else {
-                    "ends past its BAR".into()
-                },
-                regs.len()
-            ));
-        }
-        Ok(Region { regs, base: cap.offset as usize, len: cap.length as usize })
+        let problem = if cap.length < min_len {
+            format!("is shorter than {min_len:#x} bytes")
+        } else if end > regs.len() as u64 {
+            "ends past its BAR".into()
+        } else if cap.offset % align != 0 {
+            format!("is not {align}-byte aligned (virtio 1.2, {section})")
+        } else {
+            return Ok(Region { regs, base: cap.offset as usize, len: cap.length as usize });
+        };
+        Err(format!(
+            "the {what} structure ({:#x} bytes at {:#x} in BAR{}) {problem} (BAR of {:#x} bytes): the device is \
+             misconfigured",
+            cap.length,
+            cap.offset,
+            cap.bar,
+            regs.len()
+        ))
     }
 
     fn r8(&self, off: usize) -> u8 {
@@ -143,10 +168,10 @@ impl<R: Regs> Modern<R> {
             open.push((index, r.clone()));
             Ok(r)
         };
-        let common = Region::new(regs(caps.common.bar)?, caps.common, COMMON_CFG_LEN, "common configuration")?;
-        let notify = Region::new(regs(caps.notify.bar)?, caps.notify, 2, "notification")?;
+        let common = Region::new(regs(caps.common.bar)?, caps.common, &COMMON_SHAPE)?;
+        let notify = Region::new(regs(caps.notify.bar)?, caps.notify, &NOTIFY_SHAPE)?;
         let device = match caps.device {
-            Some(cap) => Some(Region::new(regs(cap.bar)?, cap, 0, "device configuration")?),
+            Some(cap) => Some(Region::new(regs(cap.bar)?, cap, &DEVICE_SHAPE)?),
             None => None,
         };
         let mut t = Modern {
@@ -172,11 +197,22 @@ impl<R: Regs> Modern<R> {
         EthError::Device { driver: crate::DRIVER_NAME, device: self.name.clone(), message }
     }
 
-    /// Where queue `notify_off` is kicked, as an offset in the notification structure's BAR,
-    /// if that lies inside the structure (4.1.4.4).
-    fn notify_addr(&self, notify_off: u16) -> Option<usize> {
+    /// Where queue `notify_off` is kicked, as an offset in the notification structure's BAR:
+    /// `cap.offset + queue_notify_off * notify_off_multiplier` (4.1.4.4). Refused unless the
+    /// 16-bit register lies inside the structure and is 2-byte aligned, so the notifier made for
+    /// it never faults (or panics) on the data path.
+    fn notify_addr(&self, notify_off: u16) -> Result<usize, String> {
         let rel = u64::from(notify_off) * u64::from(self.notify_off_multiplier);
-        (rel + 2 <= self.notify.len as u64 && rel % 2 == 0).then(|| self.notify.base + rel as usize)
+        let what = format!("notification offset {notify_off} x multiplier {}", self.notify_off_multiplier);
+        if rel + 2 > self.notify.len as u64 {
+            return Err(format!("{what} is outside the {:#x}-byte notification structure", self.notify.len));
+        }
+        // `rel < notify.len`, and `notify.base + notify.len` fits in the BAR (`Region::new`).
+        let addr = self.notify.base + rel as usize;
+        if !notify_reg_fits(self.notify.regs.len(), addr) {
+            return Err(format!("{what} puts the notification register at {addr:#x}, which is not 2-byte aligned"));
+        }
+        Ok(addr)
     }
 }
 
@@ -291,13 +327,9 @@ impl<R: Regs> Transport for Modern<R> {
         c.w64(QUEUE_DRIVER, layout.avail_iova);
         c.w64(QUEUE_DEVICE, layout.used_iova);
         let notify_off = c.r16(QUEUE_NOTIFY_OFF);
-        let Some(addr) = self.notify_addr(notify_off) else {
-            return Err(self.err(format!(
-                "virtqueue {}: notification offset {notify_off} x {} is outside the {:#x}-byte notification \
-                 structure: the device is misconfigured",
-                layout.index, self.notify_off_multiplier, self.notify.len
-            )));
-        };
+        let addr = self.notify_addr(notify_off).map_err(|e| {
+            self.err(format!("virtqueue {}: {e} (virtio 1.2, 4.1.4.4): the device is misconfigured", layout.index))
+        })?;
         c.w16(QUEUE_ENABLE, 1);
         Ok(R::notifier(&self.notify.regs, addr, layout.index))
     }
@@ -306,7 +338,9 @@ impl<R: Regs> Transport for Modern<R> {
 #[cfg(test)]
 mod tests {
     use super::super::caps::tests::FakeConfig;
-    use super::super::caps::{parse, CapRegion};
+    use super::super::caps::{
+        parse, CapRegion, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_CAP_NOTIFY_CFG,
+    };
     use super::super::regs::fake::{Access, FakeRegs, Hook};
     use super::*;
 
@@ -504,8 +538,8 @@ mod tests {
         let mut caps = parse(&c.caps, &c.read()).unwrap();
         caps.notify.length = 4; // room for queues 0 only (offsets 0 and 4 with multiplier 4)
         let t = Modern::new(&caps, |_| Ok(regs.clone()), "x".into()).unwrap();
-        assert_eq!(t.notify_addr(0), Some(NOTIFY));
-        assert_eq!(t.notify_addr(1), None);
+        assert_eq!(t.notify_addr(0), Ok(NOTIFY));
+        assert!(t.notify_addr(1).is_err());
         let l = QueueLayout {
             index: 1,
             size: 256,
@@ -520,5 +554,73 @@ mod tests {
         let err = t.setup_queue(&l).unwrap_err().to_string();
         assert!(err.contains("outside the 0x4-byte notification structure"), "{err}");
         assert!(!regs.take_writes().contains(&(QUEUE_ENABLE, 2, 1)), "not enabled");
+    }
+
+    /// Config space with QEMU's structures in BAR 4, at the given offsets, and the multiplier.
+    fn caps_at(common: u32, notify: u32, multiplier: u32, device: u32) -> VirtioCaps {
+        let mut c = FakeConfig::new();
+        c.virtio_cap(0x40, VIRTIO_PCI_CAP_COMMON_CFG, 4, common, 0x100, &[]);
+        c.virtio_cap(0x60, VIRTIO_PCI_CAP_DEVICE_CFG, 4, device, 0x100, &[]);
+        c.virtio_cap(0x70, VIRTIO_PCI_CAP_NOTIFY_CFG, 4, notify, 0x100, &multiplier.to_le_bytes());
+        let read = c.read();
+        parse(&c.caps, &read).unwrap()
+    }
+
+    /// Probes with `caps`: the error, after checking no register was touched (the fake, like
+    /// `Bar`, panics on a misaligned access).
+    fn refused(caps: &VirtioCaps) -> String {
+        let regs = qemu_modern();
+        let err = Modern::new(caps, |_| Ok(regs.clone()), "x".into()).err().expect("refused");
+        assert_eq!(regs.take_log(), [], "no register access before the refusal");
+        err
+    }
+
+    #[test]
+    fn misaligned_structures_are_refused_at_probe() {
+        assert!(
+            Modern::new(&caps_at(0, NOTIFY as u32, 4, DEVICE_CFG as u32), |_| Ok(qemu_modern()), "x".into()).is_ok()
+        );
+        let err = refused(&caps_at(2, NOTIFY as u32, 4, DEVICE_CFG as u32));
+        assert!(
+            err.contains("common configuration") && err.contains("not 4-byte aligned") && err.contains("4.1.4.3"),
+            "{err}"
+        );
+        let err = refused(&caps_at(0, NOTIFY as u32, 4, DEVICE_CFG as u32 + 2));
+        assert!(
+            err.contains("device configuration") && err.contains("not 4-byte aligned") && err.contains("4.1.4.6"),
+            "{err}"
+        );
+        let err = refused(&caps_at(0, NOTIFY as u32 + 1, 4, DEVICE_CFG as u32));
+        assert!(err.contains("notification") && err.contains("not 2-byte aligned") && err.contains("4.1.4.4"), "{err}");
+    }
+
+    #[test]
+    fn a_misaligned_notification_address_is_refused_at_queue_setup() {
+        // An odd multiplier (4.1.4.4 asks for 0 or an even power of 2): queue q at 0x3000 + 3q.
+        let regs = qemu_modern();
+        let t =
+            Modern::new(&caps_at(0, NOTIFY as u32, 3, DEVICE_CFG as u32), |_| Ok(regs.clone()), "x".into()).unwrap();
+        let l = QueueLayout {
+            index: 1,
+            size: 256,
+            desc_iova: 0,
+            avail_iova: 0,
+            used_iova: 0,
+            desc_va: 0,
+            avail_va: 0,
+            used_va: 0,
+        };
+        regs.take_log();
+        let err = t.setup_queue(&l).unwrap_err().to_string();
+        assert!(err.contains("virtqueue 1") && err.contains("0x3003") && err.contains("not 2-byte aligned"), "{err}");
+        let log = regs.take_log();
+        assert!(!log.iter().any(|a| matches!(a, Access::Notifier { .. })), "no notifier made: {log:?}");
+        assert!(!log.contains(&Access::Write { offset: QUEUE_ENABLE, width: 2, value: 1 }), "not enabled");
+        // Even products are fine: queue 0 at 0x3000, queue 2 at 0x3006.
+        t.setup_queue(&QueueLayout { index: 0, ..l }).unwrap();
+        t.setup_queue(&QueueLayout { index: 2, size: 64, ..l }).unwrap();
+        let log = regs.take_log();
+        assert!(log.contains(&Access::Notifier { offset: NOTIFY, value: 0 }), "{log:?}");
+        assert!(log.contains(&Access::Notifier { offset: NOTIFY + 6, value: 2 }), "{log:?}");
     }
 }

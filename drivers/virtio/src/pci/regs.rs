@@ -24,8 +24,9 @@ pub(crate) trait Regs: Send + Sync + 'static {
     fn write16(&self, offset: usize, value: u16);
     /// Writes the 32-bit register at `offset`.
     fn write32(&self, offset: usize, value: u32);
-    /// A [`Notifier`] that writes `value` to the 16-bit register at `offset` of `regs`
-    /// (`offset + 2 <= len`, 2-byte aligned: the caller checked).
+    /// A [`Notifier`] that writes `value` to the 16-bit register at `offset` of `regs`. The caller
+    /// checked [`notify_reg_fits`]: the offset comes from the device (modern) and a register
+    /// access outside the window or misaligned panics.
     fn notifier(regs: &Arc<Self>, offset: usize, value: u16) -> Notifier
     where
         Self: Sized;
@@ -55,22 +56,36 @@ impl Regs for Bar {
     }
 
     /// A mapped BAR gets a [`Notifier::Mmio`] (one volatile store per kick, no bounds check on
-    /// the data path); an I/O-port BAR a [`Notifier::Reg`] (one `pwrite`).
+    /// the data path); only a BAR that is not mapped (an I/O-port BAR) gets a [`Notifier::Reg`]
+    /// (one `pwrite`).
     fn notifier(bar: &Arc<Bar>, offset: usize, value: u16) -> Notifier {
-        let inside = offset.checked_add(2).is_some_and(|end| end <= bar.len()) && offset % 2 == 0;
+        let fits = notify_reg_fits(bar.len(), offset);
+        debug_assert!(fits, "notifier at {offset:#x} of a {:#x}-byte BAR: the transport did not check", bar.len());
         match bar.as_ptr() {
-            Some(base) if inside => {
+            Some(base) if fits => {
                 // SAFETY: `offset + 2 <= len` was just checked and the mapping covers `len`
                 // bytes from `base` while `bar` lives; `add` stays inside it. The pointer is
                 // 2-byte aligned (the mapping is page-aligned, `offset` even).
                 let reg = unsafe { base.add(offset) }.cast::<u16>();
                 Notifier::Mmio { reg, value, bar: bar.clone() }
             }
-            // Out of bounds cannot happen (the transports check); `Reg` would panic with the
-            // offset in the message on the first kick rather than write outside the mapping.
-            _ => Notifier::Reg { bar: bar.clone(), offset, value },
+            // Unreachable: both transports check `notify_reg_fits` first (modern in
+            // `notify_addr`, legacy's register is a constant inside the BAR it checked). Said
+            // loudly rather than degraded silently: `Reg` panics with the offset on the first
+            // kick instead of storing outside the mapping.
+            Some(_) => {
+                tracing::error!(offset, len = bar.len(), "virtio notifier outside its BAR or misaligned: a driver bug");
+                Notifier::Reg { bar: bar.clone(), offset, value }
+            }
+            None => Notifier::Reg { bar: bar.clone(), offset, value },
         }
     }
+}
+
+/// Whether a 16-bit notification register at `offset` lies inside a window of `len` bytes and is
+/// 2-byte aligned: what [`Regs::notifier`] needs, checked by its caller.
+pub(crate) fn notify_reg_fits(len: usize, offset: usize) -> bool {
+    offset.checked_add(2).is_some_and(|end| end <= len) && offset % 2 == 0
 }
 
 /// Reads `buf.len()` bytes at `base` of `regs` in naturally aligned pieces of 4, 2 or 1 bytes
@@ -234,7 +249,7 @@ pub(crate) mod fake {
         }
         /// Logs the request and hands back an eventfd notifier (nothing listens to it).
         fn notifier(regs: &Arc<Self>, offset: usize, value: u16) -> Notifier {
-            assert!(offset + 2 <= regs.len() && offset % 2 == 0, "notifier outside the registers");
+            assert!(super::notify_reg_fits(regs.len(), offset), "notifier outside the registers or misaligned");
             regs.log.lock().unwrap().push(Access::Notifier { offset, value });
             // SAFETY: eventfd has no memory effects; the descriptor it returns is new and ours.
             let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
