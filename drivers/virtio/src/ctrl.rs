@@ -39,6 +39,9 @@ pub(crate) struct CtrlQueue {
     /// A command timed out: the device may still complete it and write the ack byte, which the
     /// next command would take for its own answer. No command goes out until the next start.
     stuck: bool,
+    /// The next descriptor to use: commands take descriptors in ring order, as IN_ORDER
+    /// requires (2.7.5: "starting from offset 0 in the table, and wrapping around").
+    next_desc: u16,
 }
 
 impl std::fmt::Debug for CtrlQueue {
@@ -51,7 +54,7 @@ impl CtrlQueue {
     /// A queue on `vq` (at least 3 descriptors) with `buf` (at least [`BUF_LEN`] bytes).
     pub(crate) fn new(vq: Vring, buf: Memzone) -> CtrlQueue {
         assert!(buf.len() >= BUF_LEN && vq.size() >= 4);
-        CtrlQueue { vq, buf, notifier: None, avail_idx: 0, last_used: 0, base: 0, stuck: false }
+        CtrlQueue { vq, buf, notifier: None, avail_idx: 0, last_used: 0, base: 0, stuck: false, next_desc: 0 }
     }
 
     /// The ring.
@@ -67,6 +70,7 @@ impl CtrlQueue {
         self.last_used = 0;
         self.notifier = None;
         self.stuck = false;
+        self.next_desc = 0;
         self.base = if va { self.buf.as_ptr() as u64 } else { self.buf.iova() };
     }
 
@@ -93,14 +97,20 @@ impl CtrlQueue {
         }
         let view = *self.vq.view();
         let b = self.base;
-        if data.is_empty() {
-            view.set_desc(0, b + OFF_HDR as u64, 2, VRING_DESC_F_NEXT, 2);
-        } else {
-            view.set_desc(0, b + OFF_HDR as u64, 2, VRING_DESC_F_NEXT, 1);
-            view.set_desc(1, b + OFF_DATA as u64, data.len() as u32, VRING_DESC_F_NEXT, 2);
+        let mask = self.vq.size() - 1;
+        // The chain: header, data (if any), ack, on consecutive descriptors.
+        let head = self.next_desc & mask;
+        let mut d = head;
+        let step = |d: u16| d.wrapping_add(1) & mask;
+        view.set_desc(d, b + OFF_HDR as u64, 2, VRING_DESC_F_NEXT, step(d));
+        d = step(d);
+        if !data.is_empty() {
+            view.set_desc(d, b + OFF_DATA as u64, data.len() as u32, VRING_DESC_F_NEXT, step(d));
+            d = step(d);
         }
-        view.set_desc(2, b + OFF_ACK as u64, 1, VRING_DESC_F_WRITE, 0);
-        view.set_avail_ring(self.avail_idx, 0);
+        view.set_desc(d, b + OFF_ACK as u64, 1, VRING_DESC_F_WRITE, 0);
+        self.next_desc = step(d);
+        view.set_avail_ring(self.avail_idx, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
         view.publish_avail(self.avail_idx);
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);

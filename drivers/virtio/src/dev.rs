@@ -207,7 +207,9 @@ impl VirtioNet {
         dev.hdr_len = hdr_len(features);
         if features & f::MQ != 0 {
             let pairs = dev.config_u16(config::MAX_VIRTQUEUE_PAIRS);
-            dev.max_pairs = pairs.clamp(VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX);
+            // The spec allows 0x8000 pairs, but then the control queue (2 * pairs) would be
+            // virtqueue 65536, past a u16 index: one pair fewer keeps it addressable.
+            dev.max_pairs = pairs.clamp(VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX - 1);
             dev.cfg_pairs = dev.max_pairs;
         }
         if features & f::MTU != 0 {
@@ -579,7 +581,7 @@ impl EthDev for VirtioNet {
         let slot = &mut self.rx[usize::from(queue)];
         drop(slot.replace(None));
         let vq = self.make_vring(2 * queue, conf.nb_desc, conf.socket.or(self.socket), u16::MAX)?;
-        let q = RxQueue::new(vq, conf.pool.clone(), self.hdr_len, self.has(f::MRG_RXBUF));
+        let q = RxQueue::new(vq, conf.pool.clone(), self.hdr_len, self.has(f::MRG_RXBUF), self.has(f::IN_ORDER));
         self.rx[usize::from(queue)].replace(Some(q));
         self.rx_room = Some(self.rx_room.map_or(room, |r| r.min(room)));
         Ok(())
@@ -768,6 +770,7 @@ impl Drop for VirtioNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::ring::VRING_DESC_F_NEXT;
     use crate::testdev::{device, frames, memory, pool, started};
 
     #[test]
@@ -920,6 +923,23 @@ mod tests {
         let err = port.set_promiscuous(false).unwrap_err().to_string();
         assert!(err.contains("refused control command"), "{err}");
         assert!(port.promiscuous());
+    }
+
+    #[test]
+    fn control_commands_take_descriptors_in_ring_order() {
+        let dev = device();
+        let mem = memory();
+        let pool = pool(&mem, 300);
+        let port = started(&dev, &mem, 1, &pool);
+        port.set_promiscuous(true).unwrap();
+        port.set_allmulticast(true).unwrap();
+        let s = dev.state();
+        let (_, q) = s.queues.iter().next_back().expect("the control queue, last");
+        let heads: Vec<u16> = (0..q.view.avail_idx()).map(|k| q.view.avail_ring(k)).collect();
+        // Each command is header, data, ack: consecutive descriptors, chains back to back.
+        assert_eq!(heads, (0..heads.len() as u16).map(|k| 3 * k).collect::<Vec<_>>());
+        let (_, _, flags, next) = q.view.desc(heads[1]);
+        assert_eq!((flags & VRING_DESC_F_NEXT, next), (VRING_DESC_F_NEXT, heads[1] + 1));
     }
 
     #[test]

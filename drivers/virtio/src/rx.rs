@@ -12,6 +12,16 @@
 //!
 //! Per burst: one read of `used.idx`, one bulk allocation for the refill, one `avail.idx` store,
 //! and a kick only when the device has not set `VRING_USED_F_NO_NOTIFY`.
+//!
+//! With `IN_ORDER` (2.7.9) the device uses buffers in the order they were made available and
+//! may report a batch of them with one used entry, at the batch's first slot, carrying the id
+//! and length of its last buffer; the other slots keep whatever an earlier lap left there.
+//! Buffers are then taken by position, from our own record of the available ring (`heads`),
+//! never by the ids the device writes; a buffer before the batch's last is full. (Linux's
+//! `virtqueue_get_buf_ctx_split_in_order` does the same.)
+//!
+//! A `used.idx` that claims more buffers than are in flight stops the queue: nothing is
+//! received until the port is stopped and started again (Linux marks the queue broken too).
 
 use std::sync::Arc;
 
@@ -44,6 +54,14 @@ pub(crate) struct RxQueue {
     hdr_len: u32,
     /// `MRG_RXBUF`: `num_buffers` is read from each header.
     mergeable: bool,
+    /// `IN_ORDER`: buffers are taken by position (`heads`), not by the used entries' ids.
+    in_order: bool,
+    /// The id put in each available-ring slot (`slot & (size - 1)`).
+    heads: Box<[u16]>,
+    /// In-order: the used entry of the batch being taken (id and length of its last buffer).
+    batch: Option<(u32, u32)>,
+    /// The device claimed more used buffers than were in flight: nothing more is taken.
+    broken: bool,
     /// Buffers still to come of a dropped multi-buffer frame.
     discard: u16,
     /// Offset of the descriptor's start in the buffer: headroom - header.
@@ -69,7 +87,7 @@ impl std::fmt::Debug for RxQueue {
 impl RxQueue {
     /// A stopped queue on `vq` filled from `pool`; the pool's headroom holds the header
     /// (checked by the caller: `headroom >= hdr_len`).
-    pub(crate) fn new(vq: Vring, pool: PacketPool, hdr_len: usize, mergeable: bool) -> RxQueue {
+    pub(crate) fn new(vq: Vring, pool: PacketPool, hdr_len: usize, mergeable: bool, in_order: bool) -> RxQueue {
         let n = usize::from(vq.size());
         let headroom = usize::from(pool.headroom());
         debug_assert!(headroom >= hdr_len);
@@ -81,6 +99,10 @@ impl RxQueue {
             last_used: 0,
             hdr_len: hdr_len as u32,
             mergeable,
+            in_order,
+            heads: vec![0; n].into_boxed_slice(),
+            batch: None,
+            broken: false,
             discard: 0,
             desc_off: (headroom - hdr_len) as u64,
             nb_off: headroom - hdr_len + net_hdr::NUM_BUFFERS,
@@ -128,6 +150,8 @@ impl RxQueue {
         self.avail_idx = 0;
         self.last_used = 0;
         self.discard = 0;
+        self.batch = None;
+        self.broken = false;
         self.notifier = None;
     }
 
@@ -155,6 +179,7 @@ impl RxQueue {
             let base = if VA { buf.buf_addr() as u64 } else { buf.buf_iova() };
             view.set_desc(id, base + self.desc_off, self.room, VRING_DESC_F_WRITE, 0);
             view.set_avail_ring(idx, id);
+            self.heads[usize::from(idx & (self.vq.size() - 1))] = id;
             idx = idx.wrapping_add(1);
             if let Some(slot) = self.bufs.get_mut(usize::from(id)) {
                 *slot = Some(buf);
@@ -168,22 +193,62 @@ impl RxQueue {
     /// Receives up to `max` frames into `out` (the burst body).
     #[inline]
     pub(crate) fn burst<const VA: bool>(&mut self, out: &mut Vec<PacketBuf>, max: usize) -> usize {
+        if self.broken {
+            return 0;
+        }
         let view = *self.vq.view();
         let size = self.vq.size();
+        let mask = size - 1;
         let used = view.used_idx_acquire();
-        let mut pending = used.wrapping_sub(self.last_used);
-        let mut bad = 0u64;
-        if pending > size {
-            // More entries than descriptors: the device is confused. Skip them all.
-            bad += 1;
-            self.last_used = used;
-            pending = 0;
+        let pending = used.wrapping_sub(self.last_used);
+        if pending > self.avail_idx.wrapping_sub(self.last_used) {
+            // More than we made available: the device is confused. Stop here rather than guess.
+            self.broken = true;
+            self.counters.add_errors(1);
+            self.extra.add_bad_used(1);
+            tracing::error!(
+                used,
+                last_used = self.last_used,
+                avail = self.avail_idx,
+                "virtio RX: the device used more buffers than were available; the queue is stopped: stop and \
+                 start the port"
+            );
+            return 0;
         }
         let n = pending.min(max.min(usize::from(u16::MAX)) as u16);
-        let (mut got, mut bytes, mut mrg) = (0usize, 0u64, 0u64);
+        let (mut got, mut bytes, mut mrg, mut bad) = (0usize, 0u64, 0u64, 0u64);
         let mut slot = self.last_used;
         for _ in 0..n {
-            let (id, len) = view.used_elem(slot);
+            let (id, len) = if self.in_order {
+                let id = self.heads[usize::from(slot & mask)];
+                let (last, last_len) = match self.batch {
+                    Some(b) => b,
+                    None => {
+                        let b = view.used_elem(slot);
+                        // The entry must name a buffer of this batch: one at or after this slot.
+                        let ahead = used.wrapping_sub(slot);
+                        let found =
+                            (0..ahead).any(|k| u32::from(self.heads[usize::from(slot.wrapping_add(k) & mask)]) == b.0);
+                        if !found {
+                            bad += 1;
+                            self.extra.add_bad_used(1);
+                            (u32::from(id), b.1)
+                        } else {
+                            b
+                        }
+                    }
+                };
+                if last == u32::from(id) {
+                    self.batch = None;
+                    (u32::from(id), last_len)
+                } else {
+                    // A buffer before the batch's last one: the device filled it.
+                    self.batch = Some((last, last_len));
+                    (u32::from(id), self.room)
+                }
+            } else {
+                view.used_elem(slot)
+            };
             slot = slot.wrapping_add(1);
             let Some(mut buf) = self.bufs.get_mut(id as usize).and_then(Option::take) else {
                 // Out of range, or not the device's: nothing of ours to touch.
@@ -362,6 +427,65 @@ mod tests {
         assert_eq!(pool.mempool().in_use(), 64 - 5, "the 5 buffers are back in the pool (refill waits for 16)");
         port.stop().unwrap();
         assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn in_order_batches_are_taken_by_position_not_by_the_entries() {
+        let dev = device();
+        dev.state().features |= f::IN_ORDER;
+        let mem = memory();
+        let pool = pool(&mem, 300);
+        let mut port = started(&dev, &mem, 1, &pool);
+        {
+            let mut rx = port.rx_queue(0).unwrap();
+            let mut out = Vec::new();
+            // A lap of ordinary frames first: every used slot then holds an entry that looks
+            // valid (an id posted again at the same slot).
+            for i in 0..64u32 {
+                assert!(dev.rx_push(0, &frame(60, i as u8), 12));
+                assert_eq!(rx.rx_burst(&mut out, 32), 1);
+            }
+            out.clear();
+            // A frame over three buffers, reported as one batch, then two ordinary frames, one of
+            // them batched alone.
+            assert!(dev.rx_push_batched(0, &frame(5000, 0xcc), 12), "three buffers");
+            assert!(dev.rx_push(0, &frame(61, 7), 12));
+            assert!(dev.rx_push_batched(0, &frame(62, 8), 12));
+            let mut got = 0;
+            for _ in 0..8 {
+                got += rx.rx_burst(&mut out, 1);
+            }
+            assert_eq!(got, 2, "only the two ordinary frames");
+            assert_eq!(out[0].data(), frame(61, 7).as_slice());
+            assert_eq!(out[1].data(), frame(62, 8).as_slice());
+        }
+        assert_eq!(xstat(&port, "rx_mergeable_dropped"), 1);
+        assert_eq!(xstat(&port, "rx_bad_used_entries"), 0, "the stale slots were never read");
+        port.stop().unwrap();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn a_used_idx_beyond_what_was_posted_stops_the_queue_until_restart() {
+        let dev = device();
+        let mem = memory();
+        let pool = pool(&mem, 300);
+        let mut port = started(&dev, &mem, 1, &pool);
+        dev.used_jump(0, 65);
+        {
+            let mut rx = port.rx_queue(0).unwrap();
+            let mut out = Vec::new();
+            for _ in 0..3 {
+                assert_eq!(rx.rx_burst(&mut out, 32), 0);
+            }
+        }
+        assert_eq!(port.stats().ierrors, 1, "counted once");
+        port.stop().unwrap();
+        assert!(pool.mempool().is_full());
+        port.start().unwrap();
+        assert!(dev.rx_push(0, &frame(60, 2), 12));
+        let mut out = Vec::new();
+        assert_eq!(port.rx_queue(0).unwrap().rx_burst(&mut out, 32), 1, "a restart clears it");
     }
 
     #[test]

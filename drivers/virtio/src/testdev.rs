@@ -242,6 +242,46 @@ impl TestDevice {
         })
     }
 
+    /// As [`TestDevice::rx_push`], but reports the buffers the frame takes as one in-order batch
+    /// (virtio 1.2, 2.7.9): one used entry, at the batch's first slot, with the id and length of
+    /// its last buffer, and `used.idx` moved by the batch's size. The other slots keep what an
+    /// earlier lap left.
+    pub fn rx_push_batched(&self, index: u16, frame: &[u8], hdr_len: usize) -> bool {
+        self.with_queue(index, |q| {
+            let avail = q.view.avail_idx().wrapping_sub(q.last_avail);
+            let mut data = vec![0u8; hdr_len];
+            data.extend_from_slice(frame);
+            let mut ids = Vec::new();
+            let mut left = data.len();
+            while left > 0 {
+                if ids.len() == usize::from(avail) {
+                    return false;
+                }
+                let id = q.view.avail_ring(q.last_avail.wrapping_add(ids.len() as u16));
+                left = left.saturating_sub(q.view.desc(id).1 as usize);
+                ids.push(id);
+            }
+            if hdr_len == 12 {
+                data[10..12].copy_from_slice(&(ids.len() as u16).to_le_bytes());
+            }
+            let (mut off, mut last_len) = (0, 0);
+            for &id in &ids {
+                let (addr, len, _, _) = q.view.desc(id);
+                let k = (data.len() - off).min(len as usize);
+                // SAFETY: test memory is IOVA as VA; the driver gave this `len`-byte buffer.
+                unsafe { std::ptr::copy_nonoverlapping(data[off..].as_ptr(), addr as *mut u8, k) };
+                off += k;
+                last_len = k as u32;
+            }
+            let last = *ids.last().expect("at least one buffer");
+            q.view.set_used_elem(q.used_idx, u32::from(last), last_len);
+            q.last_avail = q.last_avail.wrapping_add(ids.len() as u16);
+            q.used_idx = q.used_idx.wrapping_add(ids.len() as u16);
+            q.view.set_used_idx(q.used_idx);
+            true
+        })
+    }
+
     /// Takes the next available buffer id on queue `index` without using it.
     pub fn take_avail(&self, index: u16) -> Option<u16> {
         self.with_queue(index, |q| {

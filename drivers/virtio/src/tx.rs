@@ -50,6 +50,8 @@ pub(crate) struct TxQueue {
     in_order: bool,
     /// The head put in each available-ring slot (`slot & (size - 1)`).
     heads: Box<[u16]>,
+    /// The device claimed more used chains than were in flight: nothing more is sent.
+    broken: bool,
     free_thresh: u16,
     /// Base address of `hdrs` as descriptors carry it (IOVA or VA).
     hdr_base: u64,
@@ -83,6 +85,7 @@ impl TxQueue {
             can_push,
             in_order,
             heads: vec![NONE; n].into_boxed_slice(),
+            broken: false,
             free_thresh: FREE_THRESH.min(vq.size() / 4).max(1),
             hdr_base: 0,
             va: false,
@@ -111,6 +114,7 @@ impl TxQueue {
         self.free.refill_all();
         self.avail_idx = 0;
         self.last_used = 0;
+        self.broken = false;
         self.notifier = None;
         self.hdr_base = if self.va { self.hdrs.as_ptr() as u64 } else { self.hdrs.iova() };
     }
@@ -126,10 +130,22 @@ impl TxQueue {
         }
         let mask = self.vq.size() - 1;
         let mut bad = 0u64;
-        if pending > self.vq.size() || pending > self.avail_idx.wrapping_sub(self.last_used) {
-            // More than the ring holds, or than we made available: the device is confused.
-            bad += 1;
-        } else {
+        if pending > self.avail_idx.wrapping_sub(self.last_used) {
+            // More than we made available: the device is confused. Guessing which chains are
+            // done could free buffers it still reads: the queue stops until the next start.
+            self.broken = true;
+            self.counters.add_errors(1);
+            self.extra.add_bad_used(1);
+            tracing::error!(
+                used,
+                last_used = self.last_used,
+                avail = self.avail_idx,
+                "virtio TX: the device used more chains than were available; the queue is stopped: stop and \
+                 start the port"
+            );
+            return;
+        }
+        {
             let mut slot = self.last_used;
             for _ in 0..pending {
                 let id = if self.in_order {
@@ -163,12 +179,15 @@ impl TxQueue {
     /// Takes what fits from the front of `bufs` (the burst body).
     #[inline]
     pub(crate) fn burst<const VA: bool>(&mut self, bufs: &mut Vec<PacketBuf>) -> usize {
-        if bufs.is_empty() {
+        if bufs.is_empty() || self.broken {
             return 0;
         }
         let per = if self.can_push { 1 } else { 2 };
         if self.free.len() < bufs.len() * per + usize::from(self.free_thresh) {
             self.reclaim();
+            if self.broken {
+                return 0;
+            }
         }
         // How many fit: one descriptor each when the header can be pushed into the headroom,
         // two otherwise.
@@ -433,6 +452,38 @@ mod tests {
             assert_eq!(s.oerrors, if in_order { 0 } else { 3 });
             port.stop().unwrap();
             assert!(pool.mempool().is_full());
+        }
+    }
+
+    #[test]
+    fn a_used_idx_beyond_what_was_sent_stops_the_queue_until_restart() {
+        for in_order in [false, true] {
+            let dev = device();
+            if in_order {
+                dev.state().features |= f::IN_ORDER;
+            }
+            let mem = memory();
+            let pool = pool(&mem, 600);
+            let mut port = started(&dev, &mem, 1, &pool);
+            {
+                let mut tx = port.tx_queue(0).unwrap();
+                let mut bufs = frames(&pool, 10, 60);
+                assert_eq!(tx.tx_burst(&mut bufs), 10);
+                // The device claims 200 chains done, more than the ring ever held: nothing can
+                // be trusted, nothing is freed.
+                dev.used_jump(1, 200);
+                let took = fill(&mut *tx, &pool);
+                assert!(took < 64, "the queue stopped taking frames ({took})");
+                let mut more = frames(&pool, 4, 60);
+                assert_eq!(tx.tx_burst(&mut more), 0);
+            }
+            assert_eq!(port.stats().oerrors, 1, "counted once");
+            port.stop().unwrap();
+            assert!(pool.mempool().is_full(), "stop takes everything back");
+            port.start().unwrap();
+            let mut tx = port.tx_queue(0).unwrap();
+            let mut bufs = frames(&pool, 4, 60);
+            assert_eq!(tx.tx_burst(&mut bufs), 4, "a restart clears it");
         }
     }
 
