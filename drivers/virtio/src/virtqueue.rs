@@ -226,7 +226,8 @@ impl RingView {
 
 /// A full barrier: stores before it are visible before loads after it. On x86-64 a locked
 /// read-modify-write of a stack slot does that at about half the cost of `mfence` (DPDK's
-/// `rte_smp_mb` does the same); elsewhere a sequentially consistent fence.
+/// `rte_smp_mb` is a locked add 128 bytes below the stack pointer; this one is a locked `or` of
+/// 0 into the word at it); elsewhere a sequentially consistent fence.
 #[inline(always)]
 fn full_fence() {
     #[cfg(target_arch = "x86_64")]
