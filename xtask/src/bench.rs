@@ -187,15 +187,27 @@ fn mem(args: &MemArgs) -> Result<(), String> {
     }
 
     let table = Table::new(dpdk.as_ref(), &ours, args.skip_dpdk);
+    report(&table.text(), &notes, &out_dir.join("mem.md"), || table.markdown(dpdk.as_ref(), &notes), failures)
+}
+
+/// The end of every bench: prints the table and the notes, writes the markdown to `md_path`
+/// unless something failed (the last complete table stays there then), and turns the failures
+/// into the bench's result.
+pub(super) fn report(
+    text: &str,
+    notes: &[String],
+    md_path: &Path,
+    markdown: impl FnOnce() -> String,
+    mut failures: Vec<String>,
+) -> Result<(), String> {
     println!();
-    print!("{}", table.text());
-    for n in &notes {
+    print!("{text}");
+    for n in notes {
         println!("{n}");
     }
-    let md_path = out_dir.join("mem.md");
     if !failures.is_empty() {
         println!("bench: {} left as it was, since something failed", md_path.display());
-    } else if let Err(e) = fs::write(&md_path, table.markdown(dpdk.as_ref(), &notes)) {
+    } else if let Err(e) = fs::write(md_path, markdown()) {
         failures.push(format!("writing {}: {e}", md_path.display()));
     } else {
         println!("bench: table written to {}", md_path.display());

@@ -162,26 +162,10 @@ pub fn run(args: &NullArgs) -> Result<(), String> {
         notes.push(format!("pktgen's own `Total:` over its whole run (warm-up included): {total:.2} Mpps"));
     }
     let table = Table::new(dpdk.as_ref(), ours.as_ref(), tsc_hz);
-    println!();
-    print!("{}", table.text());
-    for n in &notes {
-        println!("{n}");
-    }
-    let md_path = out_dir.join("null.md");
     let commands =
         [format!("dpdk-testpmd {}", shown(&dpdk_args, &prefix)), format!("pktgen {}", shown(&ours_args, &prefix))];
-    if !failures.is_empty() {
-        println!("bench: {} left as it was, since something failed", md_path.display());
-    } else if let Err(e) = fs::write(&md_path, table.markdown(&commands, tsc_hz, args.seconds, &notes)) {
-        failures.push(format!("writing {}: {e}", md_path.display()));
-    } else {
-        println!("bench: table written to {}", md_path.display());
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\n"))
-    }
+    let markdown = || table.markdown(&commands, tsc_hz, args.seconds, &notes);
+    super::report(&table.text(), &notes, &out_dir.join("null.md"), markdown, failures)
 }
 
 /// The arguments as shown in the table: the per-run file prefix made generic.

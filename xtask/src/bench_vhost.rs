@@ -543,26 +543,8 @@ pub fn run(args: &VhostArgs) -> Result<(), String> {
     }
     let summary = Summary::new(&results, args.rounds);
     let table = Table::new(version.as_deref(), args, &summary);
-    println!();
-    print!("{}", table.text());
-    for n in &notes {
-        println!("{n}");
-    }
-    let md_path = out_dir.join("vhost.md");
-    if !failures.is_empty() {
-        println!("bench: {} left as it was, since something failed", md_path.display());
-    } else if let Err(e) =
-        fs::write(&md_path, table.markdown(args, &cpu_a, &cpu_b, &commands, measure_tsc_hz(), &notes))
-    {
-        failures.push(format!("writing {}: {e}", md_path.display()));
-    } else {
-        println!("bench: table written to {}", md_path.display());
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\n"))
-    }
+    let markdown = || table.markdown(args, &cpu_a, &cpu_b, &commands, measure_tsc_hz(), &notes);
+    super::report(&table.text(), &notes, &out_dir.join("vhost.md"), markdown, failures)
 }
 
 /// Packets per second as Mpps: two decimals, more below 0.1 Mpps so a trickle does not read
