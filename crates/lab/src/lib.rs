@@ -30,6 +30,7 @@ pub mod guest_build;
 pub mod initramfs;
 mod lab;
 pub mod paths;
+pub mod pmd;
 mod process;
 pub mod proto;
 pub mod qemu;
