@@ -91,6 +91,7 @@ impl EalError {
 fn probe_message(device: &str, source: &EthError) -> String {
     match source {
         EthError::DevArgs { .. } | EthError::UnknownVdev { .. } => source.to_string(),
+        EthError::Device { device: d, .. } if d == device => source.to_string(),
         _ => format!("{device}: {source}"),
     }
 }
@@ -113,5 +114,15 @@ mod tests {
         let other = EthError::NotSupported { driver: "x", what: "probe" };
         assert_eq!(EalError::Probe { device: "x".into(), source: other }.exit_code(), 1);
         assert_eq!(EalError::Lcore("x".into()).exit_code(), 1);
+    }
+
+    #[test]
+    fn a_device_is_named_once() {
+        let named = EthError::Device { driver: "net_virtio_user", device: "virtio_user0".into(), message: "no".into() };
+        let e = EalError::Probe { device: "virtio_user0".into(), source: named };
+        assert_eq!(e.to_string(), "net_virtio_user virtio_user0: no");
+        let other = EthError::NotSupported { driver: "x", what: "probe" };
+        let e = EalError::Probe { device: "net_x0".into(), source: other };
+        assert!(e.to_string().starts_with("net_x0: "), "{e}");
     }
 }
