@@ -78,5 +78,6 @@ fn virtio_legacy_and_modern_on_uio_pci_generic() {
     // Modern under uio: the device offers ACCESS_PLATFORM, the IOMMU passes physical addresses.
     pmd::txonly(&lab, 2, &[]);
     rxonly(&lab, 2, 500, 2, "pa", &[]);
+    pmd::link_and_mac(&lab, 2, 3, LINK, &[]);
     pmd::io_forward(&lab, 2, 3, 300, WINDOW, &[]);
 }
