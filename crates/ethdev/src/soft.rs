@@ -20,6 +20,63 @@ pub fn default_mac(port: PortId) -> MacAddr {
     MacAddr([0x02, 0x62, 0x75, 0x00, 0x00, port as u8])
 }
 
+/// A software port's link: [`LINK_UP`] while started, down otherwise (DPDK's null and ring
+/// ports, `eth_dev_start`/`eth_dev_stop`).
+pub fn link(started: bool) -> LinkStatus {
+    if started {
+        LINK_UP
+    } else {
+        LinkStatus::DOWN
+    }
+}
+
+/// Writes, inside a software port's `impl EthDev`, the eight methods it answers from its
+/// [`SoftSettings`] field: `mac`, `set_mac`, `set_promiscuous`, `promiscuous`,
+/// `set_allmulticast`, `allmulticast`, `set_mtu` and `mtu`.
+///
+/// ```text
+/// impl EthDev for NullDev {
+///     burst_ethdev::soft_settings_methods!(settings);
+///     // ... the rest
+/// }
+/// ```
+#[macro_export]
+macro_rules! soft_settings_methods {
+    ($field:ident) => {
+        fn mac(&self) -> $crate::MacAddr {
+            self.$field.mac()
+        }
+
+        fn set_mac(&self, mac: $crate::MacAddr) -> Result<(), $crate::EthError> {
+            self.$field.set_mac(mac)
+        }
+
+        fn set_promiscuous(&self, on: bool) -> Result<(), $crate::EthError> {
+            self.$field.set_promiscuous(on)
+        }
+
+        fn promiscuous(&self) -> bool {
+            self.$field.promiscuous()
+        }
+
+        fn set_allmulticast(&self, on: bool) -> Result<(), $crate::EthError> {
+            self.$field.set_allmulticast(on)
+        }
+
+        fn allmulticast(&self) -> bool {
+            self.$field.allmulticast()
+        }
+
+        fn set_mtu(&mut self, mtu: u16) -> Result<(), $crate::EthError> {
+            self.$field.set_mtu(mtu)
+        }
+
+        fn mtu(&self) -> u16 {
+            self.$field.mtu()
+        }
+    };
+}
+
 /// A software port's settings, readable and writable through `&self` while queues run.
 #[derive(Debug)]
 pub struct SoftSettings {

@@ -163,45 +163,10 @@ impl EthDev for NullDev {
     }
 
     fn link(&self) -> LinkStatus {
-        // DPDK's null port: up while started, down otherwise (`eth_dev_start`/`eth_dev_stop`).
-        if self.started {
-            burst_ethdev::soft::LINK_UP
-        } else {
-            LinkStatus::DOWN
-        }
+        burst_ethdev::soft::link(self.started)
     }
 
-    fn mac(&self) -> MacAddr {
-        self.settings.mac()
-    }
-
-    fn set_mac(&self, mac: MacAddr) -> Result<(), EthError> {
-        self.settings.set_mac(mac)
-    }
-
-    fn set_promiscuous(&self, on: bool) -> Result<(), EthError> {
-        self.settings.set_promiscuous(on)
-    }
-
-    fn promiscuous(&self) -> bool {
-        self.settings.promiscuous()
-    }
-
-    fn set_allmulticast(&self, on: bool) -> Result<(), EthError> {
-        self.settings.set_allmulticast(on)
-    }
-
-    fn allmulticast(&self) -> bool {
-        self.settings.allmulticast()
-    }
-
-    fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError> {
-        self.settings.set_mtu(mtu)
-    }
-
-    fn mtu(&self) -> u16 {
-        self.settings.mtu()
-    }
+    burst_ethdev::soft_settings_methods!(settings);
 
     fn stats(&self) -> Stats {
         self.stats.get()

@@ -4,8 +4,8 @@
 
 use burst_ethdev::error::Dir;
 use burst_ethdev::{
-    DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, RxBurst, RxQueueConf, Slot,
-    SoftSettings, Stats, SwStats, TxBurst, TxQueueConf, VdevProbe,
+    DevInfo, DeviceName, EthDev, EthError, LinkStatus, PortConf, PortId, RxBurst, RxQueueConf, Slot, SoftSettings,
+    Stats, SwStats, TxBurst, TxQueueConf, VdevProbe,
 };
 use burst_mem::ring::{Consumer, Producer};
 use burst_mem::PacketBuf;
@@ -145,45 +145,10 @@ impl EthDev for RingDev {
     }
 
     fn link(&self) -> LinkStatus {
-        // DPDK's net_ring: up while started, down otherwise (`eth_dev_start`/`eth_dev_stop`).
-        if self.started {
-            burst_ethdev::soft::LINK_UP
-        } else {
-            LinkStatus::DOWN
-        }
+        burst_ethdev::soft::link(self.started)
     }
 
-    fn mac(&self) -> MacAddr {
-        self.settings.mac()
-    }
-
-    fn set_mac(&self, mac: MacAddr) -> Result<(), EthError> {
-        self.settings.set_mac(mac)
-    }
-
-    fn set_promiscuous(&self, on: bool) -> Result<(), EthError> {
-        self.settings.set_promiscuous(on)
-    }
-
-    fn promiscuous(&self) -> bool {
-        self.settings.promiscuous()
-    }
-
-    fn set_allmulticast(&self, on: bool) -> Result<(), EthError> {
-        self.settings.set_allmulticast(on)
-    }
-
-    fn allmulticast(&self) -> bool {
-        self.settings.allmulticast()
-    }
-
-    fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError> {
-        self.settings.set_mtu(mtu)
-    }
-
-    fn mtu(&self) -> u16 {
-        self.settings.mtu()
-    }
+    burst_ethdev::soft_settings_methods!(settings);
 
     fn stats(&self) -> Stats {
         self.stats.get()
