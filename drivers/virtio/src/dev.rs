@@ -20,7 +20,7 @@ use burst_ethdev::{
     DescLimits, DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, RxBurst, RxOffloads,
     RxQueueConf, Slot, Stats, TxBurst, TxOffloads, TxQueueConf, XStat,
 };
-use burst_mem::{IovaMode, Memory, MemzoneFlags};
+use burst_mem::{Memory, MemzoneFlags};
 
 use crate::ctrl::{self, CtrlQueue};
 use crate::rx::{RxQueue, VirtioRx};
@@ -185,15 +185,6 @@ impl VirtioNet {
             ctrl: Mutex::new(None),
             stats: PortStats::new(0, 0),
         };
-        let offered = dev.transport.device_features();
-        if dev.is_pci() && offered & f::ACCESS_PLATFORM == 0 && dev.memory.iova_mode() == IovaMode::Va {
-            return Err(dev.error(format!(
-                "the {} device does not offer ACCESS_PLATFORM, so it bypasses the IOMMU and DMAs to physical \
-                 addresses, but IOVAs are virtual addresses here: run with `--iova-mode pa` (it may stay bound \
-                 to vfio-pci), or bind it to uio_pci_generic",
-                dev.transport.kind()
-            )));
-        }
         let result = dev.negotiate();
         let features = match result {
             Ok(v) => v,
@@ -253,10 +244,6 @@ impl VirtioNet {
             "virtio-net probed"
         );
         Ok(dev)
-    }
-
-    fn is_pci(&self) -> bool {
-        matches!(self.transport.kind(), "legacy" | "modern")
     }
 
     fn modern(&self) -> bool {
@@ -816,14 +803,6 @@ mod tests {
     }
 
     #[test]
-    fn a_legacy_device_without_access_platform_needs_iova_pa() {
-        let dev = device();
-        dev.state().kind = "legacy";
-        let err = dev.probe(&memory(), None).unwrap_err().to_string();
-        assert!(err.contains("--iova-mode pa"), "{err}");
-    }
-
-    #[test]
     fn missing_optional_features_are_no_error() {
         let dev = device();
         dev.state().kind = "vhost-user";
@@ -1034,14 +1013,10 @@ mod tests {
             s.kind = "legacy";
             s.features = f::MAC | f::STATUS | f::MRG_RXBUF | f::ANY_LAYOUT;
         }
-        // Legacy bypasses the IOMMU: only with IOVA as PA, which a test cannot have; the check
-        // is on the memory's mode, so take the vhost-user path's view of legacy features.
-        dev.state().kind = "vhost-user";
         let mem = memory();
         let pool = pool(&mem, 200);
         let port = started(&dev, &mem, 1, &pool);
         let mac: MacAddr = "02:11:22:33:44:77".parse().unwrap();
-        dev.state().kind = "legacy";
         port.set_mac(mac).unwrap();
         assert_eq!(&dev.state().config[..6], &mac.0);
     }

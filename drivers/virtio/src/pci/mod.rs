@@ -31,15 +31,13 @@ use burst_mem::IovaMode;
 use burst_pci::{Bar, Binding, DeviceError, PciDevice};
 
 use crate::dev::{DevContext, VirtioNet};
+use crate::spec::features::ACCESS_PLATFORM;
 use crate::transport::Transport;
 
 /// Transitional virtio-net (virtio 1.2, 4.1.2.3: legacy device ID 0x1000 = network card).
 pub(crate) const DEVICE_ID_TRANSITIONAL_NET: u16 = 0x1000;
 /// Modern virtio-net (4.1.2.1: 0x1040 + virtio device ID 1).
 pub(crate) const DEVICE_ID_MODERN_NET: u16 = 0x1041;
-/// `VIRTIO_F_ACCESS_PLATFORM` (virtio 1.2, 6): the device's DMA goes through the platform's
-/// IOMMU.
-const VIRTIO_F_ACCESS_PLATFORM: u64 = 1 << 33;
 
 /// Probes a virtio-net PCI function: bus mastering on, the transport its device ID names, then
 /// the net device on top.
@@ -110,7 +108,7 @@ fn open_bar(device: &PciDevice, index: u8) -> Result<Arc<Bar>, String> {
 /// device, or a modern one without ACCESS_PLATFORM. It would DMA to our virtual addresses taken
 /// as physical ones.
 fn check_iommu(t: &dyn Transport, binding: Binding, iova: IovaMode) -> Result<(), String> {
-    let bypasses = t.kind() == "legacy" || t.device_features() & VIRTIO_F_ACCESS_PLATFORM == 0;
+    let bypasses = t.kind() == "legacy" || t.device_features() & ACCESS_PLATFORM == 0;
     if binding == Binding::Vfio && iova == IovaMode::Va && bypasses {
         let why = if t.kind() == "legacy" {
             "a legacy (transitional) virtio device"
@@ -180,7 +178,7 @@ mod tests {
     #[test]
     fn a_modern_device_goes_through_the_iommu_only_with_access_platform() {
         let version_1 = 1u64 << 32;
-        assert!(check_iommu(&Features(version_1 | VIRTIO_F_ACCESS_PLATFORM), Binding::Vfio, IovaMode::Va).is_ok());
+        assert!(check_iommu(&Features(version_1 | ACCESS_PLATFORM), Binding::Vfio, IovaMode::Va).is_ok());
         let err = check_iommu(&Features(version_1), Binding::Vfio, IovaMode::Va).unwrap_err();
         assert!(err.contains("VIRTIO_F_ACCESS_PLATFORM") && err.contains("--iova-mode pa"), "{err}");
         assert!(check_iommu(&Features(version_1), Binding::Vfio, IovaMode::Pa).is_ok());
