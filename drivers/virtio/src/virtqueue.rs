@@ -158,18 +158,17 @@ impl RingView {
         flags & VRING_USED_F_NO_NOTIFY == 0
     }
 
-    // The device's side (the test device; a real device does this in its own process).
-
     /// The view of the ring `layout` describes, through its virtual addresses (the test
-    /// device's).
+    /// device's, and vhost-user's reading `used.idx` for a new back-end).
     ///
     /// # Safety
     /// As for [`RingView::new`].
-    #[cfg(any(test, feature = "testdev"))]
     pub(crate) unsafe fn from_layout(layout: &QueueLayout) -> RingView {
         // SAFETY: the caller's promise.
         unsafe { RingView::new(layout.desc_va, layout.avail_va, layout.used_va, layout.size) }
     }
+
+    // The device's side (the test device; a real device does this in its own process).
 
     /// `avail.idx` (device side).
     #[cfg(any(test, feature = "testdev"))]

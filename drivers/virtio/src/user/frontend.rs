@@ -52,6 +52,7 @@ use burst_mem::shared::{MemoryListener, RegionSet, SharedSegment};
 
 use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
 use crate::user::msg::{self, proto, req, MemRegion, Message};
+use crate::virtqueue::RingView;
 
 /// Virtio feature bits this transport deals with (virtio 1.2, 5.1.3 and 6).
 pub(crate) mod bits {
@@ -440,10 +441,9 @@ impl State {
 /// The used ring's `idx` (virtio 1.2, 2.7.8: `flags` u16, then `idx` u16), read from our ring
 /// memory: where a new back-end continues.
 fn used_idx(l: &QueueLayout) -> u16 {
-    // SAFETY: `used_va` is the used ring of a queue the net device set up and keeps alive until
-    // it resets the transport (which forgets the queue); +2 is the 2-aligned `idx` field. Read
-    // volatile: the back-end may write it.
-    unsafe { ((l.used_va + 2) as *const u16).read_volatile() }.to_le()
+    // SAFETY: the layout is of a queue the net device set up, laid out by `virtqueue`, and keeps
+    // alive until it resets the transport (which forgets the queue).
+    unsafe { RingView::from_layout(l) }.used_idx()
 }
 
 fn too_many_regions(n: usize) -> String {
