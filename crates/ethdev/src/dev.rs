@@ -1,29 +1,40 @@
 //! The driver side of the contract: [`EthDev`] is a device's ops table (DPDK's `eth_dev_ops`),
 //! [`RxBurst`]/[`TxBurst`] are its queues' burst functions.
 //!
+//! The port's settings (MAC address, promiscuous and all-multicast modes, MTU) and its
+//! software counters live once, in [`crate::Port`], as DPDK keeps them in `rte_eth_dev_data`.
+//! A driver does not keep a copy: the `apply_*` hooks hand it the port's new settings to program
+//! into the device, and `start` hands it all of them.
+//!
 //! [`crate::Port`] calls these only in states where they make sense and with arguments already
 //! checked against [`crate::DevInfo`]: queue indices are in range, descriptor counts within the
-//! limits, offloads among the capabilities, the MTU within its range. A driver still validates
-//! everything its device writes.
+//! limits, offloads among the capabilities, the MTU within its range and its frames within the
+//! RX buffers. A driver still validates everything its device writes.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 
-use burst_mem::PacketBuf;
+use burst_mem::{PacketBuf, PacketPool};
 
-use crate::{DevInfo, EthError, LinkStatus, MacAddr, PortConf, RxQueueConf, Stats, TxQueueConf, XStat};
+use crate::{DevInfo, EthError, LinkStatus, MacAddr, PortConf, PortSettings, RxQueueConf, Stats, TxQueueConf, XStat};
 
 /// A device's control path. `Send + Sync`: the port lives on the main lcore and its queue
 /// handles borrow it from the lcores that poll them.
 ///
 /// `&mut self` operations (configure, setup, start, stop, close, reset, MTU) run only while no
-/// queue handle exists; `&self` operations may run while the queues are polled.
+/// queue handle exists; `&self` operations may run while the queues are polled. The port
+/// serialises its `&self` calls: no two `apply_*` hooks run at once.
 pub trait EthDev: Send + Sync {
     /// What the device is and can do.
     fn info(&self) -> DevInfo;
 
-    /// Applies queue counts, offloads and MTU (the port is stopped). Queue setups follow.
-    fn configure(&mut self, conf: &PortConf) -> Result<(), EthError>;
+    /// The address the device comes with: read from the device (or given by its arguments) at
+    /// probe, and again after [`EthDev::reset`]. The port takes it as its address.
+    fn default_mac(&self) -> MacAddr;
+
+    /// Applies queue counts and offloads (the port is stopped). Queue setups follow. `settings`
+    /// are the port's, the MTU already changed where the configuration asked for one.
+    fn configure(&mut self, conf: &PortConf, settings: &PortSettings) -> Result<(), EthError>;
 
     /// Sets up RX queue `queue` (below the configured count; the port is stopped).
     fn rx_queue_setup(&mut self, queue: u16, conf: &RxQueueConf) -> Result<(), EthError>;
@@ -31,8 +42,9 @@ pub trait EthDev: Send + Sync {
     /// Sets up TX queue `queue`.
     fn tx_queue_setup(&mut self, queue: u16, conf: &TxQueueConf) -> Result<(), EthError>;
 
-    /// Starts the device: every configured queue has been set up.
-    fn start(&mut self) -> Result<(), EthError>;
+    /// Starts the device with the port's `settings` applied: every configured queue has been set
+    /// up.
+    fn start(&mut self, settings: &PortSettings) -> Result<(), EthError>;
 
     /// Stops the device: no queue handle exists. Afterwards the device moves no packet and every
     /// buffer the driver held for the device is back in its pool (or kept for the next start).
@@ -49,45 +61,62 @@ pub trait EthDev: Send + Sync {
     /// The link now.
     fn link(&self) -> LinkStatus;
 
-    /// The port's MAC address.
-    fn mac(&self) -> MacAddr;
-
-    /// Changes the port's MAC address (a valid unicast one).
-    fn set_mac(&self, mac: MacAddr) -> Result<(), EthError>;
-
-    /// Promiscuous mode on or off.
-    fn set_promiscuous(&self, on: bool) -> Result<(), EthError>;
-
-    /// Whether promiscuous mode is on.
-    fn promiscuous(&self) -> bool;
-
-    /// All-multicast mode on or off.
-    fn set_allmulticast(&self, on: bool) -> Result<(), EthError>;
-
-    /// Whether all-multicast mode is on.
-    fn allmulticast(&self) -> bool;
-
-    /// Sets the MTU (within the info's range).
-    fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError>;
-
-    /// The MTU.
-    fn mtu(&self) -> u16;
-
-    /// The basic counters since the last reset.
-    fn stats(&self) -> Stats;
-
-    /// Zeroes the basic counters.
-    fn stats_reset(&self);
-
-    /// Named counters: by default the basic ones under DPDK's names; hardware drivers add theirs.
-    fn xstats(&self) -> Vec<XStat> {
-        self.stats().to_xstats()
+    /// Gives the device the port's new address `settings.mac` (a valid unicast one). `started`:
+    /// the device is running; when it is not, the driver only checks that it can take the
+    /// address, and [`EthDev::start`] applies it. An error leaves the port's address unchanged.
+    /// The default, for devices with no address filter of their own, accepts every address.
+    fn apply_mac(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        let _ = (settings, started);
+        Ok(())
     }
 
-    /// Zeroes the named counters (by default, the basic ones).
-    fn xstats_reset(&self) {
-        self.stats_reset()
+    /// Gives the device the port's new promiscuous mode (`settings.promiscuous`), as
+    /// [`EthDev::apply_mac`] does the address.
+    fn apply_promiscuous(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        let _ = (settings, started);
+        Ok(())
     }
+
+    /// Gives the device the port's new all-multicast mode (`settings.allmulticast`).
+    fn apply_allmulticast(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        let _ = (settings, started);
+        Ok(())
+    }
+
+    /// Gives the device the port's new MTU (`settings.mtu`, within the device's range and, where
+    /// [`EthDev::rx_frame_room`] says so, fitting every RX queue's buffers).
+    fn apply_mtu(&mut self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        let _ = (settings, started);
+        Ok(())
+    }
+
+    /// How many bytes of a frame one RX buffer of `pool` takes on this device, for the port's
+    /// check that a frame of the MTU fits one buffer; `None` when received frames do not land in
+    /// buffers of the queue's pool (a software port handing over buffers it was sent). The
+    /// default is the pool's data room.
+    fn rx_frame_room(&self, pool: &PacketPool) -> Option<usize> {
+        Some(usize::from(pool.data_room()))
+    }
+
+    /// The basic counters since the last reset, given `sw`: what the queues counted in the
+    /// counters the port handed them ([`RxQueueConf::counters`]) since then. The default reports
+    /// those; a device with counters of its own merges them.
+    fn stats(&self, sw: Stats) -> Stats {
+        sw
+    }
+
+    /// Zeroes the device's own counters (the port zeroes the queues').
+    fn stats_reset(&self) {}
+
+    /// The driver's own named counters, listed after the basic ones; `sw` as for
+    /// [`EthDev::stats`].
+    fn xstats(&self, sw: &Stats) -> Vec<XStat> {
+        let _ = sw;
+        Vec::new()
+    }
+
+    /// Zeroes the driver's own named counters.
+    fn xstats_reset(&self) {}
 
     /// A handle on started RX queue `queue`. [`crate::Port`] asks for at most one per queue at
     /// a time.

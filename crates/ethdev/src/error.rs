@@ -125,6 +125,30 @@ pub enum EthError {
         /// What the device offers, printed.
         capa: String,
     },
+    /// An RX pool whose buffers are smaller than the device takes.
+    #[error("port {port}: RX buffers of {room} bytes are too small: the device needs at least {min}; make the pool's data room larger")]
+    RxBufTooSmall {
+        /// The port.
+        port: u16,
+        /// The pool's data room.
+        room: u32,
+        /// The device's minimum.
+        min: u32,
+    },
+    /// A frame of the MTU does not fit one RX buffer.
+    #[error("port {port}: MTU {mtu} needs frames of {frame} bytes and RX queue {queue}'s buffers hold {room}: use a pool with a data room of at least {frame} bytes, or a smaller MTU")]
+    FrameTooLong {
+        /// The port.
+        port: u16,
+        /// The MTU.
+        mtu: u16,
+        /// The largest frame it allows.
+        frame: u32,
+        /// The RX queue whose buffers are too small.
+        queue: u16,
+        /// What one of its buffers takes.
+        room: usize,
+    },
     /// A MAC address that cannot be a port's.
     #[error("port {port}: {mac} cannot be a port's address: use a unicast address other than 00:00:00:00:00:00")]
     BadMac {
@@ -163,6 +187,18 @@ pub enum EthError {
     /// The PCI layer failed.
     #[error(transparent)]
     Pci(#[from] burst_pci::DeviceError),
+    /// A driver step failed or the device misbehaved: the driver's own error, which says what
+    /// happened and what to do. [`EthError::driver_error`] gets it back as its type.
+    #[error("{driver} {device}: {source}")]
+    Driver {
+        /// The driver.
+        driver: &'static str,
+        /// The device: PCI address or vdev name.
+        device: String,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The device misbehaved or a driver step failed; the message says which.
     #[error("{driver} {device}: {message}")]
     Device {
@@ -173,4 +209,23 @@ pub enum EthError {
         /// What happened and what to do.
         message: String,
     },
+}
+
+impl EthError {
+    /// A driver's own error `source`, for `device` of `driver`.
+    pub fn driver(
+        driver: &'static str,
+        device: impl ToString,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> EthError {
+        EthError::Driver { driver, device: device.to_string(), source: Box::new(source) }
+    }
+
+    /// The driver's error inside an [`EthError::Driver`], if it is an `E`.
+    pub fn driver_error<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            EthError::Driver { source, .. } => source.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
 }

@@ -1,18 +1,20 @@
 //! burst-ethdev: the contract between the framework and its drivers (DPDK's `rte_ethdev`).
 //!
 //! A driver implements [`EthDev`] (the control path: configure, queue setup, start, stop, link,
-//! MAC, filters, MTU, statistics) and hands out queue handles that implement [`RxBurst`] and
-//! [`TxBurst`] (the data path). Applications never see those traits directly: they get a
-//! [`Port`], which checks every call against the port's state and the device's limits before
-//! the driver sees it, and [`RxQueue`]/[`TxQueue`] handles that are `Send` and move to the lcore
-//! that polls them.
+//! and hooks that apply the port's address, filter modes and MTU to the device) and hands out
+//! queue handles that implement [`RxBurst`] and [`TxBurst`] (the data path). Applications never
+//! see those traits directly: they get a [`Port`], which holds the port's settings
+//! ([`PortSettings`]) and its queues' counters once for every driver, checks every call against
+//! the port's state and the device's limits before the driver sees it, and hands out
+//! [`RxQueue`]/[`TxQueue`] handles that are `Send` and move to the lcore that polls them.
 //!
 //! - [`mac`]: Ethernet addresses ([`MacAddr`]).
 //! - [`types`]: device info, descriptor limits, offloads, link status, port and queue settings.
 //! - [`stats`]: [`Stats`], extended stats, and [`SwStats`], the counters software drivers share.
 //! - [`dev`]: the driver traits; [`Slot`] for queue state a handle borrows.
 //! - [`port`]: [`Port`] and the queue handles.
-//! - [`soft`]: settings and defaults every software port shares ([`SoftSettings`]).
+//! - [`settings`]: [`PortSettings`], what the port applies to its device, and frame sizes.
+//! - [`soft`]: the address and link every software port reports.
 //! - [`registry`]: PCI ID tables, virtual devices (`--vdev NAME,key=value`), [`Registry`].
 //!
 //! Burst semantics are DPDK's: `rx_burst` appends up to `max` received buffers to the caller's
@@ -24,6 +26,7 @@ pub mod error;
 pub mod mac;
 pub mod port;
 pub mod registry;
+pub mod settings;
 pub mod soft;
 pub mod stats;
 pub mod types;
@@ -33,7 +36,7 @@ pub use error::EthError;
 pub use mac::MacAddr;
 pub use port::{Port, PortId, PortState, RxQueue, TxQueue};
 pub use registry::{DevArgs, PciDriver, PciId, PciProbe, PciSpec, Registry, VdevDriver, VdevProbe, VdevShared};
-pub use soft::SoftSettings;
+pub use settings::PortSettings;
 pub use stats::{QueueCounters, Stats, SwStats, XStat};
 pub use types::{
     DescLimits, DevInfo, DeviceName, Duplex, LinkStatus, PortConf, RxOffloads, RxQueueConf, TxOffloads, TxQueueConf,

@@ -1,18 +1,23 @@
 //! [`Port`]: what an application holds for one device. It keeps the port's state machine
-//! (DPDK's `dev_configured`/`dev_started`), checks every request against the device's limits,
-//! and hands out one [`RxQueue`]/[`TxQueue`] handle per queue at a time.
+//! (DPDK's `dev_configured`/`dev_started`), the port's settings ([`PortSettings`]: address,
+//! filter modes, MTU) and its queues' software counters, once for every driver, as DPDK keeps
+//! them in `rte_eth_dev_data`; it checks every request against the device's limits (queue and
+//! descriptor counts, offloads, the MTU's range, a frame of the MTU fitting one RX buffer), and
+//! hands out one [`RxQueue`]/[`TxQueue`] handle per queue at a time.
 //!
 //! Handles borrow the port, so the borrow checker orders the lifecycle: `stop`, `close` and the
 //! other `&mut self` operations cannot run while a handle is out on some lcore.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use burst_mem::{PacketBuf, PacketPool};
 
 use crate::error::Dir;
 use crate::{
-    DevInfo, EthDev, EthError, LinkStatus, MacAddr, PortConf, RxBurst, RxQueueConf, Stats, TxBurst, TxQueueConf, XStat,
+    DevInfo, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortSettings, RxBurst, RxQueueConf, Stats, SwStats,
+    TxBurst, TxQueueConf, XStat,
 };
 
 /// A port's number: its place in probe order (PCI devices by address, then `--vdev`s in order).
@@ -52,19 +57,24 @@ pub struct Port {
     info: DevInfo,
     state: PortState,
     conf: PortConf,
+    /// The settings, held once here; the lock also serialises the `apply_*` hooks.
+    settings: Mutex<PortSettings>,
     rx_ready: Vec<bool>,
     tx_ready: Vec<bool>,
+    /// Per RX queue set up: the bytes of a frame one of its buffers takes (`None`: not checked,
+    /// see [`EthDev::rx_frame_room`]).
+    rx_room: Vec<Option<usize>>,
     rx_taken: Vec<AtomicBool>,
     tx_taken: Vec<AtomicBool>,
-    /// What the port last reported, kept at close: a closed device is never called again (its
-    /// registers may be unmapped), but its last MAC, MTU and counters stay readable.
+    /// The queues' counters, handed to the driver at queue setup.
+    sw: SwStats,
+    /// What the port last counted, kept at close: a closed device is never called again (its
+    /// registers may be unmapped), but its counters stay readable, as do its settings.
     closed: Option<Box<ClosedPort>>,
 }
 
 #[derive(Debug)]
 struct ClosedPort {
-    mac: MacAddr,
-    mtu: u16,
     stats: Stats,
     xstats: Vec<XStat>,
 }
@@ -81,19 +91,23 @@ impl fmt::Debug for Port {
 }
 
 impl Port {
-    /// Wraps a probed device as port `id`.
+    /// Wraps a probed device as port `id`, with the device's address and default settings.
     pub fn new(id: PortId, dev: Box<dyn EthDev>) -> Port {
         let info = dev.info();
+        let settings = PortSettings::new(dev.default_mac());
         Port {
             id,
             dev,
             info,
             state: PortState::Probed,
             conf: PortConf::default(),
+            settings: Mutex::new(settings),
             rx_ready: Vec::new(),
             tx_ready: Vec::new(),
+            rx_room: Vec::new(),
             rx_taken: Vec::new(),
             tx_taken: Vec::new(),
+            sw: SwStats::new(0, 0),
             closed: None,
         }
     }
@@ -126,6 +140,16 @@ impl Port {
     /// The configuration last applied.
     pub fn conf(&self) -> &PortConf {
         &self.conf
+    }
+
+    /// The port's settings now: address, filter modes, MTU.
+    pub fn settings(&self) -> PortSettings {
+        *self.lock_settings()
+    }
+
+    fn lock_settings(&self) -> MutexGuard<'_, PortSettings> {
+        // The settings are plain values, whole after any panic: a poisoned lock is still right.
+        self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn state_error(&self, op: &'static str, hint: &'static str) -> EthError {
@@ -171,13 +195,19 @@ impl Port {
                 capa: info.tx_offload_capa.to_string(),
             });
         }
+        let mut settings = self.settings();
         if let Some(mtu) = conf.mtu {
-            self.check_mtu(mtu)?;
+            // The queues are set up again after a configure: the frames are checked then.
+            self.check_mtu_range(mtu)?;
+            settings.mtu = mtu;
         }
-        self.dev.configure(conf)?;
+        self.dev.configure(conf, &settings)?;
+        *self.settings.get_mut().unwrap_or_else(|e| e.into_inner()) = settings;
         self.conf = conf.clone();
+        self.sw = SwStats::new(conf.nb_rx_queues, conf.nb_tx_queues);
         self.rx_ready = vec![false; conf.nb_rx_queues as usize];
         self.tx_ready = vec![false; conf.nb_tx_queues as usize];
+        self.rx_room = vec![None; conf.nb_rx_queues as usize];
         self.rx_taken = (0..conf.nb_rx_queues).map(|_| AtomicBool::new(false)).collect();
         self.tx_taken = (0..conf.nb_tx_queues).map(|_| AtomicBool::new(false)).collect();
         self.state = PortState::Configured;
@@ -216,19 +246,20 @@ impl Port {
             default: lim.default,
         })?;
         if u32::from(pool.data_room()) < self.info.min_rx_bufsize {
-            return Err(EthError::Device {
-                driver: self.info.driver,
-                device: self.name(),
-                message: format!(
-                    "RX buffers of {} bytes are too small: the device needs at least {}; make the pool's data room larger",
-                    pool.data_room(),
-                    self.info.min_rx_bufsize
-                ),
+            return Err(EthError::RxBufTooSmall {
+                port: self.id,
+                room: u32::from(pool.data_room()),
+                min: self.info.min_rx_bufsize,
             });
         }
-        let conf = RxQueueConf { nb_desc, pool: pool.clone(), socket: self.info.socket };
+        let room = self.dev.rx_frame_room(pool);
+        if let Some(room) = room {
+            self.check_frame_fits(self.settings().mtu, queue, room)?;
+        }
+        let conf = RxQueueConf { nb_desc, pool: pool.clone(), socket: self.info.socket, counters: self.sw.rx(queue) };
         self.dev.rx_queue_setup(queue, &conf)?;
         self.rx_ready[queue as usize] = true;
+        self.rx_room[queue as usize] = room;
         Ok(())
     }
 
@@ -245,7 +276,7 @@ impl Port {
             align: lim.align,
             default: lim.default,
         })?;
-        let conf = TxQueueConf { nb_desc, socket: self.info.socket };
+        let conf = TxQueueConf { nb_desc, socket: self.info.socket, counters: self.sw.tx(queue) };
         self.dev.tx_queue_setup(queue, &conf)?;
         self.tx_ready[queue as usize] = true;
         Ok(())
@@ -265,19 +296,23 @@ impl Port {
         if let Some(q) = self.tx_ready.iter().position(|r| !r) {
             return Err(EthError::QueueNotSetUp { port: self.id, dir: Dir::Tx, queue: q as u16 });
         }
-        self.dev.start()?;
+        let settings = self.settings();
+        self.dev.start(&settings)?;
         self.state = PortState::Started;
         Ok(())
     }
 
     /// Stops the port (`rte_eth_dev_stop`). No queue handle can be out: they borrow the port.
+    /// The port is stopped even when the driver reports an error (a device that did not confirm
+    /// its reset, say): no queue is handed out again, and the driver refuses another start if
+    /// the device cannot be trusted with one.
     pub fn stop(&mut self) -> Result<(), EthError> {
         if self.state != PortState::Started {
             return Ok(());
         }
-        self.dev.stop()?;
+        let stopped = self.dev.stop();
         self.state = PortState::Stopped;
-        Ok(())
+        stopped
     }
 
     /// Stops the port if started and releases the device (`rte_eth_dev_close`). Closing twice is
@@ -287,12 +322,7 @@ impl Port {
             return Ok(());
         }
         let stopped = self.stop();
-        self.closed = Some(Box::new(ClosedPort {
-            mac: self.dev.mac(),
-            mtu: self.dev.mtu(),
-            stats: self.dev.stats(),
-            xstats: self.dev.xstats(),
-        }));
+        self.closed = Some(Box::new(ClosedPort { stats: self.stats(), xstats: self.xstats() }));
         let closed = self.dev.close();
         self.state = PortState::Closed;
         stopped.and(closed)
@@ -306,6 +336,7 @@ impl Port {
         self.stop()?;
         self.dev.reset()?;
         self.info = self.dev.info();
+        *self.settings.get_mut().unwrap_or_else(|e| e.into_inner()) = PortSettings::new(self.dev.default_mac());
         self.state = PortState::Probed;
         Ok(())
     }
@@ -318,43 +349,55 @@ impl Port {
         self.dev.link()
     }
 
-    /// The port's MAC address.
+    /// The port's MAC address (after close, the last one).
     pub fn mac(&self) -> MacAddr {
-        match &self.closed {
-            Some(c) => c.mac,
-            None => self.dev.mac(),
-        }
+        self.lock_settings().mac
+    }
+
+    /// Changes one setting: the driver applies the new settings, and only if it succeeds do they
+    /// become the port's. The settings' lock is held throughout, so changes apply in order.
+    fn change(
+        &self,
+        op: &'static str,
+        edit: impl FnOnce(&mut PortSettings),
+        apply: impl FnOnce(&dyn EthDev, &PortSettings, bool) -> Result<(), EthError>,
+    ) -> Result<(), EthError> {
+        self.check_open(op)?;
+        let mut settings = self.lock_settings();
+        let mut new = *settings;
+        edit(&mut new);
+        apply(&*self.dev, &new, self.state == PortState::Started)?;
+        *settings = new;
+        Ok(())
     }
 
     /// Sets the port's MAC address (`rte_eth_dev_default_mac_addr_set`).
     pub fn set_mac(&self, mac: MacAddr) -> Result<(), EthError> {
-        self.check_open("set_mac")?;
         if !mac.is_valid_unicast() {
+            self.check_open("set_mac")?;
             return Err(EthError::BadMac { port: self.id, mac });
         }
-        self.dev.set_mac(mac)
+        self.change("set_mac", |s| s.mac = mac, |dev, s, started| dev.apply_mac(s, started))
     }
 
-    /// Promiscuous mode on or off.
+    /// Promiscuous mode on or off (`rte_eth_promiscuous_enable`/`disable`).
     pub fn set_promiscuous(&self, on: bool) -> Result<(), EthError> {
-        self.check_open("set_promiscuous")?;
-        self.dev.set_promiscuous(on)
+        self.change("set_promiscuous", |s| s.promiscuous = on, |dev, s, started| dev.apply_promiscuous(s, started))
     }
 
     /// Whether promiscuous mode is on.
     pub fn promiscuous(&self) -> bool {
-        self.closed.is_none() && self.dev.promiscuous()
+        self.lock_settings().promiscuous
     }
 
-    /// All-multicast mode on or off.
+    /// All-multicast mode on or off (`rte_eth_allmulticast_enable`/`disable`).
     pub fn set_allmulticast(&self, on: bool) -> Result<(), EthError> {
-        self.check_open("set_allmulticast")?;
-        self.dev.set_allmulticast(on)
+        self.change("set_allmulticast", |s| s.allmulticast = on, |dev, s, started| dev.apply_allmulticast(s, started))
     }
 
     /// Whether all-multicast mode is on.
     pub fn allmulticast(&self) -> bool {
-        self.closed.is_none() && self.dev.allmulticast()
+        self.lock_settings().allmulticast
     }
 
     fn check_open(&self, op: &'static str) -> Result<(), EthError> {
@@ -364,56 +407,81 @@ impl Port {
         }
     }
 
-    fn check_mtu(&self, mtu: u16) -> Result<(), EthError> {
+    fn check_mtu_range(&self, mtu: u16) -> Result<(), EthError> {
         if mtu < self.info.min_mtu || mtu > self.info.max_mtu {
             return Err(EthError::Mtu { port: self.id, mtu, min: self.info.min_mtu, max: self.info.max_mtu });
         }
         Ok(())
     }
 
-    /// Sets the MTU (`rte_eth_dev_set_mtu`).
+    /// A frame of `mtu` must fit one buffer of RX queue `queue`, whose buffers take `room` bytes
+    /// of a frame (DPDK's drivers refuse the same without scatter).
+    fn check_frame_fits(&self, mtu: u16, queue: u16, room: usize) -> Result<(), EthError> {
+        let frame = u32::from(mtu) + crate::settings::frame_overhead(&self.info);
+        if frame as usize > room {
+            return Err(EthError::FrameTooLong { port: self.id, mtu, frame, queue, room });
+        }
+        Ok(())
+    }
+
+    /// Sets the MTU (`rte_eth_dev_set_mtu`): within the device's range, and a frame of it must
+    /// fit one buffer of every RX queue set up.
     pub fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError> {
-        if self.state == PortState::Closed {
-            return Err(self.state_error("set_mtu", "probe the device again"));
+        self.check_open("set_mtu")?;
+        self.check_mtu_range(mtu)?;
+        for (q, room) in self.rx_room.iter().enumerate() {
+            if let Some(room) = *room {
+                self.check_frame_fits(mtu, q as u16, room)?;
+            }
         }
-        self.check_mtu(mtu)?;
-        self.dev.set_mtu(mtu)
+        let started = self.state == PortState::Started;
+        let settings = self.settings.get_mut().unwrap_or_else(|e| e.into_inner());
+        let new = PortSettings { mtu, ..*settings };
+        self.dev.apply_mtu(&new, started)?;
+        *settings = new;
+        Ok(())
     }
 
-    /// The MTU.
+    /// The MTU (after close, the last one).
     pub fn mtu(&self) -> u16 {
-        match &self.closed {
-            Some(c) => c.mtu,
-            None => self.dev.mtu(),
-        }
+        self.lock_settings().mtu
     }
 
-    /// Counters since the last reset (`rte_eth_stats_get`); after close, the last ones.
+    /// Counters since the last reset (`rte_eth_stats_get`): the queues' own, merged with the
+    /// device's where it counts; after close, the last ones.
     pub fn stats(&self) -> Stats {
         match &self.closed {
             Some(c) => c.stats.clone(),
-            None => self.dev.stats(),
+            None => self.dev.stats(self.sw.get()),
         }
     }
 
-    /// Zeroes the counters.
+    /// Zeroes the counters (`rte_eth_stats_reset`).
     pub fn stats_reset(&self) {
         if self.closed.is_none() {
+            self.sw.reset();
             self.dev.stats_reset()
         }
     }
 
-    /// Named counters (`rte_eth_xstats_get` with names).
+    /// Named counters (`rte_eth_xstats_get` with names): the basic ones under DPDK's names, then
+    /// the driver's own.
     pub fn xstats(&self) -> Vec<XStat> {
         match &self.closed {
             Some(c) => c.xstats.clone(),
-            None => self.dev.xstats(),
+            None => {
+                let sw = self.sw.get();
+                let mut all = self.dev.stats(sw.clone()).to_xstats();
+                all.extend(self.dev.xstats(&sw));
+                all
+            }
         }
     }
 
-    /// Zeroes the named counters.
+    /// Zeroes the named counters, the basic ones included (`rte_eth_xstats_reset`).
     pub fn xstats_reset(&self) {
         if self.closed.is_none() {
+            self.stats_reset();
             self.dev.xstats_reset()
         }
     }
@@ -556,41 +624,76 @@ impl fmt::Debug for TxQueue<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, AtomicU32};
+    use std::sync::{Arc, Mutex};
+
+    use burst_mem::{IovaMode, MemConfig, Memory, PacketPoolConfig};
 
     use super::*;
     use crate::{DevInfo, DeviceName, EthDev};
 
-    /// A device that fails the test if it is called after `close`.
+    /// A device that fails the test if it is called after `close`, records what it is asked
+    /// to apply, and refuses settings when told to. Clones share their state.
+    #[derive(Clone, Default)]
+    struct Strict(Arc<StrictState>);
+
     #[derive(Default)]
-    struct Strict {
+    struct StrictState {
         closed: AtomicBool,
+        refuse: AtomicBool,
+        applied: Mutex<Vec<(&'static str, PortSettings, bool)>>,
+        started_with: Mutex<Option<PortSettings>>,
+        resets: AtomicU32,
     }
 
-    impl Strict {
+    impl std::ops::Deref for Strict {
+        type Target = StrictState;
+        fn deref(&self) -> &StrictState {
+            &self.0
+        }
+    }
+
+    impl StrictState {
         fn live(&self) {
             assert!(!self.closed.load(Ordering::Relaxed), "the port called a closed device");
+        }
+
+        fn apply(&self, what: &'static str, s: &PortSettings, started: bool) -> Result<(), EthError> {
+            self.live();
+            if self.refuse.load(Ordering::Relaxed) {
+                return Err(EthError::NotSupported { driver: "strict", what });
+            }
+            self.applied.lock().unwrap().push((what, *s, started));
+            Ok(())
         }
     }
 
     impl EthDev for Strict {
         fn info(&self) -> DevInfo {
-            DevInfo::software("strict", DeviceName::Vdev("strict0".into()), 1)
+            let mut info = DevInfo::software("strict", DeviceName::Vdev("strict0".into()), 1);
+            info.max_mtu = 9000;
+            info.max_rx_pktlen = 9018;
+            info
         }
-        fn configure(&mut self, _: &PortConf) -> Result<(), EthError> {
+        fn default_mac(&self) -> MacAddr {
+            MacAddr([2, 0, 0, 0, 0, 9 + self.resets.load(Ordering::Relaxed) as u8])
+        }
+        fn configure(&mut self, _: &PortConf, _: &PortSettings) -> Result<(), EthError> {
             self.live();
             Ok(())
         }
-        fn rx_queue_setup(&mut self, _: u16, _: &RxQueueConf) -> Result<(), EthError> {
+        fn rx_queue_setup(&mut self, _: u16, conf: &RxQueueConf) -> Result<(), EthError> {
             self.live();
+            conf.counters.add(3, 180);
             Ok(())
         }
         fn tx_queue_setup(&mut self, _: u16, _: &TxQueueConf) -> Result<(), EthError> {
             self.live();
             Ok(())
         }
-        fn start(&mut self) -> Result<(), EthError> {
+        fn start(&mut self, settings: &PortSettings) -> Result<(), EthError> {
             self.live();
+            *self.started_with.lock().unwrap() = Some(*settings);
             Ok(())
         }
         fn stop(&mut self) -> Result<(), EthError> {
@@ -602,48 +705,37 @@ mod tests {
             self.closed.store(true, Ordering::Relaxed);
             Ok(())
         }
+        fn reset(&mut self) -> Result<(), EthError> {
+            self.live();
+            self.resets.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
         fn link(&self) -> LinkStatus {
             self.live();
             LinkStatus::up(1000)
         }
-        fn mac(&self) -> MacAddr {
-            self.live();
-            MacAddr([2, 0, 0, 0, 0, 9])
+        fn apply_mac(&self, s: &PortSettings, started: bool) -> Result<(), EthError> {
+            self.apply("mac", s, started)
         }
-        fn set_mac(&self, _: MacAddr) -> Result<(), EthError> {
-            self.live();
-            Ok(())
+        fn apply_promiscuous(&self, s: &PortSettings, started: bool) -> Result<(), EthError> {
+            self.apply("promiscuous", s, started)
         }
-        fn set_promiscuous(&self, _: bool) -> Result<(), EthError> {
-            self.live();
-            Ok(())
+        fn apply_allmulticast(&self, s: &PortSettings, started: bool) -> Result<(), EthError> {
+            self.apply("allmulticast", s, started)
         }
-        fn promiscuous(&self) -> bool {
-            self.live();
-            true
+        fn apply_mtu(&mut self, s: &PortSettings, started: bool) -> Result<(), EthError> {
+            self.apply("mtu", s, started)
         }
-        fn set_allmulticast(&self, _: bool) -> Result<(), EthError> {
+        fn stats(&self, sw: Stats) -> Stats {
             self.live();
-            Ok(())
-        }
-        fn allmulticast(&self) -> bool {
-            self.live();
-            true
-        }
-        fn set_mtu(&mut self, _: u16) -> Result<(), EthError> {
-            self.live();
-            Ok(())
-        }
-        fn mtu(&self) -> u16 {
-            self.live();
-            1500
-        }
-        fn stats(&self) -> Stats {
-            self.live();
-            Stats { ipackets: 7, ..Stats::default() }
+            Stats { ipackets: sw.ipackets + 7, ..sw }
         }
         fn stats_reset(&self) {
             self.live();
+        }
+        fn xstats(&self, _: &Stats) -> Vec<XStat> {
+            self.live();
+            vec![XStat::new("strict_extra", 1)]
         }
         fn rx_queue(&self, _: u16) -> Result<Box<dyn RxBurst + '_>, EthError> {
             Err(EthError::NotSupported { driver: "strict", what: "queues" })
@@ -653,21 +745,33 @@ mod tests {
         }
     }
 
+    fn pool(data_room: u16) -> PacketPool {
+        let mem = Memory::new(MemConfig { iova_mode: IovaMode::Va, no_huge: true, ..Default::default() }).unwrap();
+        let mut cfg = PacketPoolConfig::new(&format!("p{data_room}"), 64);
+        cfg.data_room = data_room;
+        cfg.cache_size = 0;
+        PacketPool::new(&mem, &cfg).unwrap()
+    }
+
     #[test]
     fn a_closed_port_never_calls_its_device_and_keeps_its_last_values() {
         let mut port = Port::new(3, Box::new(Strict::default()));
         port.configure(&PortConf::queues(0, 1)).unwrap();
+        port.set_promiscuous(true).unwrap();
         port.close().unwrap();
         assert_eq!(port.state(), PortState::Closed);
         assert_eq!(port.link(), LinkStatus::DOWN);
         assert_eq!(port.mac(), MacAddr([2, 0, 0, 0, 0, 9]));
         assert_eq!((port.mtu(), port.stats().ipackets), (1500, 7));
-        assert!(!port.promiscuous() && !port.allmulticast());
+        assert!(port.promiscuous() && !port.allmulticast());
         port.stats_reset();
         port.xstats_reset();
-        assert!(port.xstats().iter().any(|x| x.name == "rx_good_packets" && x.value == 7));
+        let x = port.xstats();
+        assert!(x.iter().any(|x| x.name == "rx_good_packets" && x.value == 7), "{x:?}");
+        assert!(x.iter().any(|x| x.name == "strict_extra"), "the driver's own, after the basic ones");
         for err in [
             port.set_mac(MacAddr([2, 0, 0, 0, 0, 1])).unwrap_err(),
+            port.set_mac(MacAddr::BROADCAST).unwrap_err(),
             port.set_promiscuous(true).unwrap_err(),
             port.set_allmulticast(true).unwrap_err(),
             port.set_mtu(1400).unwrap_err(),
@@ -699,5 +803,75 @@ mod tests {
         port.stop().unwrap();
         let err = port.configure(&PortConf::queues(2, 1)).unwrap_err().to_string();
         assert!(err.contains("at most 1 and 1"), "{err}");
+    }
+
+    #[test]
+    fn the_port_holds_the_settings_and_the_driver_only_applies_them() {
+        let dev = Strict::default();
+        let mut port = Port::new(0, Box::new(dev.clone()));
+        let (log, started_with, refuse) = (&dev.applied, &dev.started_with, &dev.refuse);
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        port.set_mac(mac).unwrap();
+        port.set_allmulticast(true).unwrap();
+        assert_eq!(port.settings(), PortSettings { mac, promiscuous: false, allmulticast: true, mtu: 1500 });
+        let applied = std::mem::take(&mut *log.lock().unwrap());
+        assert_eq!(applied.len(), 2);
+        assert_eq!((applied[0].0, applied[0].1.mac, applied[0].2), ("mac", mac, false), "not started yet");
+        assert!(applied[1].1.allmulticast && applied[1].1.mac == mac, "the whole new settings");
+        port.configure(&PortConf { mtu: Some(2000), ..PortConf::queues(0, 1) }).unwrap();
+        port.tx_queue_setup(0, 0).unwrap();
+        port.start().unwrap();
+        assert_eq!(*started_with.lock().unwrap(), Some(port.settings()), "start gets every setting");
+        assert_eq!(port.mtu(), 2000);
+        port.set_promiscuous(true).unwrap();
+        assert_eq!(log.lock().unwrap().last().map(|a| (a.0, a.2)), Some(("promiscuous", true)));
+        // A refusal leaves the port's settings as they were.
+        refuse.store(true, Ordering::Relaxed);
+        let before = port.settings();
+        assert!(port.set_promiscuous(false).is_err());
+        assert!(port.set_mac(MacAddr([2, 0, 0, 0, 0, 2])).is_err());
+        port.stop().unwrap();
+        assert!(port.set_mtu(1000).is_err());
+        assert_eq!(port.settings(), before);
+        // A reset takes the device's address again and the defaults.
+        refuse.store(false, Ordering::Relaxed);
+        port.reset().unwrap();
+        assert_eq!(port.settings(), PortSettings::new(MacAddr([2, 0, 0, 0, 0, 10])));
+        port.close().unwrap();
+    }
+
+    #[test]
+    fn a_frame_of_the_mtu_must_fit_one_rx_buffer() {
+        let mut port = Port::new(5, Box::new(Strict::default()));
+        let small = pool(1024);
+        let big = pool(4096);
+        port.configure(&PortConf::queues(1, 1)).unwrap();
+        let err = port.rx_queue_setup(0, 0, &small).unwrap_err().to_string();
+        assert!(
+            err.contains("port 5: MTU 1500 needs frames of 1518 bytes and RX queue 0's buffers hold 1024"),
+            "{err}"
+        );
+        port.rx_queue_setup(0, 0, &big).unwrap();
+        port.set_mtu(4078).unwrap();
+        let err = port.set_mtu(4079).unwrap_err().to_string();
+        assert!(err.contains("MTU 4079 needs frames of 4097 bytes"), "{err}");
+        let err = port.set_mtu(9001).unwrap_err().to_string();
+        assert!(err.contains("outside the device's range 68..=9000"), "{err}");
+        assert_eq!(port.mtu(), 4078);
+        // Configuring again forgets the queues: a new MTU is checked when they are set up again.
+        port.configure(&PortConf { mtu: Some(9000), ..PortConf::queues(1, 1) }).unwrap();
+        assert!(matches!(port.rx_queue_setup(0, 0, &big), Err(EthError::FrameTooLong { frame: 9018, .. })));
+    }
+
+    #[test]
+    fn the_port_counts_for_its_queues_and_the_device_adds_its_own() {
+        let mut port = Port::new(0, Box::new(Strict::default()));
+        port.configure(&PortConf::queues(1, 1)).unwrap();
+        port.rx_queue_setup(0, 0, &pool(2048)).unwrap();
+        let s = port.stats();
+        assert_eq!((s.ipackets, s.ibytes, s.q_ipackets.clone()), (3 + 7, 180, vec![3]));
+        port.stats_reset();
+        assert_eq!((port.stats().ipackets, port.stats().ibytes), (7, 0), "the queues' counters start again");
+        port.close().unwrap();
     }
 }

@@ -3,8 +3,12 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use burst_mem::PacketPool;
 use burst_pci::PciAddress;
+
+use crate::QueueCounters;
 
 /// Where a port's device lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,6 +296,9 @@ pub struct RxQueueConf {
     pub pool: PacketPool,
     /// NUMA socket for the ring; `None` for the device's.
     pub socket: Option<u32>,
+    /// Where the queue counts what it receives (packets, bytes, errors, missed, failed
+    /// allocations): the port's counters for this queue, read by [`crate::Port::stats`].
+    pub counters: Arc<QueueCounters>,
 }
 
 /// A TX queue's settings (`rte_eth_tx_queue_setup`).
@@ -301,6 +308,8 @@ pub struct TxQueueConf {
     pub nb_desc: u16,
     /// NUMA socket for the ring; `None` for the device's.
     pub socket: Option<u32>,
+    /// Where the queue counts what it sends (packets, bytes, errors).
+    pub counters: Arc<QueueCounters>,
 }
 
 #[cfg(test)]

@@ -7,12 +7,14 @@
 //! - [`Mempool`]: fixed-size objects with per-lcore caches; [`PacketPool`]/[`PacketBuf`]: packet
 //!   buffers on top.
 //! - [`ring`]: bounded lock-free rings, single- or multi-producer/consumer.
+//! - [`barrier`]: the memory barriers between the CPU, DMA memory and device registers.
 //!
 //! - [`shared`]: the memory as regions another process can map by file descriptor, and
 //!   listeners told of every change (a vhost-user frontend's memory table).
 //!
 //! The layer knows nothing of PCI: the VFIO container in `burst-pci` implements [`DmaMapper`].
 
+pub mod barrier;
 pub mod error;
 pub mod hugepage;
 pub mod iova;

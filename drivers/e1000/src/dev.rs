@@ -1,21 +1,20 @@
 //! The e1000 port: probe, and the control path ([`EthDev`], DPDK's `eth_em_ops`).
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use burst_ethdev::error::Dir;
 use burst_ethdev::{
-    DescLimits, DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PciId, PciProbe, PortConf, PortId, RxBurst,
-    RxOffloads, RxQueueConf, Slot, Stats, TxBurst, TxOffloads, TxQueueConf, XStat,
+    DescLimits, DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PciId, PciProbe, PortConf, PortId,
+    PortSettings, RxBurst, RxOffloads, RxQueueConf, Slot, Stats, TxBurst, TxOffloads, TxQueueConf, XStat,
 };
-use burst_mem::Memory;
+use burst_mem::{Memory, PacketPool};
 use burst_pci::{Bar, DeviceError, PciAddress, PciDevice};
 
 use crate::init;
 use crate::regs::*;
 use crate::ring::DescRing;
 use crate::rx::{E1000Rx, RxRing};
-use crate::stats::{HwStats, SwCounters};
+use crate::stats::HwStats;
 use crate::tx::{E1000Tx, TxRing};
 
 /// The driver's name (DPDK's for this family).
@@ -36,18 +35,8 @@ const FRAME_OVERHEAD: u32 = 18;
 /// The largest frame received with LPE clear: 1518 plus a VLAN tag (SDM 13.4.22).
 const STANDARD_MAX_FRAME: u32 = 1522;
 
-/// The MTU of a fresh port.
-const DEFAULT_MTU: u16 = 1500;
-
 /// How long `stop` waits for queued frames to leave before turning the transmitter off.
 const TX_DRAIN_TIMEOUT: Duration = Duration::from_millis(100);
-
-/// Filters set through `&self` calls.
-#[derive(Clone, Copy, Debug, Default)]
-struct Filters {
-    promiscuous: bool,
-    allmulticast: bool,
-}
 
 /// One 8254x port.
 pub struct E1000Dev {
@@ -59,9 +48,8 @@ pub struct E1000Dev {
     id: PciId,
     port: PortId,
     socket: Option<u32>,
-    mac: Mutex<MacAddr>,
-    filters: Mutex<Filters>,
-    mtu: u16,
+    /// The station address the device loaded at probe (or reset).
+    default_mac: MacAddr,
     started: bool,
     nb_rx: u16,
     nb_tx: u16,
@@ -70,7 +58,6 @@ pub struct E1000Dev {
     rx: Slot<RxRing>,
     tx: Slot<TxRing>,
     hw_stats: HwStats,
-    sw: SwCounters,
 }
 
 impl std::fmt::Debug for E1000Dev {
@@ -108,9 +95,7 @@ pub(crate) fn probe(p: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
         id: p.id,
         port: p.port_id,
         socket: p.socket,
-        mac: Mutex::new(mac),
-        filters: Mutex::new(Filters::default()),
-        mtu: DEFAULT_MTU,
+        default_mac: mac,
         started: false,
         nb_rx: 0,
         nb_tx: 0,
@@ -118,10 +103,9 @@ pub(crate) fn probe(p: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
         rx: Slot::empty(),
         tx: Slot::empty(),
         hw_stats: HwStats::default(),
-        sw: SwCounters::default(),
     };
     // Counters start from zero at probe (a previous user may have left some).
-    dev.hw_stats.reset(&dev.bar, &dev.sw);
+    dev.hw_stats.reset(&dev.bar);
     tracing::debug!(%addr, %mac, link = %dev.link(), "e1000 probed ({:04x}:{:04x})", p.id.vendor, p.id.device);
     Ok(Box::new(dev))
 }
@@ -132,35 +116,22 @@ fn max_frame(mtu: u16) -> u32 {
 }
 
 /// RCTL (SDM 13.4.22): broadcast accepted, CRC stripped, the RX buffers' size bits, long packets
-/// when the MTU needs them, the filters; EN when `on`.
-fn rctl_value(f: Filters, mtu: u16, bsize_bits: u32, on: bool) -> u32 {
+/// when the MTU needs them, the port's filter modes; EN when `on`.
+fn rctl_value(s: &PortSettings, bsize_bits: u32, on: bool) -> u32 {
     let mut v = RCTL_BAM | RCTL_SECRC | bsize_bits;
-    if max_frame(mtu) > STANDARD_MAX_FRAME {
+    if max_frame(s.mtu) > STANDARD_MAX_FRAME {
         v |= RCTL_LPE;
     }
-    if f.promiscuous {
+    if s.promiscuous {
         v |= RCTL_UPE | RCTL_MPE;
     }
-    if f.allmulticast {
+    if s.allmulticast {
         v |= RCTL_MPE;
     }
     if on {
         v |= RCTL_EN;
     }
     v
-}
-
-/// Whether frames of `mtu` fit one RX buffer of `bsize` bytes: without scatter they must (DPDK's
-/// `eth_em_mtu_set` and `eth_em_rx_init` refuse the same); the error says what to change.
-fn frame_fits(mtu: u16, bsize: usize) -> Result<(), String> {
-    let frame = max_frame(mtu);
-    if frame as usize > bsize {
-        return Err(format!(
-            "MTU {mtu} needs frames of {frame} bytes and the RX buffers hold {bsize}: use a packet pool with a data \
-             room of at least {frame} bytes for the RX queue, or a smaller MTU"
-        ));
-    }
-    Ok(())
 }
 
 impl E1000Dev {
@@ -171,15 +142,15 @@ impl E1000Dev {
         EthError::Device { driver: DRIVER_NAME, device: self.addr.to_string(), message }
     }
 
-    /// RCTL for the current settings, EN when `on`.
-    fn rctl(&self, on: bool) -> u32 {
-        let f = *self.filters.lock().unwrap_or_else(|e| e.into_inner());
-        rctl_value(f, self.mtu, self.rx_bsize.map_or(0, |(_, bits)| bits), on)
+    /// RCTL for `settings`, EN when `on`.
+    fn rctl(&self, settings: &PortSettings, on: bool) -> u32 {
+        rctl_value(settings, self.rx_bsize.map_or(0, |(_, bits)| bits), on)
     }
 
-    /// Rewrites RCTL (filters or MTU changed).
-    fn update_rctl(&self) {
-        self.bar.write32(RCTL, self.rctl(self.started && self.nb_rx > 0));
+    /// Rewrites RCTL for `settings` (filters or MTU changed): receiving when started with an RX
+    /// queue.
+    fn update_rctl(&self, settings: &PortSettings, started: bool) {
+        self.bar.write32(RCTL, self.rctl(settings, started && self.nb_rx > 0));
     }
 
     /// A unique memzone name for one of this port's rings.
@@ -200,7 +171,8 @@ impl E1000Dev {
         if self.tx.get_mut().is_some() {
             self.drain_tx();
         }
-        self.bar.write32(RCTL, self.rctl(false));
+        // Receive off; the rest of RCTL is written again at the next start.
+        self.bar.write32(RCTL, 0);
         self.bar.write32(TCTL, 0);
         // Reading STATUS flushes the posted writes. A real part may still finish a descriptor in
         // flight (QEMU stops at once): give DMA a moment before the buffers go back to the pool.
@@ -237,10 +209,11 @@ impl EthDev for E1000Dev {
         }
     }
 
-    fn configure(&mut self, conf: &PortConf) -> Result<(), EthError> {
-        if let Some(mtu) = conf.mtu {
-            self.set_mtu(mtu)?;
-        }
+    fn default_mac(&self) -> MacAddr {
+        self.default_mac
+    }
+
+    fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
         self.nb_rx = conf.nb_rx_queues;
         self.nb_tx = conf.nb_tx_queues;
         Ok(())
@@ -251,25 +224,31 @@ impl EthDev for E1000Dev {
         let (bsize, bits) = init::rx_buffer_size(room).ok_or_else(|| {
             self.error(format!("RX buffers of {room} bytes are too small: the e1000 needs at least 256"))
         })?;
-        frame_fits(self.mtu, bsize).map_err(|m| self.error(m))?;
         // The old ring (and its memzone name) goes before the new one is made.
         drop(self.rx.replace(None));
         let ring = DescRing::new(&self.memory, &self.ring_name(Dir::Rx), conf.nb_desc, conf.socket.or(self.socket))?;
         self.rx_bsize = Some((bsize, bits));
-        self.rx.replace(Some(RxRing::new(ring, conf.pool.clone(), bsize)));
+        self.rx.replace(Some(RxRing::new(ring, conf.pool.clone(), bsize, conf.counters.clone())));
         Ok(())
     }
 
     fn tx_queue_setup(&mut self, _queue: u16, conf: &TxQueueConf) -> Result<(), EthError> {
         drop(self.tx.replace(None));
         let ring = DescRing::new(&self.memory, &self.ring_name(Dir::Tx), conf.nb_desc, conf.socket.or(self.socket))?;
-        self.tx.replace(Some(TxRing::new(ring)));
+        self.tx.replace(Some(TxRing::new(ring, conf.counters.clone())));
         Ok(())
     }
 
-    fn start(&mut self) -> Result<(), EthError> {
+    /// The RX buffer size RCTL.BSIZE can express within the pool's data room (SDM 13.4.22): a
+    /// frame must fit it without scatter (DPDK's `eth_em_mtu_set` and `eth_em_rx_init` refuse
+    /// the same).
+    fn rx_frame_room(&self, pool: &PacketPool) -> Option<usize> {
+        Some(init::rx_buffer_size(usize::from(pool.data_room())).map_or(0, |(bsize, _)| bsize))
+    }
+
+    fn start(&mut self, settings: &PortSettings) -> Result<(), EthError> {
         init::mask_interrupts(&self.bar);
-        init::write_mac(&self.bar, self.mac());
+        init::write_mac(&self.bar, settings.mac);
         // SDM 14.5: transmit ring, then TIPG and TCTL.
         if let Some(tx) = self.tx.get_mut() {
             tx.release();
@@ -302,11 +281,11 @@ impl EthDev for E1000Dev {
             rx_tail = Some(rx.tail());
         }
         if let Some(tail) = rx_tail {
-            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            burst_mem::barrier::io_wmb();
             self.bar.write32(RDT, u32::from(tail));
         }
         self.started = true;
-        self.update_rctl();
+        self.update_rctl(settings, true);
         Ok(())
     }
 
@@ -322,11 +301,12 @@ impl EthDev for E1000Dev {
         self.rx.replace(None);
         self.tx.replace(None);
         self.rx_bsize = None;
-        // Keep the counters (a reset clears the registers), then leave the device reset and silent.
-        let s = self.hw_stats.stats(&self.bar, &self.sw);
+        // Fold the counters (a reset clears the registers), then leave the device reset and
+        // silent. The port read its last counters before closing.
+        let s = self.hw_stats.stats(&self.bar, &Stats::default());
         tracing::debug!(
-            "e1000 {} closing: ipackets {} ibytes {} opackets {} obytes {} imissed {} ierrors {} oerrors {} \
-             rx_nombuf {}",
+            "e1000 {} closing: ipackets {} ibytes {} opackets {} obytes {} imissed {} ierrors {} oerrors {} (the \
+             device's counters)",
             self.addr,
             s.ipackets,
             s.ibytes,
@@ -335,7 +315,6 @@ impl EthDev for E1000Dev {
             s.imissed,
             s.ierrors,
             s.oerrors,
-            s.rx_nombuf
         );
         init::reset(&self.bar).map_err(|m| self.error(m))
     }
@@ -343,12 +322,11 @@ impl EthDev for E1000Dev {
     fn reset(&mut self) -> Result<(), EthError> {
         self.close()?;
         init::link_up(&self.bar);
-        *self.filters.lock().unwrap_or_else(|e| e.into_inner()) = Filters::default();
-        self.mtu = DEFAULT_MTU;
         self.nb_rx = 0;
         self.nb_tx = 0;
-        let mac = init::read_mac(&self.bar).filter(|m| m.is_valid_unicast()).unwrap_or_else(|| self.mac());
-        *self.mac.lock().unwrap_or_else(|e| e.into_inner()) = mac;
+        if let Some(mac) = init::read_mac(&self.bar).filter(|m| m.is_valid_unicast()) {
+            self.default_mac = mac;
+        }
         Ok(())
     }
 
@@ -356,73 +334,50 @@ impl EthDev for E1000Dev {
         init::link_status(&self.bar)
     }
 
-    fn mac(&self) -> MacAddr {
-        *self.mac.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn set_mac(&self, mac: MacAddr) -> Result<(), EthError> {
-        if !mac.is_valid_unicast() {
-            return Err(EthError::BadMac { port: self.port, mac });
-        }
-        let mut cur = self.mac.lock().unwrap_or_else(|e| e.into_inner());
-        init::write_mac(&self.bar, mac);
-        *cur = mac;
+    /// Receive address 0 (SDM 13.4.26): written at once, started or not.
+    fn apply_mac(&self, settings: &PortSettings, _started: bool) -> Result<(), EthError> {
+        init::write_mac(&self.bar, settings.mac);
         Ok(())
     }
 
-    fn set_promiscuous(&self, on: bool) -> Result<(), EthError> {
-        self.filters.lock().unwrap_or_else(|e| e.into_inner()).promiscuous = on;
-        self.update_rctl();
+    /// RCTL.UPE and MPE (SDM 13.4.22).
+    fn apply_promiscuous(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        self.update_rctl(settings, started);
         Ok(())
     }
 
-    fn promiscuous(&self) -> bool {
-        self.filters.lock().unwrap_or_else(|e| e.into_inner()).promiscuous
-    }
-
-    fn set_allmulticast(&self, on: bool) -> Result<(), EthError> {
-        self.filters.lock().unwrap_or_else(|e| e.into_inner()).allmulticast = on;
-        self.update_rctl();
+    /// RCTL.MPE.
+    fn apply_allmulticast(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        self.update_rctl(settings, started);
         Ok(())
     }
 
-    fn allmulticast(&self) -> bool {
-        self.filters.lock().unwrap_or_else(|e| e.into_inner()).allmulticast
-    }
-
-    fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError> {
-        if let Some((bsize, _)) = self.rx_bsize {
-            frame_fits(mtu, bsize).map_err(|m| self.error(m))?;
-        }
-        self.mtu = mtu;
-        self.update_rctl();
+    /// RCTL.LPE (the port checked that the frames fit the RX buffers).
+    fn apply_mtu(&mut self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        self.update_rctl(settings, started);
         Ok(())
     }
 
-    fn mtu(&self) -> u16 {
-        self.mtu
-    }
-
-    fn stats(&self) -> Stats {
-        self.hw_stats.stats(&self.bar, &self.sw)
+    fn stats(&self, sw: Stats) -> Stats {
+        self.hw_stats.stats(&self.bar, &sw)
     }
 
     fn stats_reset(&self) {
-        self.hw_stats.reset(&self.bar, &self.sw);
+        self.hw_stats.reset(&self.bar);
     }
 
-    fn xstats(&self) -> Vec<XStat> {
-        self.hw_stats.xstats(&self.bar, &self.sw)
+    fn xstats(&self, sw: &Stats) -> Vec<XStat> {
+        self.hw_stats.xstats(&self.bar, sw)
     }
 
     fn rx_queue(&self, queue: u16) -> Result<Box<dyn RxBurst + '_>, EthError> {
         let ring = self.rx.take().ok_or(EthError::QueueBusy { port: self.port, dir: Dir::Rx, queue })?;
-        Ok(Box::new(E1000Rx { ring, bar: &self.bar, sw: &self.sw, port: self.port }))
+        Ok(Box::new(E1000Rx { ring, bar: &self.bar, port: self.port }))
     }
 
     fn tx_queue(&self, queue: u16) -> Result<Box<dyn TxBurst + '_>, EthError> {
         let ring = self.tx.take().ok_or(EthError::QueueBusy { port: self.port, dir: Dir::Tx, queue })?;
-        Ok(Box::new(E1000Tx { ring, bar: &self.bar, sw: &self.sw }))
+        Ok(Box::new(E1000Tx { ring, bar: &self.bar }))
     }
 }
 
@@ -439,29 +394,31 @@ impl Drop for E1000Dev {
 mod tests {
     use super::*;
 
-    #[test]
-    fn rctl_follows_filters_and_mtu() {
-        let off = Filters::default();
-        let base = RCTL_BAM | RCTL_SECRC;
-        assert_eq!(rctl_value(off, 1500, 0, true), base | RCTL_EN, "broadcast, CRC strip, 2048-byte buffers");
-        assert_eq!(rctl_value(off, 1500, 0, false), base);
-        assert_eq!(rctl_value(off, 1504, 0, true) & RCTL_LPE, 0, "1522 bytes fit without LPE");
-        assert_ne!(rctl_value(off, 1505, 0, true) & RCTL_LPE, 0);
-        let promisc = Filters { promiscuous: true, allmulticast: false };
-        assert_eq!(rctl_value(promisc, 1500, 0, true) & (RCTL_UPE | RCTL_MPE), RCTL_UPE | RCTL_MPE);
-        let allmulti = Filters { promiscuous: false, allmulticast: true };
-        assert_eq!(rctl_value(allmulti, 1500, 0, true) & (RCTL_UPE | RCTL_MPE), RCTL_MPE);
-        let (_, bits) = init::rx_buffer_size(9216).unwrap();
-        assert_eq!(rctl_value(off, 9000, bits, true), base | RCTL_EN | RCTL_LPE | RCTL_BSEX | (2 << RCTL_BSIZE_SHIFT));
+    fn settings(promiscuous: bool, allmulticast: bool, mtu: u16) -> PortSettings {
+        PortSettings { promiscuous, allmulticast, mtu, ..PortSettings::new(MacAddr([2, 0, 0, 0, 0, 1])) }
     }
 
     #[test]
-    fn the_mtu_must_fit_one_buffer() {
-        assert!(frame_fits(1500, 2048).is_ok());
-        assert!(frame_fits(2030, 2048).is_ok());
-        let err = frame_fits(9000, 2048).unwrap_err();
-        assert!(err.contains("MTU 9000 needs frames of 9018 bytes and the RX buffers hold 2048"), "{err}");
-        assert!(frame_fits(9000, 16384).is_ok());
+    fn rctl_follows_filters_and_mtu() {
+        let off = settings(false, false, 1500);
+        let base = RCTL_BAM | RCTL_SECRC;
+        assert_eq!(rctl_value(&off, 0, true), base | RCTL_EN, "broadcast, CRC strip, 2048-byte buffers");
+        assert_eq!(rctl_value(&off, 0, false), base);
+        assert_eq!(rctl_value(&settings(false, false, 1504), 0, true) & RCTL_LPE, 0, "1522 bytes fit without LPE");
+        assert_ne!(rctl_value(&settings(false, false, 1505), 0, true) & RCTL_LPE, 0);
+        let promisc = settings(true, false, 1500);
+        assert_eq!(rctl_value(&promisc, 0, true) & (RCTL_UPE | RCTL_MPE), RCTL_UPE | RCTL_MPE);
+        let allmulti = settings(false, true, 1500);
+        assert_eq!(rctl_value(&allmulti, 0, true) & (RCTL_UPE | RCTL_MPE), RCTL_MPE);
+        let (_, bits) = init::rx_buffer_size(9216).unwrap();
+        assert_eq!(
+            rctl_value(&settings(false, false, 9000), bits, true),
+            base | RCTL_EN | RCTL_LPE | RCTL_BSEX | (2 << RCTL_BSIZE_SHIFT)
+        );
+    }
+
+    #[test]
+    fn the_largest_frame_is_the_devices() {
         assert_eq!(u32::from(E1000Dev::MAX_MTU) + FRAME_OVERHEAD, MAX_RX_PKTLEN);
     }
 }

@@ -7,15 +7,14 @@
 //! and the only ones this code reads. A DD bit anywhere else is never looked at, and the one
 //! descriptor each tail move hands over is wiped first, so a DD written there early is not either.
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
 
-use burst_ethdev::{RxBurst, SlotGuard};
+use burst_ethdev::{QueueCounters, RxBurst, SlotGuard};
 use burst_mem::{PacketBuf, PacketPool};
 use burst_pci::Bar;
 
 use crate::regs::{RDT, RXD_ERR_FRAME, RXD_STAT_DD, RXD_STAT_EOP};
 use crate::ring::{free_slots, prev, wrap_add, DescRing, Doorbell};
-use crate::stats::SwCounters;
 
 /// Descriptor field offsets (SDM 3.2.3, table 3-1).
 const OFF_ADDR: usize = 0;
@@ -61,13 +60,25 @@ pub(crate) struct RxRing {
     tail: u16,
     /// Inside a frame that spans descriptors: drop up to its EOP.
     discarding: bool,
+    /// The port's counters for this queue: frames dropped (`errors`), failed allocations.
+    counters: Arc<QueueCounters>,
 }
 
 impl RxRing {
-    /// A stopped queue on `ring`, to be filled from `pool` with `bsize`-byte buffers.
-    pub(crate) fn new(ring: DescRing, pool: PacketPool, bsize: usize) -> RxRing {
+    /// A stopped queue on `ring`, to be filled from `pool` with `bsize`-byte buffers, counting
+    /// into `counters`.
+    pub(crate) fn new(ring: DescRing, pool: PacketPool, bsize: usize, counters: Arc<QueueCounters>) -> RxRing {
         let n = usize::from(ring.len());
-        RxRing { ring, pool, bufs: (0..n).map(|_| None).collect(), bsize, next: 0, tail: 0, discarding: false }
+        RxRing {
+            ring,
+            pool,
+            bufs: (0..n).map(|_| None).collect(),
+            bsize,
+            next: 0,
+            tail: 0,
+            discarding: false,
+            counters,
+        }
     }
 
     /// The descriptor ring.
@@ -121,14 +132,7 @@ impl RxRing {
 
     /// Receives up to `max` frames into `out` (RX burst body); RDT is written once if any
     /// descriptor was re-armed.
-    fn burst(
-        &mut self,
-        bar: &impl Doorbell,
-        out: &mut Vec<PacketBuf>,
-        max: usize,
-        port: u16,
-        sw: &SwCounters,
-    ) -> usize {
+    fn burst(&mut self, bar: &impl Doorbell, out: &mut Vec<PacketBuf>, max: usize, port: u16) -> usize {
         let n = self.ring.len();
         let mut i = self.next;
         let (mut got, mut bad, mut nombuf) = (0usize, 0u64, 0u64);
@@ -138,7 +142,7 @@ impl RxRing {
                 break;
             }
             // The rest of the descriptor is read after DD was seen set.
-            fence(Ordering::Acquire);
+            burst_mem::barrier::dma_rmb();
             let errors = self.ring.read_u8(i, OFF_ERRORS);
             let length = self.ring.read_u16(i, OFF_LENGTH);
             let verdict = match classify(status, errors, length, self.bsize) {
@@ -185,14 +189,14 @@ impl RxRing {
             self.next = i;
             self.tail = prev(i, n);
             // Descriptors are in memory before the device learns of them (SDM 3.2.6).
-            fence(Ordering::SeqCst);
+            burst_mem::barrier::io_wmb();
             bar.ring_tail(RDT, u32::from(self.tail));
         }
         if bad > 0 {
-            sw.rx_dropped(bad);
+            self.counters.add_errors(bad);
         }
         if nombuf > 0 {
-            sw.rx_nombuf(nombuf);
+            self.counters.add_nombuf(nombuf);
         }
         got
     }
@@ -209,14 +213,13 @@ impl Drop for RxRing {
 pub(crate) struct E1000Rx<'a> {
     pub ring: SlotGuard<'a, RxRing>,
     pub bar: &'a Bar,
-    pub sw: &'a SwCounters,
     pub port: u16,
 }
 
 impl RxBurst for E1000Rx<'_> {
     #[inline]
     fn rx_burst(&mut self, bufs: &mut Vec<PacketBuf>, max: usize) -> usize {
-        self.ring.burst(self.bar, bufs, max, self.port, self.sw)
+        self.ring.burst(self.bar, bufs, max, self.port)
     }
 }
 
@@ -224,6 +227,7 @@ impl RxBurst for E1000Rx<'_> {
 mod tests {
     use super::*;
     use crate::regs::{RXD_ERR_CE, RXD_ERR_RXE};
+    use burst_ethdev::SwStats;
     use proptest::collection::vec;
     use proptest::prelude::*;
 
@@ -253,32 +257,38 @@ mod tests {
 
     use crate::ring::testing::{desc_addr, device_writes_rx, memory, pool, ring, Recorder};
 
-    /// A running RX queue of `n` descriptors on a pool of `count` buffers.
-    fn running(n: u16, count: usize) -> (RxRing, PacketPool) {
+    /// A running RX queue of `n` descriptors on a pool of `count` buffers, and its counters.
+    fn running(n: u16, count: usize) -> (RxRing, PacketPool, SwStats) {
         let mem = memory();
         let pool = pool(&mem, count);
-        let mut rx = RxRing::new(ring(&mem, n), pool.clone(), 2048);
+        let sw = SwStats::new(1, 0);
+        let mut rx = RxRing::new(ring(&mem, n), pool.clone(), 2048, sw.rx(0));
         rx.arm().unwrap();
         assert_eq!(rx.tail(), n - 1);
-        (rx, pool)
+        (rx, pool, sw)
+    }
+
+    /// Frames dropped and failed allocations counted.
+    fn dropped_nombuf(sw: &SwStats) -> (u64, u64) {
+        let s = sw.get();
+        (s.ierrors, s.rx_nombuf)
     }
 
     #[test]
     fn frames_come_out_with_their_length_and_the_tail_follows_once() {
-        let (mut rx, pool) = running(32, 64);
-        let sw = SwCounters::default();
+        let (mut rx, pool, _sw) = running(32, 64);
         let bell = Recorder::default();
         let addr0 = desc_addr(&rx.ring, 0);
         device_writes_rx(&rx.ring, 0, 60, DONE, 0);
         device_writes_rx(&rx.ring, 1, 1514, DONE, 0);
         let mut out = Vec::new();
-        assert_eq!(rx.burst(&bell, &mut out, 32, 7, &sw), 2);
+        assert_eq!(rx.burst(&bell, &mut out, 32, 7), 2);
         assert_eq!(out.iter().map(|b| (b.len(), b.port())).collect::<Vec<_>>(), [(60, 7), (1514, 7)]);
         assert_eq!(out[0].data_iova(), addr0, "the buffer the device wrote into");
         assert_ne!(desc_addr(&rx.ring, 0), addr0, "descriptor 0 re-armed with a fresh buffer");
         assert_eq!((bell.last.get(), bell.writes.get()), (Some((RDT, 1)), 1));
         // Nothing new: no tail write.
-        assert_eq!(rx.burst(&bell, &mut out, 32, 7, &sw), 0);
+        assert_eq!(rx.burst(&bell, &mut out, 32, 7), 0);
         assert_eq!(bell.writes.get(), 1);
         drop(out);
         rx.release();
@@ -287,8 +297,7 @@ mod tests {
 
     #[test]
     fn bad_descriptors_are_counted_and_their_buffers_reused() {
-        let (mut rx, pool) = running(32, 64);
-        let sw = SwCounters::default();
+        let (mut rx, pool, sw) = running(32, 64);
         let bell = Recorder::default();
         let addrs: Vec<u64> = (0..5).map(|i| desc_addr(&rx.ring, i)).collect();
         device_writes_rx(&rx.ring, 0, 5000, DONE, 0); // longer than the buffer
@@ -298,9 +307,9 @@ mod tests {
         device_writes_rx(&rx.ring, 4, 100, DONE, 0);
         device_writes_rx(&rx.ring, 5, 64, DONE, 0);
         let mut out = Vec::new();
-        assert_eq!(rx.burst(&bell, &mut out, 32, 0, &sw), 1);
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0), 1);
         assert_eq!(out[0].len(), 64);
-        assert_eq!(sw.take(), [3, 0, 0], "oversize, CRC error, one spanning frame");
+        assert_eq!(dropped_nombuf(&sw), (3, 0), "oversize, CRC error, one spanning frame");
         for (i, a) in addrs.iter().enumerate() {
             assert_eq!(desc_addr(&rx.ring, i as u16), *a, "descriptor {i} keeps its buffer");
             assert_eq!(rx.ring.read_u8(i as u16, OFF_STATUS), 0, "and its status is cleared");
@@ -312,17 +321,16 @@ mod tests {
 
     #[test]
     fn a_done_descriptor_not_handed_over_is_never_read() {
-        let (mut rx, pool) = running(32, 64);
-        let sw = SwCounters::default();
+        let (mut rx, pool, _sw) = running(32, 64);
         let bell = Recorder::default();
         for i in 0..32 {
             device_writes_rx(&rx.ring, i, 60, DONE, 0);
         }
         let mut out = Vec::new();
-        assert_eq!(rx.burst(&bell, &mut out, 100, 0, &sw), 31, "descriptor 31 (RDT) is not the device's");
+        assert_eq!(rx.burst(&bell, &mut out, 100, 0), 31, "descriptor 31 (RDT) is not the device's");
         assert_eq!(bell.last.get(), Some((RDT, 30)));
         // Descriptor 31 still says done, but it was never handed over: ignored.
-        assert_eq!(rx.burst(&bell, &mut out, 100, 0, &sw), 0);
+        assert_eq!(rx.burst(&bell, &mut out, 100, 0), 0);
         drop(out);
         rx.release();
         assert!(pool.mempool().is_full());
@@ -330,17 +338,16 @@ mod tests {
 
     #[test]
     fn an_empty_pool_leaves_the_frame_in_the_ring() {
-        let (mut rx, pool) = running(32, 33);
-        let sw = SwCounters::default();
+        let (mut rx, pool, sw) = running(32, 33);
         let bell = Recorder::default();
         for i in 0..3 {
             device_writes_rx(&rx.ring, i, 60, DONE, 0);
         }
         let mut out = Vec::new();
-        assert_eq!(rx.burst(&bell, &mut out, 32, 0, &sw), 1, "one spare buffer");
-        assert_eq!(sw.take(), [0, 1, 0]);
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0), 1, "one spare buffer");
+        assert_eq!(dropped_nombuf(&sw), (0, 1));
         out.clear();
-        assert_eq!(rx.burst(&bell, &mut out, 32, 0, &sw), 1, "the next frame once a buffer is back");
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0), 1, "the next frame once a buffer is back");
         assert_eq!(out[0].len(), 60);
         drop(out);
         rx.release();
@@ -353,9 +360,8 @@ mod tests {
             rounds in vec(vec((any::<u16>(), any::<u8>(), any::<u8>()), 0..40), 1..6),
             max in 1usize..64,
         ) {
-            let (mut rx, pool) = running(32, 80);
-            let sw = SwCounters::default();
-            let bell = Recorder::default();
+            let (mut rx, pool, _sw) = running(32, 80);
+                let bell = Recorder::default();
             let mut out = Vec::new();
             for writes in rounds {
                 // The device writes back descriptors in order from the next one, whatever it puts there.
@@ -364,7 +370,7 @@ mod tests {
                     device_writes_rx(&rx.ring, i, length, status | RXD_STAT_DD, errors);
                 }
                 let before = out.len();
-                let got = rx.burst(&bell, &mut out, max, 0, &sw);
+                let got = rx.burst(&bell, &mut out, max, 0);
                 prop_assert!(got <= max && out.len() == before + got);
                 for b in &out[before..] {
                     prop_assert!(!b.is_empty() && b.len() <= 2048);

@@ -1,8 +1,8 @@
 //! Statistics: the device's read-to-clear counters (SDM 13.7) folded into 64-bit totals on
-//! every read, and the few things only the driver sees (frames it dropped, buffers it could not
-//! get).
+//! every read, merged with what only the driver sees, which its queues count in the port's
+//! counters: frames it dropped (`ierrors`, `oerrors`) and buffers it could not get
+//! (`rx_nombuf`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use burst_ethdev::{Stats, XStat};
@@ -84,53 +84,15 @@ const I_CEXTERR: usize = 30;
 /// `ibytes`/`obytes` do not.
 const CRC_LEN: u64 = 4;
 
-/// Counts only the driver sees, bumped by the queue handles.
-#[derive(Debug, Default)]
-pub(crate) struct SwCounters {
-    rx_dropped: AtomicU64,
-    rx_nombuf: AtomicU64,
-    tx_dropped: AtomicU64,
-}
-
-impl SwCounters {
-    /// Frames the device delivered and the driver dropped (bad descriptor, frame larger than a
-    /// buffer).
-    pub(crate) fn rx_dropped(&self, n: u64) {
-        self.rx_dropped.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Receive buffers that could not be allocated.
-    pub(crate) fn rx_nombuf(&self, n: u64) {
-        self.rx_nombuf.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Buffers given to TX that no descriptor can carry.
-    pub(crate) fn tx_dropped(&self, n: u64) {
-        self.tx_dropped.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// rx_dropped, rx_nombuf, tx_dropped since the last call, zeroing them.
-    pub(crate) fn take(&self) -> [u64; 3] {
-        [&self.rx_dropped, &self.rx_nombuf, &self.tx_dropped].map(|c| c.swap(0, Ordering::Relaxed))
-    }
-}
-
 /// The device's counters since the last reset, 64 bits each.
 #[derive(Debug)]
 pub(crate) struct HwStats {
-    totals: Mutex<Totals>,
-}
-
-#[derive(Debug)]
-struct Totals {
-    hw: [u64; COUNTERS.len()],
-    /// rx_dropped, rx_nombuf, tx_dropped.
-    sw: [u64; 3],
+    totals: Mutex<[u64; COUNTERS.len()]>,
 }
 
 impl Default for HwStats {
     fn default() -> Self {
-        HwStats { totals: Mutex::new(Totals { hw: [0; COUNTERS.len()], sw: [0; 3] }) }
+        HwStats { totals: Mutex::new([0; COUNTERS.len()]) }
     }
 }
 
@@ -150,20 +112,18 @@ fn fold(bar: &Bar, acc: &mut [u64; COUNTERS.len()]) {
 }
 
 impl HwStats {
-    fn update(&self, bar: &Bar, sw: &SwCounters) -> std::sync::MutexGuard<'_, Totals> {
+    fn update(&self, bar: &Bar) -> std::sync::MutexGuard<'_, [u64; COUNTERS.len()]> {
         let mut t = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        fold(bar, &mut t.hw);
-        for (total, v) in t.sw.iter_mut().zip(sw.take()) {
-            *total = total.wrapping_add(v);
-        }
+        fold(bar, &mut t);
         t
     }
 
-    /// The basic counters.
-    pub(crate) fn stats(&self, bar: &Bar, sw: &SwCounters) -> Stats {
-        let t = self.update(bar, sw);
-        let h = &t.hw;
-        let [rx_dropped, rx_nombuf, tx_dropped] = t.sw;
+    /// The basic counters: the device's, and the driver's own from `sw` (what the queues counted
+    /// in the port's counters: `ierrors` frames dropped on receive, `oerrors` buffers no
+    /// descriptor could carry, `rx_nombuf`).
+    pub(crate) fn stats(&self, bar: &Bar, sw: &Stats) -> Stats {
+        let h = self.update(bar);
+        let (rx_dropped, tx_dropped) = (sw.ierrors, sw.oerrors);
         // Frames the device counted good but the driver dropped are not "received".
         let ipackets = h[I_GPRC].saturating_sub(rx_dropped);
         let ibytes = h[I_GORC].saturating_sub(h[I_GPRC] * CRC_LEN);
@@ -178,7 +138,7 @@ impl HwStats {
             imissed: h[I_MPC],
             ierrors: ierrors + rx_dropped,
             oerrors: h[I_ECOL] + h[I_LATECOL] + tx_dropped,
-            rx_nombuf,
+            rx_nombuf: sw.rx_nombuf,
             q_ipackets: vec![ipackets],
             q_opackets: vec![opackets],
             q_ibytes: vec![ibytes],
@@ -187,21 +147,19 @@ impl HwStats {
         }
     }
 
-    /// The basic counters under DPDK's names, then every device counter and the driver's own.
-    pub(crate) fn xstats(&self, bar: &Bar, sw: &SwCounters) -> Vec<XStat> {
-        let mut out = self.stats(bar, sw).to_xstats();
-        let t = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        out.extend(COUNTERS.iter().zip(&t.hw).map(|(c, v)| XStat::new(c.name, *v)));
-        out.push(XStat::new("rx_driver_dropped_packets", t.sw[0]));
-        out.push(XStat::new("tx_driver_dropped_packets", t.sw[2]));
+    /// Every device counter by its DPDK e1000 name, then the driver's drops.
+    pub(crate) fn xstats(&self, bar: &Bar, sw: &Stats) -> Vec<XStat> {
+        let t = self.update(bar);
+        let mut out: Vec<XStat> = COUNTERS.iter().zip(t.iter()).map(|(c, v)| XStat::new(c.name, *v)).collect();
+        out.push(XStat::new("rx_driver_dropped_packets", sw.ierrors));
+        out.push(XStat::new("tx_driver_dropped_packets", sw.oerrors));
         out
     }
 
-    /// Zeroes everything (the registers by reading them).
-    pub(crate) fn reset(&self, bar: &Bar, sw: &SwCounters) {
-        let mut t = self.update(bar, sw);
-        t.hw = [0; COUNTERS.len()];
-        t.sw = [0; 3];
+    /// Zeroes the device's counters (the registers by reading them).
+    pub(crate) fn reset(&self, bar: &Bar) {
+        let mut t = self.update(bar);
+        *t = [0; COUNTERS.len()];
     }
 }
 

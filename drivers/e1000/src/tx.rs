@@ -5,15 +5,14 @@
 //! Ring ownership: descriptors `clean .. tail` (wrapping) are in flight; at most `n - 1` are, since
 //! TDH == TDT means "nothing to send". Only in-flight descriptors are ever read back.
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
 
-use burst_ethdev::{SlotGuard, TxBurst};
+use burst_ethdev::{QueueCounters, SlotGuard, TxBurst};
 use burst_mem::{PacketBuf, PacketPool};
 use burst_pci::Bar;
 
 use crate::regs::{TDT, TXD_CMD_EOP, TXD_CMD_IFCS, TXD_CMD_RS, TXD_MAX_LEN, TXD_STAT_DD};
 use crate::ring::{distance, free_slots, wrap_add, DescRing, Doorbell};
-use crate::stats::SwCounters;
 
 /// Descriptor field offsets (SDM 3.3.3, figure 3-10).
 const OFF_ADDR: usize = 0;
@@ -46,11 +45,13 @@ pub(crate) struct TxRing {
     batch: u16,
     /// Reclaimed buffers on their way back to the pool (capacity `batch`, kept).
     done: Vec<PacketBuf>,
+    /// The port's counters for this queue: buffers no descriptor could carry (`errors`).
+    counters: Arc<QueueCounters>,
 }
 
 impl TxRing {
-    /// A stopped queue on `ring`.
-    pub(crate) fn new(ring: DescRing) -> TxRing {
+    /// A stopped queue on `ring`, counting into `counters`.
+    pub(crate) fn new(ring: DescRing, counters: Arc<QueueCounters>) -> TxRing {
         let n = ring.len();
         let batch = CLEAN_BATCH.min(n / 4).max(1);
         TxRing {
@@ -60,6 +61,7 @@ impl TxRing {
             clean: 0,
             batch,
             done: Vec::with_capacity(usize::from(batch)),
+            counters,
         }
     }
 
@@ -103,7 +105,7 @@ impl TxRing {
     }
 
     /// Takes what fits from the front of `bufs` (TX burst body).
-    fn burst(&mut self, bar: &impl Doorbell, bufs: &mut Vec<PacketBuf>, sw: &SwCounters) -> usize {
+    fn burst(&mut self, bar: &impl Doorbell, bufs: &mut Vec<PacketBuf>) -> usize {
         self.reclaim();
         let n = self.ring.len();
         let room = usize::from(n - 1 - self.in_flight());
@@ -128,11 +130,11 @@ impl TxRing {
         if tail != self.tail {
             self.tail = tail;
             // Descriptors are in memory before the device learns of them (SDM 3.3.1).
-            fence(Ordering::SeqCst);
+            burst_mem::barrier::io_wmb();
             bar.ring_tail(TDT, u32::from(tail));
         }
         if dropped > 0 {
-            sw.tx_dropped(dropped);
+            self.counters.add_errors(dropped);
         }
         take
     }
@@ -148,19 +150,20 @@ impl Drop for TxRing {
 pub(crate) struct E1000Tx<'a> {
     pub ring: SlotGuard<'a, TxRing>,
     pub bar: &'a Bar,
-    pub sw: &'a SwCounters,
 }
 
 impl TxBurst for E1000Tx<'_> {
     #[inline]
     fn tx_burst(&mut self, bufs: &mut Vec<PacketBuf>) -> usize {
-        self.ring.burst(self.bar, bufs, self.sw)
+        self.ring.burst(self.bar, bufs)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use burst_ethdev::SwStats;
 
     use crate::ring::testing::{desc_addr, device_done_tx, memory, pool, ring, Recorder};
 
@@ -177,17 +180,17 @@ mod tests {
     fn a_burst_takes_what_fits_and_rings_once() {
         let mem = memory();
         let pool = pool(&mem, 128);
-        let mut tx = TxRing::new(ring(&mem, 32));
-        let (sw, bell) = (SwCounters::default(), Recorder::default());
+        let (sw, bell) = (SwStats::new(0, 1), Recorder::default());
+        let mut tx = TxRing::new(ring(&mem, 32), sw.tx(0));
         let mut bufs = packets(&pool, 40, 60);
         let first = bufs[0].data_iova();
-        assert_eq!(tx.burst(&bell, &mut bufs, &sw), 31, "n - 1 descriptors in flight at most");
+        assert_eq!(tx.burst(&bell, &mut bufs), 31, "n - 1 descriptors in flight at most");
         assert_eq!(bufs.len(), 9, "the caller keeps the rest");
         assert_eq!((bell.last.get(), bell.writes.get()), (Some((TDT, 31)), 1));
         assert_eq!(desc_addr(&tx.ring, 0), first);
         assert_eq!(tx.ring.read_u16(0, OFF_LENGTH), 60);
         assert_eq!(tx.ring.read_u8(0, 11), CMD);
-        assert_eq!(tx.burst(&bell, &mut bufs, &sw), 0, "full, and nothing done yet");
+        assert_eq!(tx.burst(&bell, &mut bufs), 0, "full, and nothing done yet");
         assert_eq!(bell.writes.get(), 1);
         drop(bufs);
         tx.release();
@@ -198,11 +201,11 @@ mod tests {
     fn completed_batches_are_reclaimed_by_their_last_descriptor() {
         let mem = memory();
         let pool = pool(&mem, 128);
-        let mut tx = TxRing::new(ring(&mem, 32));
+        let (sw, bell) = (SwStats::new(0, 1), Recorder::default());
+        let mut tx = TxRing::new(ring(&mem, 32), sw.tx(0));
         assert_eq!(tx.batch, 8);
-        let (sw, bell) = (SwCounters::default(), Recorder::default());
         let mut bufs = packets(&pool, 31, 100);
-        assert_eq!(tx.burst(&bell, &mut bufs, &sw), 31);
+        assert_eq!(tx.burst(&bell, &mut bufs), 31);
         // The device finishes 0..=6: the first batch's last (7) is not done, nothing is freed.
         for i in 0..7 {
             device_done_tx(&tx.ring, i);
@@ -216,7 +219,7 @@ mod tests {
         tx.reclaim();
         assert_eq!((tx.in_flight(), pool.mempool().in_use()), (15, 15));
         let mut more = packets(&pool, 20, 100);
-        assert_eq!(tx.burst(&bell, &mut more, &sw), 16);
+        assert_eq!(tx.burst(&bell, &mut more), 16);
         assert_eq!(bell.last.get(), Some((TDT, 15)), "wrapped around");
         drop(more);
         tx.release();
@@ -227,12 +230,12 @@ mod tests {
     fn empty_or_oversized_buffers_are_taken_and_counted() {
         let mem = memory();
         let pool = pool(&mem, 16);
-        let mut tx = TxRing::new(ring(&mem, 32));
-        let (sw, bell) = (SwCounters::default(), Recorder::default());
+        let (sw, bell) = (SwStats::new(0, 1), Recorder::default());
+        let mut tx = TxRing::new(ring(&mem, 32), sw.tx(0));
         let mut bufs = packets(&pool, 3, 60);
         bufs[1].set_len(0);
-        assert_eq!(tx.burst(&bell, &mut bufs, &sw), 3);
-        assert_eq!(sw.take(), [0, 0, 1]);
+        assert_eq!(tx.burst(&bell, &mut bufs), 3);
+        assert_eq!(sw.get().oerrors, 1);
         assert_eq!((tx.in_flight(), bell.last.get()), (2, Some((TDT, 2))));
         tx.release();
         assert!(pool.mempool().is_full());

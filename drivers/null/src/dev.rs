@@ -1,18 +1,21 @@
 //! The net_null device: its control path ([`EthDev`]) and probe. Mirrors DPDK's `eth_dev_ops`
 //! for `net_null`: configure and queue setup only record, start and stop only move the link.
 
+use std::sync::Arc;
+
 use burst_ethdev::error::Dir;
 use burst_ethdev::{
-    DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, RxBurst, RxQueueConf, Slot,
-    SoftSettings, Stats, SwStats, TxBurst, TxQueueConf, VdevProbe,
+    DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, PortSettings, RxBurst, RxQueueConf,
+    Slot, TxBurst, TxQueueConf, VdevProbe,
 };
+use burst_mem::PacketPool;
 
 use crate::rx::{NullRx, NullRxCopy, NullRxNone, RxState};
 use crate::tx::{NullTx, NullTxCopy, TxState};
-use crate::NullArgs;
+use crate::{NullArgs, NullError};
 
 /// The driver's name.
-const DRIVER: &str = "net_null";
+pub(crate) const DRIVER: &str = "net_null";
 
 /// Most RX (and TX) queues a null port has (DPDK's `dev_info->max_rx_queues` is
 /// `RTE_MAX_QUEUES_PER_PORT`, 1024).
@@ -43,11 +46,11 @@ pub struct NullDev {
     name: String,
     port: PortId,
     args: NullArgs,
+    /// The address the port comes with (`mac=`, or [`default_mac`]).
+    mac: MacAddr,
     /// The template copy-mode RX writes, made at probe from the port's first address.
     template: Box<[u8]>,
-    settings: SoftSettings,
     started: bool,
-    stats: SwStats,
     rx: Vec<Slot<RxState>>,
     tx: Vec<Slot<TxState>>,
 }
@@ -73,10 +76,9 @@ impl NullDev {
             name: name.to_string(),
             port,
             template: template(args.size, mac).into_boxed_slice(),
+            mac,
             args,
-            settings: SoftSettings::new(port, mac),
             started: false,
-            stats: SwStats::new(0, 0),
             rx: Vec::new(),
             tx: Vec::new(),
         }
@@ -101,49 +103,44 @@ impl EthDev for NullDev {
         DevInfo::software(DRIVER, DeviceName::Vdev(self.name.clone()), MAX_QUEUES)
     }
 
-    fn configure(&mut self, conf: &PortConf) -> Result<(), EthError> {
+    fn default_mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
         // Reconfiguring drops the old queues: the port asks for every queue to be set up again.
-        self.stats = SwStats::new(conf.nb_rx_queues, conf.nb_tx_queues);
         self.rx = (0..conf.nb_rx_queues).map(|_| Slot::empty()).collect();
         self.tx = (0..conf.nb_tx_queues).map(|_| Slot::empty()).collect();
-        if let Some(mtu) = conf.mtu {
-            self.settings.set_mtu(mtu)?;
-        }
         Ok(())
     }
 
     fn rx_queue_setup(&mut self, queue: u16, conf: &RxQueueConf) -> Result<(), EthError> {
         let room = conf.pool.data_room();
         if self.args.size > room {
-            return Err(EthError::Device {
-                driver: DRIVER,
-                device: self.name.clone(),
-                message: format!(
-                    "RX queue {queue}: packets of size={} bytes do not fit the pool's {room}-byte data room: \
-                     use a pool with a larger data room or a smaller size=",
-                    self.args.size
-                ),
-            });
+            let e = NullError::PacketTooBig { queue, size: self.args.size, room };
+            return Err(EthError::driver(DRIVER, &self.name, e));
         }
         let state = RxState {
             pool: conf.pool.clone(),
             size: self.args.size,
             port: self.port,
             template: if self.args.copy { self.template.clone() } else { Box::default() },
+            counters: Arc::clone(&conf.counters),
         };
         let err = self.no_queue(Dir::Rx, queue);
         self.rx.get_mut(queue as usize).ok_or(err)?.replace(Some(state));
         Ok(())
     }
 
-    fn tx_queue_setup(&mut self, queue: u16, _conf: &TxQueueConf) -> Result<(), EthError> {
+    fn tx_queue_setup(&mut self, queue: u16, conf: &TxQueueConf) -> Result<(), EthError> {
         let scratch = if self.args.copy { vec![0u8; usize::from(self.args.size)] } else { Vec::new() };
+        let state = TxState { scratch: scratch.into_boxed_slice(), counters: Arc::clone(&conf.counters) };
         let err = self.no_queue(Dir::Tx, queue);
-        self.tx.get_mut(queue as usize).ok_or(err)?.replace(Some(TxState { scratch: scratch.into_boxed_slice() }));
+        self.tx.get_mut(queue as usize).ok_or(err)?.replace(Some(state));
         Ok(())
     }
 
-    fn start(&mut self) -> Result<(), EthError> {
+    fn start(&mut self, _settings: &PortSettings) -> Result<(), EthError> {
         self.started = true;
         Ok(())
     }
@@ -166,20 +163,15 @@ impl EthDev for NullDev {
         burst_ethdev::soft::link(self.started)
     }
 
-    burst_ethdev::soft_settings_methods!(settings);
-
-    fn stats(&self) -> Stats {
-        self.stats.get()
-    }
-
-    fn stats_reset(&self) {
-        self.stats.reset();
+    /// Received packets are made to `size=`, whatever the MTU: there is no frame to check.
+    fn rx_frame_room(&self, _pool: &PacketPool) -> Option<usize> {
+        None
     }
 
     fn rx_queue(&self, queue: u16) -> Result<Box<dyn RxBurst + '_>, EthError> {
         let slot = self.rx.get(queue as usize).ok_or_else(|| self.no_queue(Dir::Rx, queue))?;
         let state = slot.take().ok_or(EthError::QueueNotSetUp { port: self.port, dir: Dir::Rx, queue })?;
-        let counters = self.stats.rx(queue);
+        let counters = Arc::clone(&state.counters);
         // One burst function per mode, chosen here as DPDK chooses `rx_pkt_burst` at probe.
         Ok(if self.args.no_rx {
             Box::new(NullRxNone { _state: state })
@@ -193,7 +185,7 @@ impl EthDev for NullDev {
     fn tx_queue(&self, queue: u16) -> Result<Box<dyn TxBurst + '_>, EthError> {
         let slot = self.tx.get(queue as usize).ok_or_else(|| self.no_queue(Dir::Tx, queue))?;
         let state = slot.take().ok_or(EthError::QueueNotSetUp { port: self.port, dir: Dir::Tx, queue })?;
-        let counters = self.stats.tx(queue);
+        let counters = Arc::clone(&state.counters);
         Ok(if self.args.copy {
             Box::new(NullTxCopy { state, counters })
         } else {
@@ -205,13 +197,6 @@ impl EthDev for NullDev {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_macs_carry_the_port_number() {
-        assert_eq!(default_mac(0).to_string(), "02:62:75:00:00:00");
-        assert_eq!(default_mac(0x1a).to_string(), "02:62:75:00:00:1a");
-        assert!(default_mac(3).is_valid_unicast() && default_mac(3).is_local());
-    }
 
     #[test]
     fn the_template_is_a_broadcast_frame_cut_to_size() {

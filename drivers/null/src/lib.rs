@@ -19,11 +19,13 @@
 
 mod args;
 mod dev;
+mod error;
 mod rx;
 mod tx;
 
 pub use args::NullArgs;
 pub use dev::{default_mac, template, NullDev, MAX_QUEUES};
+pub use error::NullError;
 
 /// The driver: `--vdev net_null0`, `--vdev net_null1,size=128`, ...
 pub static DRIVER: burst_ethdev::VdevDriver = burst_ethdev::VdevDriver {

@@ -17,6 +17,8 @@ pub(crate) struct RxState {
     pub port: u16,
     /// What copy mode writes into each buffer: `size` bytes; empty otherwise.
     pub template: Box<[u8]>,
+    /// The port's counters for this queue.
+    pub counters: Arc<QueueCounters>,
 }
 
 impl RxState {

@@ -11,6 +11,8 @@ use burst_mem::{PacketBuf, PacketPool};
 pub(crate) struct TxState {
     /// Where copy mode reads packets to: `size` bytes; empty otherwise.
     pub scratch: Box<[u8]>,
+    /// The port's counters for this queue.
+    pub counters: Arc<QueueCounters>,
 }
 
 /// Counts and frees everything in `bufs`; returns how many.

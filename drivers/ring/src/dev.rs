@@ -2,13 +2,15 @@
 //! net_ring: the rings exist from probe on, queue setup only checks the index, start and stop
 //! only move the link.
 
+use std::sync::Arc;
+
 use burst_ethdev::error::Dir;
 use burst_ethdev::{
-    DevInfo, DeviceName, EthDev, EthError, LinkStatus, PortConf, PortId, RxBurst, RxQueueConf, Slot, SoftSettings,
-    Stats, SwStats, TxBurst, TxQueueConf, VdevProbe,
+    DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, PortSettings, QueueCounters, RxBurst,
+    RxQueueConf, Slot, TxBurst, TxQueueConf, VdevProbe,
 };
 use burst_mem::ring::{Consumer, Producer};
-use burst_mem::PacketBuf;
+use burst_mem::{PacketBuf, PacketPool};
 
 use crate::pair::{self, Ends, Pairs};
 use crate::rx::RingRx;
@@ -25,12 +27,15 @@ pub struct RingDev {
     name: String,
     port: PortId,
     args: RingArgs,
-    settings: SoftSettings,
+    /// The address the port comes with (`mac=`, or [`default_mac`]).
+    mac: MacAddr,
     started: bool,
     /// Queues configured each way (at most `args.queues`).
     nb_rx: u16,
     nb_tx: u16,
-    stats: SwStats,
+    /// The port's counters for each queue set up.
+    rx_counters: Vec<Option<Arc<QueueCounters>>>,
+    tx_counters: Vec<Option<Arc<QueueCounters>>>,
     /// RX queue `q`'s ring end; all `queues` of them from probe until close.
     rx: Vec<Slot<Consumer<PacketBuf>>>,
     /// TX queue `q`'s ring end.
@@ -61,12 +66,13 @@ impl RingDev {
         RingDev {
             name: name.to_string(),
             port,
-            settings: SoftSettings::new(port, args.mac.unwrap_or_else(|| default_mac(port))),
+            mac: args.mac.unwrap_or_else(|| default_mac(port)),
             args,
             started: false,
             nb_rx: 0,
             nb_tx: 0,
-            stats: SwStats::new(0, 0),
+            rx_counters: Vec::new(),
+            tx_counters: Vec::new(),
             rx: ends.rx.into_iter().map(Slot::new).collect(),
             tx: ends.tx.into_iter().map(Slot::new).collect(),
         }
@@ -96,36 +102,33 @@ impl EthDev for RingDev {
         DevInfo::software(DRIVER, DeviceName::Vdev(self.name.clone()), self.args.queues)
     }
 
-    fn configure(&mut self, conf: &PortConf) -> Result<(), EthError> {
-        let max = self.args.queues;
-        if conf.nb_rx_queues > max || conf.nb_tx_queues > max {
-            return Err(EthError::QueueCount {
-                port: self.port,
-                rx: conf.nb_rx_queues,
-                tx: conf.nb_tx_queues,
-                max_rx: max,
-                max_tx: max,
-            });
-        }
+    fn default_mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
+        // The port checked the counts against `info().max_rx_queues`, which is `queues=`.
         (self.nb_rx, self.nb_tx) = (conf.nb_rx_queues, conf.nb_tx_queues);
-        self.stats = SwStats::new(conf.nb_rx_queues, conf.nb_tx_queues);
-        if let Some(mtu) = conf.mtu {
-            self.settings.set_mtu(mtu)?;
-        }
+        self.rx_counters = vec![None; usize::from(self.nb_rx)];
+        self.tx_counters = vec![None; usize::from(self.nb_tx)];
         Ok(())
     }
 
-    fn rx_queue_setup(&mut self, queue: u16, _conf: &RxQueueConf) -> Result<(), EthError> {
+    fn rx_queue_setup(&mut self, queue: u16, conf: &RxQueueConf) -> Result<(), EthError> {
         // The ring is the queue; `nb_desc` and the pool are not used (buffers come from the
         // sender's pool), as in DPDK's `eth_rx_queue_setup`.
-        self.check_queue(Dir::Rx, queue)
+        self.check_queue(Dir::Rx, queue)?;
+        self.rx_counters[usize::from(queue)] = Some(Arc::clone(&conf.counters));
+        Ok(())
     }
 
-    fn tx_queue_setup(&mut self, queue: u16, _conf: &TxQueueConf) -> Result<(), EthError> {
-        self.check_queue(Dir::Tx, queue)
+    fn tx_queue_setup(&mut self, queue: u16, conf: &TxQueueConf) -> Result<(), EthError> {
+        self.check_queue(Dir::Tx, queue)?;
+        self.tx_counters[usize::from(queue)] = Some(Arc::clone(&conf.counters));
+        Ok(())
     }
 
-    fn start(&mut self) -> Result<(), EthError> {
+    fn start(&mut self, _settings: &PortSettings) -> Result<(), EthError> {
         self.started = true;
         Ok(())
     }
@@ -148,27 +151,27 @@ impl EthDev for RingDev {
         burst_ethdev::soft::link(self.started)
     }
 
-    burst_ethdev::soft_settings_methods!(settings);
-
-    fn stats(&self) -> Stats {
-        self.stats.get()
-    }
-
-    fn stats_reset(&self) {
-        self.stats.reset();
+    /// Received buffers are the ones the other side sent, from its pool: there is nothing to
+    /// check against this queue's.
+    fn rx_frame_room(&self, _pool: &PacketPool) -> Option<usize> {
+        None
     }
 
     fn rx_queue(&self, queue: u16) -> Result<Box<dyn RxBurst + '_>, EthError> {
         self.check_queue(Dir::Rx, queue)?;
+        let not_set_up = EthError::QueueNotSetUp { port: self.port, dir: Dir::Rx, queue };
+        let counters = self.rx_counters[usize::from(queue)].clone().ok_or(not_set_up)?;
         let ring =
             self.rx[queue as usize].take().ok_or(EthError::QueueBusy { port: self.port, dir: Dir::Rx, queue })?;
-        Ok(Box::new(RingRx { ring, counters: self.stats.rx(queue), port: self.port }))
+        Ok(Box::new(RingRx { ring, counters, port: self.port }))
     }
 
     fn tx_queue(&self, queue: u16) -> Result<Box<dyn TxBurst + '_>, EthError> {
         self.check_queue(Dir::Tx, queue)?;
+        let not_set_up = EthError::QueueNotSetUp { port: self.port, dir: Dir::Tx, queue };
+        let counters = self.tx_counters[usize::from(queue)].clone().ok_or(not_set_up)?;
         let ring =
             self.tx[queue as usize].take().ok_or(EthError::QueueBusy { port: self.port, dir: Dir::Tx, queue })?;
-        Ok(Box::new(RingTx { ring, counters: self.stats.tx(queue) }))
+        Ok(Box::new(RingTx { ring, counters }))
     }
 }

@@ -24,11 +24,10 @@
 
 use std::hint::black_box;
 
-use burst_ethdev::EthDev;
+use burst_ethdev::Port;
 use burst_mem::{lcore, PacketBuf, PacketPool, PacketPoolConfig};
 use burst_virtio::spec::features as f;
 use burst_virtio::testdev::{self, TestDevice};
-use burst_virtio::VirtioNet;
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 
@@ -53,7 +52,7 @@ fn device(in_order: bool) -> TestDevice {
     dev
 }
 
-fn port(dev: &TestDevice, mem: &burst_mem::Memory, pool: &PacketPool) -> VirtioNet {
+fn port(dev: &TestDevice, mem: &burst_mem::Memory, pool: &PacketPool) -> Port {
     testdev::started(dev, mem, 1, pool)
 }
 

@@ -17,8 +17,8 @@ use std::sync::Mutex;
 
 use burst_ethdev::error::Dir;
 use burst_ethdev::{
-    DescLimits, DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, RxBurst, RxOffloads,
-    RxQueueConf, Slot, Stats, TxBurst, TxOffloads, TxQueueConf, XStat,
+    DescLimits, DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, PortSettings, RxBurst,
+    RxOffloads, RxQueueConf, Slot, Stats, TxBurst, TxOffloads, TxQueueConf, XStat,
 };
 use burst_mem::{Memory, MemzoneFlags};
 
@@ -55,9 +55,6 @@ pub const MAX_RX_PKTLEN: u32 = 9728;
 /// Ethernet header, VLAN tag and CRC around the MTU (DPDK's virtio counts the same).
 const FRAME_OVERHEAD: u32 = 14 + 4 + 4;
 
-/// The MTU of a fresh port.
-const DEFAULT_MTU: u16 = 1500;
-
 /// Speed reported with the link up: virtio has none (DPDK's virtio reports 10G by default too).
 const LINK_SPEED_MBPS: u32 = 10_000;
 
@@ -66,13 +63,6 @@ const MIN_DESC: u16 = 32;
 
 /// Largest control queue used.
 const CTRL_RING_MAX: u16 = 64;
-
-/// Filters set through `&self` calls, applied again at each start.
-#[derive(Clone, Copy, Debug, Default)]
-struct Filters {
-    promiscuous: bool,
-    allmulticast: bool,
-}
 
 /// One virtio-net port.
 pub struct VirtioNet {
@@ -91,11 +81,10 @@ pub struct VirtioNet {
     /// `2 * cfg_pairs` (5.1.2) even when fewer pairs are usable.
     cfg_pairs: u16,
     max_mtu: u16,
-    mac: Mutex<MacAddr>,
-    /// The MAC differs from the device's config (given by the context or set since).
-    mac_changed: Mutex<bool>,
-    filters: Mutex<Filters>,
-    mtu: u16,
+    /// The address the port comes with: the context's, the device's config, or a random one.
+    default_mac: MacAddr,
+    /// The address in the device's config (with MAC): the one it filters on until told another.
+    config_mac: Option<MacAddr>,
     started: bool,
     /// Why the port is unusable: the device did not finish a reset, so its queues were kept.
     wedged: Option<String>,
@@ -103,8 +92,6 @@ pub struct VirtioNet {
     nb_tx: u16,
     rx: Vec<Slot<RxQueue>>,
     tx: Vec<Slot<TxQueue>>,
-    /// The smallest RX data room among the set-up queues (the MTU must fit it).
-    rx_room: Option<usize>,
     ctrl: Mutex<Option<CtrlQueue>>,
     stats: PortStats,
 }
@@ -171,17 +158,14 @@ impl VirtioNet {
             max_pairs: 1,
             cfg_pairs: 1,
             max_mtu: (MAX_RX_PKTLEN - FRAME_OVERHEAD) as u16,
-            mac: Mutex::new(MacAddr::ZERO),
-            mac_changed: Mutex::new(false),
-            filters: Mutex::new(Filters::default()),
-            mtu: DEFAULT_MTU,
+            default_mac: MacAddr::ZERO,
+            config_mac: None,
             started: false,
             wedged: None,
             nb_rx: 0,
             nb_tx: 0,
             rx: Vec::new(),
             tx: Vec::new(),
-            rx_room: None,
             ctrl: Mutex::new(None),
             stats: PortStats::new(0, 0),
         };
@@ -220,19 +204,9 @@ impl VirtioNet {
             let _ = dev.transport.reset();
             return Err(dev.error("the device has no RX or TX queue 0: is it a network device?".into()));
         }
-        let config_mac = (features & f::MAC != 0).then(|| dev.config_mac()).filter(|m| m.is_valid_unicast());
-        let mac = match (ctx.mac, config_mac) {
-            (Some(m), cfg) => {
-                *dev.mac_changed.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(m) != cfg;
-                m
-            }
-            (None, Some(m)) => m,
-            (None, None) => {
-                *dev.mac_changed.get_mut().unwrap_or_else(|e| e.into_inner()) = true;
-                random_mac()
-            }
-        };
-        *dev.mac.get_mut().unwrap_or_else(|e| e.into_inner()) = mac;
+        dev.config_mac = (features & f::MAC != 0).then(|| dev.config_mac()).filter(|m| m.is_valid_unicast());
+        let mac = ctx.mac.or(dev.config_mac).unwrap_or_else(random_mac);
+        dev.default_mac = mac;
         // Quiet until start.
         dev.transport.reset()?;
         tracing::debug!(
@@ -345,17 +319,17 @@ impl VirtioNet {
         q.command(class, command, data).map_err(|m| self.error(m))
     }
 
-    fn apply_promiscuous(&self, on: bool) -> Result<(), EthError> {
+    fn send_promiscuous(&self, on: bool) -> Result<(), EthError> {
         self.control(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &[u8::from(on)])
     }
 
-    fn apply_allmulticast(&self, on: bool) -> Result<(), EthError> {
+    fn send_allmulticast(&self, on: bool) -> Result<(), EthError> {
         self.control(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &[u8::from(on)])
     }
 
     /// Gives the device `mac`: the control queue with CTRL_MAC_ADDR, the config space on a
     /// legacy device with MAC (4.1.4.8: legacy config is writable).
-    fn apply_mac(&self, mac: MacAddr) -> Result<(), EthError> {
+    fn send_mac(&self, mac: MacAddr) -> Result<(), EthError> {
         if self.has(f::CTRL_VQ | f::CTRL_MAC_ADDR) {
             self.control(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, &mac.0)
         } else if self.has(f::MAC) && !self.has(f::VERSION_1) {
@@ -427,7 +401,7 @@ impl VirtioNet {
     }
 
     /// The start sequence after negotiation: queues, DRIVER_OK, pairs, filters, MAC.
-    fn bring_up(&mut self) -> Result<(), EthError> {
+    fn bring_up(&mut self, settings: &PortSettings) -> Result<(), EthError> {
         let features = self.negotiate()?;
         if features != self.features {
             return Err(self.error(format!(
@@ -441,7 +415,6 @@ impl VirtioNet {
             let Some(q) = slot.get_mut() else { continue };
             q.va = va;
             q.port = self.port;
-            q.counters = self.stats.sw.rx(i as u16);
             q.extra = std::sync::Arc::clone(&self.stats.rx[i]);
             if q.arm() == 0 {
                 return Err(EthError::Device {
@@ -455,7 +428,6 @@ impl VirtioNet {
         for (i, slot) in self.tx.iter_mut().enumerate() {
             let Some(q) = slot.get_mut() else { continue };
             q.va = va;
-            q.counters = self.stats.sw.tx(i as u16);
             q.extra = std::sync::Arc::clone(&self.stats.tx[i]);
             q.release();
             q.notifier = Some(self.transport.setup_queue(&q.vring().layout())?);
@@ -494,18 +466,16 @@ impl VirtioNet {
             self.control(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &self.pairs().to_le_bytes())?;
         }
         if self.has(f::CTRL_VQ | f::CTRL_RX) {
-            let filters = *self.filters.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = self.apply_promiscuous(filters.promiscuous) {
+            if let Err(e) = self.send_promiscuous(settings.promiscuous) {
                 tracing::warn!(device = %self.device, "promiscuous mode not applied: {e}");
             }
-            if let Err(e) = self.apply_allmulticast(filters.allmulticast) {
+            if let Err(e) = self.send_allmulticast(settings.allmulticast) {
                 tracing::warn!(device = %self.device, "all-multicast mode not applied: {e}");
             }
         }
-        if *self.mac_changed.lock().unwrap_or_else(|e| e.into_inner()) && self.mac_settable() {
-            let mac = self.mac();
-            if let Err(e) = self.apply_mac(mac) {
-                tracing::warn!(device = %self.device, "MAC {mac} not applied: {e}");
+        if Some(settings.mac) != self.config_mac && self.mac_settable() {
+            if let Err(e) = self.send_mac(settings.mac) {
+                tracing::warn!(device = %self.device, "MAC {} not applied: {e}", settings.mac);
             }
         }
         Ok(())
@@ -535,10 +505,11 @@ impl EthDev for VirtioNet {
         }
     }
 
-    fn configure(&mut self, conf: &PortConf) -> Result<(), EthError> {
-        if let Some(mtu) = conf.mtu {
-            self.set_mtu(mtu)?;
-        }
+    fn default_mac(&self) -> MacAddr {
+        self.default_mac
+    }
+
+    fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
         self.nb_rx = conf.nb_rx_queues;
         self.nb_tx = conf.nb_tx_queues;
         self.rx.resize_with(usize::from(self.nb_rx), Slot::empty);
@@ -556,21 +527,12 @@ impl EthDev for VirtioNet {
                 self.hdr_len, self.hdr_len
             )));
         }
-        let room = usize::from(conf.pool.data_room());
-        let frame = u32::from(self.mtu) + FRAME_OVERHEAD;
-        if frame as usize > room {
-            return Err(self.error(format!(
-                "MTU {} needs frames of {frame} bytes and the RX buffers hold {room}: use a pool with a data room \
-                 of at least {frame} bytes, or a smaller MTU",
-                self.mtu
-            )));
-        }
         let slot = &mut self.rx[usize::from(queue)];
         drop(slot.replace(None));
         let vq = self.make_vring(2 * queue, conf.nb_desc, conf.socket.or(self.socket), u16::MAX)?;
-        let q = RxQueue::new(vq, conf.pool.clone(), self.hdr_len, self.has(f::MRG_RXBUF), self.has(f::IN_ORDER));
+        let (mergeable, in_order) = (self.has(f::MRG_RXBUF), self.has(f::IN_ORDER));
+        let q = RxQueue::new(vq, conf.pool.clone(), self.hdr_len, mergeable, in_order, conf.counters.clone());
         self.rx[usize::from(queue)].replace(Some(q));
-        self.rx_room = Some(self.rx_room.map_or(room, |r| r.min(room)));
         Ok(())
     }
 
@@ -587,14 +549,14 @@ impl EthDev for VirtioNet {
         )?;
         let can_push = self.features & (f::ANY_LAYOUT | f::VERSION_1) != 0;
         let in_order = self.features & f::IN_ORDER != 0;
-        let q = TxQueue::new(vq, hdrs, self.hdr_len, can_push, in_order);
+        let q = TxQueue::new(vq, hdrs, self.hdr_len, can_push, in_order, conf.counters.clone());
         self.tx[usize::from(queue)].replace(Some(q));
         Ok(())
     }
 
-    fn start(&mut self) -> Result<(), EthError> {
+    fn start(&mut self, settings: &PortSettings) -> Result<(), EthError> {
         self.check_usable()?;
-        if let Err(e) = self.bring_up() {
+        if let Err(e) = self.bring_up(settings) {
             self.quiesce()?;
             return Err(e);
         }
@@ -618,7 +580,6 @@ impl EthDev for VirtioNet {
             q.replace(None);
         }
         *self.ctrl.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
-        self.rx_room = None;
         Ok(())
     }
 
@@ -628,8 +589,6 @@ impl EthDev for VirtioNet {
         self.tx.clear();
         self.nb_rx = 0;
         self.nb_tx = 0;
-        self.mtu = DEFAULT_MTU;
-        *self.filters.get_mut().unwrap_or_else(|e| e.into_inner()) = Filters::default();
         self.stats = PortStats::new(0, 0);
         Ok(())
     }
@@ -644,90 +603,48 @@ impl EthDev for VirtioNet {
         LinkStatus { autoneg: false, ..LinkStatus::up(LINK_SPEED_MBPS) }
     }
 
-    fn mac(&self) -> MacAddr {
-        *self.mac.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn set_mac(&self, mac: MacAddr) -> Result<(), EthError> {
-        if !mac.is_valid_unicast() {
-            return Err(EthError::BadMac { port: self.port, mac });
-        }
+    /// CTRL_MAC_ADDR_SET on the control queue, or the config space of a legacy device.
+    fn apply_mac(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
         if !self.mac_settable() {
             return Err(EthError::NotSupported {
                 driver: self.driver,
                 what: "changing the MAC address (the device has no CTRL_MAC_ADDR)",
             });
         }
-        let mut cur = self.mac.lock().unwrap_or_else(|e| e.into_inner());
-        if self.started {
-            self.apply_mac(mac)?;
+        if started {
+            self.send_mac(settings.mac)?;
         }
-        *cur = mac;
-        *self.mac_changed.lock().unwrap_or_else(|e| e.into_inner()) = true;
         Ok(())
     }
 
-    fn set_promiscuous(&self, on: bool) -> Result<(), EthError> {
+    /// CTRL_RX_PROMISC on the control queue.
+    fn apply_promiscuous(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
         if !self.has(f::CTRL_VQ | f::CTRL_RX) {
             return Err(EthError::NotSupported { driver: self.driver, what: "promiscuous mode (no CTRL_RX)" });
         }
-        let mut filters = self.filters.lock().unwrap_or_else(|e| e.into_inner());
-        if self.started {
-            self.apply_promiscuous(on)?;
+        if started {
+            self.send_promiscuous(settings.promiscuous)?;
         }
-        filters.promiscuous = on;
         Ok(())
     }
 
-    fn promiscuous(&self) -> bool {
-        self.filters.lock().unwrap_or_else(|e| e.into_inner()).promiscuous
-    }
-
-    fn set_allmulticast(&self, on: bool) -> Result<(), EthError> {
+    /// CTRL_RX_ALLMULTI on the control queue.
+    fn apply_allmulticast(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
         if !self.has(f::CTRL_VQ | f::CTRL_RX) {
             return Err(EthError::NotSupported { driver: self.driver, what: "all-multicast mode (no CTRL_RX)" });
         }
-        let mut filters = self.filters.lock().unwrap_or_else(|e| e.into_inner());
-        if self.started {
-            self.apply_allmulticast(on)?;
+        if started {
+            self.send_allmulticast(settings.allmulticast)?;
         }
-        filters.allmulticast = on;
         Ok(())
     }
 
-    fn allmulticast(&self) -> bool {
-        self.filters.lock().unwrap_or_else(|e| e.into_inner()).allmulticast
-    }
-
-    fn set_mtu(&mut self, mtu: u16) -> Result<(), EthError> {
-        if mtu > self.max_mtu {
-            return Err(EthError::Mtu { port: self.port, mtu, min: 68, max: self.max_mtu });
-        }
-        let frame = u32::from(mtu) + FRAME_OVERHEAD;
-        if let Some(room) = self.rx_room.filter(|r| frame as usize > *r) {
-            return Err(self.error(format!(
-                "MTU {mtu} needs frames of {frame} bytes and the RX buffers hold {room}: use a pool with a data \
-                 room of at least {frame} bytes, or a smaller MTU"
-            )));
-        }
-        self.mtu = mtu;
-        Ok(())
-    }
-
-    fn mtu(&self) -> u16 {
-        self.mtu
-    }
-
-    fn stats(&self) -> Stats {
-        self.stats.get()
-    }
-
-    fn stats_reset(&self) {
-        self.stats.reset();
-    }
-
-    fn xstats(&self) -> Vec<XStat> {
+    fn xstats(&self, _sw: &Stats) -> Vec<XStat> {
         self.stats.xstats()
+    }
+
+    fn xstats_reset(&self) {
+        self.stats.reset();
     }
 
     fn rx_queue(&self, queue: u16) -> Result<Box<dyn RxBurst + '_>, EthError> {
@@ -771,7 +688,11 @@ mod tests {
         assert_eq!((info.max_rx_queues, info.max_tx_queues, info.max_mtu), (2, 2, 9000));
         assert_eq!(info.rx_desc_lim.default, 64);
         assert_eq!(dev.state().status, 0, "quiet until start");
-        assert_eq!(port.features, f::WANTED & !f::IN_ORDER, "CSUM and EVENT_IDX are not asked for");
+        assert_eq!(
+            dev.probe_dev(&mem, None).unwrap().features,
+            f::WANTED & !f::IN_ORDER,
+            "CSUM and EVENT_IDX are not asked for"
+        );
         dev.state().config[config::STATUS] = 0;
         assert!(!port.link().up, "link from config status");
         dev.state().config[config::STATUS] = 1;
@@ -809,9 +730,11 @@ mod tests {
         dev.state().features = f::CTRL_RX | f::MQ | f::CTRL_MAC_ADDR; // without CTRL_VQ: unusable
         let mem = memory();
         let pool = pool(&mem, 256);
+        let probed = dev.probe_dev(&mem, None).unwrap();
+        assert_eq!(probed.features, 0, "the control queue's features need CTRL_VQ");
+        assert_eq!(probed.hdr_len, net_hdr::LEN);
+        drop(probed);
         let port = started(&dev, &mem, 1, &pool);
-        assert_eq!(port.features, 0, "the control queue's features need CTRL_VQ");
-        assert_eq!(port.hdr_len, net_hdr::LEN);
         assert!(port.mac().is_local() && port.mac().is_valid_unicast(), "a random local MAC");
         assert!(matches!(port.set_promiscuous(true), Err(EthError::NotSupported { .. })));
         assert!(matches!(port.set_allmulticast(true), Err(EthError::NotSupported { .. })));
@@ -1029,10 +952,10 @@ mod tests {
         let pool = pool(&mem, 200);
         let mut port = dev.probe(&mem, None).unwrap();
         port.configure(&PortConf::queues(1, 1)).unwrap();
-        port.rx_queue_setup(0, &RxQueueConf { nb_desc: 20, pool: pool.clone(), socket: None }).unwrap();
-        port.tx_queue_setup(0, &TxQueueConf { nb_desc: 1000, socket: None }).unwrap();
+        port.rx_queue_setup(0, 40, &pool).unwrap();
+        port.tx_queue_setup(0, 1000).unwrap();
         port.start().unwrap();
-        assert_eq!(dev.state().queues[&0].layout.size, 32);
+        assert_eq!(dev.state().queues[&0].layout.size, 64, "rounded up to a power of two");
         assert_eq!(dev.state().queues[&1].layout.size, 64, "clamped to the device's");
     }
 
@@ -1045,7 +968,7 @@ mod tests {
         port.stop().unwrap();
         assert!(port.set_mtu(2000).is_ok());
         let err = port.set_mtu(4000).unwrap_err().to_string();
-        assert!(err.contains("RX buffers hold 2048"), "{err}");
+        assert!(err.contains("buffers hold 2048"), "{err}");
         assert!(matches!(port.set_mtu(9001), Err(EthError::Mtu { max: 9000, .. })));
     }
 }

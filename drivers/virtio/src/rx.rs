@@ -87,7 +87,14 @@ impl std::fmt::Debug for RxQueue {
 impl RxQueue {
     /// A stopped queue on `vq` filled from `pool`; the pool's headroom holds the header
     /// (checked by the caller: `headroom >= hdr_len`).
-    pub(crate) fn new(vq: Vring, pool: PacketPool, hdr_len: usize, mergeable: bool, in_order: bool) -> RxQueue {
+    pub(crate) fn new(
+        vq: Vring,
+        pool: PacketPool,
+        hdr_len: usize,
+        mergeable: bool,
+        in_order: bool,
+        counters: Arc<QueueCounters>,
+    ) -> RxQueue {
         let n = usize::from(vq.size());
         let headroom = usize::from(pool.headroom());
         debug_assert!(headroom >= hdr_len);
@@ -110,7 +117,7 @@ impl RxQueue {
             refill_batch: REFILL_BATCH.min(vq.size() / 4).max(1),
             va: false,
             port: 0,
-            counters: Arc::default(),
+            counters,
             extra: Arc::default(),
             notifier: None,
             pool,
@@ -329,7 +336,7 @@ impl RxBurst for VirtioRx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use burst_ethdev::{EthDev, XStat};
+    use burst_ethdev::{Port, XStat};
     use proptest::prelude::*;
 
     use crate::spec::features as f;
@@ -339,7 +346,7 @@ mod tests {
         (0..len).map(|k| seed.wrapping_add(k as u8)).collect()
     }
 
-    fn xstat(port: &impl EthDev, name: &str) -> u64 {
+    fn xstat(port: &Port, name: &str) -> u64 {
         port.xstats().into_iter().find(|x| x.name == name).map_or(u64::MAX, |x: XStat| x.value)
     }
 

@@ -1,11 +1,11 @@
-//! Counters: the basic ones in [`SwStats`] (per queue, single writer), plus what only this
-//! driver counts: frames dropped because they spanned several mergeable buffers, and used-ring
-//! entries a device wrote that named no buffer of ours.
+//! Counters: the basic ones are the port's (its queues count in them), and these are what only
+//! this driver counts: frames dropped because they spanned several mergeable buffers, and
+//! used-ring entries a device wrote that named no buffer of ours.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use burst_ethdev::{Stats, SwStats, XStat};
+use burst_ethdev::XStat;
 
 /// One queue's driver-only counters; written by the queue's handle only (relaxed load + store).
 #[derive(Debug, Default)]
@@ -39,10 +39,9 @@ impl Extra {
     }
 }
 
-/// The port's counters for its configured queues.
+/// The driver's counters for the port's configured queues.
 #[derive(Debug)]
 pub(crate) struct PortStats {
-    pub sw: SwStats,
     pub rx: Vec<Arc<Extra>>,
     pub tx: Vec<Arc<Extra>>,
     base: Mutex<[u64; 3]>,
@@ -52,7 +51,6 @@ impl PortStats {
     /// Zeroed counters for `rx` and `tx` queues.
     pub(crate) fn new(rx: u16, tx: u16) -> PortStats {
         PortStats {
-            sw: SwStats::new(rx, tx),
             rx: (0..rx).map(|_| Arc::default()).collect(),
             tx: (0..tx).map(|_| Arc::default()).collect(),
             base: Mutex::new([0; 3]),
@@ -72,14 +70,9 @@ impl PortStats {
         out
     }
 
-    /// The basic counters since the last reset.
-    pub(crate) fn get(&self) -> Stats {
-        self.sw.get()
-    }
-
-    /// The basic counters and this driver's, by name.
+    /// This driver's counters since the last reset, by name.
     pub(crate) fn xstats(&self) -> Vec<XStat> {
-        let mut out = self.sw.get().to_xstats();
+        let mut out = Vec::new();
         let base = *self.base.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.raw_extra();
         let names = ["rx_mergeable_dropped", "rx_bad_used_entries", "tx_bad_used_entries"];
@@ -89,10 +82,9 @@ impl PortStats {
         out
     }
 
-    /// Zeroes everything (a baseline: no store races the writers).
+    /// Zeroes them (a baseline: no store races the writers).
     pub(crate) fn reset(&self) {
         let mut base = self.base.lock().unwrap_or_else(|e| e.into_inner());
-        self.sw.reset();
         *base = self.raw_extra();
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use burst_ethdev::{DeviceName, EthError, MacAddr};
+use burst_ethdev::{DeviceName, EthError, MacAddr, Port};
 use burst_mem::{IovaMode, MemConfig, Memory, PacketPool, PacketPoolConfig};
 
 use crate::dev::{DevContext, VirtioNet};
@@ -146,8 +146,13 @@ impl TestDevice {
         lock(&self.0)
     }
 
-    /// The port on this device.
-    pub fn probe(&self, mem: &Memory, mac: Option<MacAddr>) -> Result<VirtioNet, EthError> {
+    /// The port on this device, as an application holds it.
+    pub fn probe(&self, mem: &Memory, mac: Option<MacAddr>) -> Result<Port, EthError> {
+        Ok(Port::new(3, Box::new(self.probe_dev(mem, mac)?)))
+    }
+
+    /// The driver's device on this device, for tests of its internals.
+    pub fn probe_dev(&self, mem: &Memory, mac: Option<MacAddr>) -> Result<VirtioNet, EthError> {
         let ctx = DevContext {
             driver: crate::DRIVER_NAME,
             device: DeviceName::Vdev(name("testdev")),
@@ -602,13 +607,13 @@ impl Transport for TestTransport {
 
 /// A probed, configured and started port on `dev` with `pairs` queue pairs, RX filled from
 /// `pool`.
-pub fn started(dev: &TestDevice, mem: &Memory, pairs: u16, pool: &PacketPool) -> VirtioNet {
-    use burst_ethdev::{EthDev, PortConf, RxQueueConf, TxQueueConf};
+pub fn started(dev: &TestDevice, mem: &Memory, pairs: u16, pool: &PacketPool) -> Port {
+    use burst_ethdev::PortConf;
     let mut port = dev.probe(mem, None).unwrap();
     port.configure(&PortConf::queues(pairs, pairs)).unwrap();
     for q in 0..pairs {
-        port.rx_queue_setup(q, &RxQueueConf { nb_desc: 0, pool: pool.clone(), socket: None }).unwrap();
-        port.tx_queue_setup(q, &TxQueueConf { nb_desc: 0, socket: None }).unwrap();
+        port.rx_queue_setup(q, 0, pool).unwrap();
+        port.tx_queue_setup(q, 0).unwrap();
     }
     port.start().unwrap();
     port

@@ -69,7 +69,14 @@ impl std::fmt::Debug for TxQueue {
 impl TxQueue {
     /// A stopped queue on `vq`, with `hdrs` (at least `size * hdr_len` bytes) for chained
     /// headers.
-    pub(crate) fn new(vq: Vring, hdrs: Memzone, hdr_len: usize, can_push: bool, in_order: bool) -> TxQueue {
+    pub(crate) fn new(
+        vq: Vring,
+        hdrs: Memzone,
+        hdr_len: usize,
+        can_push: bool,
+        in_order: bool,
+        counters: Arc<QueueCounters>,
+    ) -> TxQueue {
         let n = usize::from(vq.size());
         assert!(hdrs.len() >= n * hdr_len, "the header area holds one header per descriptor");
         // SAFETY: the memzone is ours, `hdrs.len()` bytes, and no device knows it yet.
@@ -89,7 +96,7 @@ impl TxQueue {
             free_thresh: FREE_THRESH.min(vq.size() / 4).max(1),
             hdr_base: 0,
             va: false,
-            counters: Arc::default(),
+            counters,
             extra: Arc::default(),
             notifier: None,
             hdrs,
@@ -297,7 +304,6 @@ impl TxBurst for VirtioTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use burst_ethdev::{EthDev, TxBurst};
     use proptest::prelude::*;
 
     use crate::spec::features as f;
@@ -409,7 +415,7 @@ mod tests {
     }
 
     /// Sends bursts of 32 until the ring takes fewer: how many it took.
-    fn fill(tx: &mut dyn TxBurst, pool: &burst_mem::PacketPool) -> usize {
+    fn fill(tx: &mut burst_ethdev::TxQueue<'_>, pool: &burst_mem::PacketPool) -> usize {
         let mut total = 0;
         loop {
             let mut bufs = frames(pool, 32, 60);
@@ -441,7 +447,7 @@ mod tests {
                 }
                 // The device uses the three chains but writes nonsense ids.
                 dev.used_raw(1, &[(999, 0), (999, 0), (999, 0)]);
-                let took = fill(&mut *tx, &pool);
+                let took = fill(&mut tx, &pool);
                 if in_order {
                     assert_eq!(took, size, "the three chains came back by used.idx alone");
                 } else {
@@ -472,7 +478,7 @@ mod tests {
                 // The device claims 200 chains done, more than the ring ever held: nothing can
                 // be trusted, nothing is freed.
                 dev.used_jump(1, 200);
-                let took = fill(&mut *tx, &pool);
+                let took = fill(&mut tx, &pool);
                 assert!(took < 64, "the queue stopped taking frames ({took})");
                 let mut more = frames(&pool, 4, 60);
                 assert_eq!(tx.tx_burst(&mut more), 0);
