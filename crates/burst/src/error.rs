@@ -91,7 +91,7 @@ impl EalError {
 fn probe_message(device: &str, source: &EthError) -> String {
     match source {
         EthError::DevArgs { .. } | EthError::UnknownVdev { .. } => source.to_string(),
-        EthError::Device { device: d, .. } if d == device => source.to_string(),
+        EthError::Device { device: d, .. } | EthError::Driver { device: d, .. } if d == device => source.to_string(),
         _ => format!("{device}: {source}"),
     }
 }
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn a_device_is_named_once() {
-        let named = EthError::Device { driver: "net_virtio_user", device: "virtio_user0".into(), message: "no".into() };
+        let named = EthError::driver("net_virtio_user", "virtio_user0", std::io::Error::other("no"));
         let e = EalError::Probe { device: "virtio_user0".into(), source: named };
         assert_eq!(e.to_string(), "net_virtio_user virtio_user0: no");
         let other = EthError::NotSupported { driver: "x", what: "probe" };
