@@ -26,6 +26,9 @@ mod init;
 mod ring;
 mod rx;
 mod stats;
+#[cfg(any(test, feature = "bench"))]
+#[doc(hidden)]
+pub mod testing;
 mod tx;
 
 pub mod regs;

@@ -132,7 +132,7 @@ impl RxRing {
 
     /// Receives up to `max` frames into `out` (RX burst body); RDT is written once if any
     /// descriptor was re-armed.
-    fn burst(&mut self, bar: &impl Doorbell, out: &mut Vec<PacketBuf>, max: usize, port: u16) -> usize {
+    pub(crate) fn burst(&mut self, bar: &impl Doorbell, out: &mut Vec<PacketBuf>, max: usize, port: u16) -> usize {
         let n = self.ring.len();
         let mut i = self.next;
         let (mut got, mut bad, mut nombuf) = (0usize, 0u64, 0u64);
@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(classify(DONE, 0x60, 60, 2048), RxVerdict::Packet(60));
     }
 
-    use crate::ring::testing::{desc_addr, device_writes_rx, memory, pool, ring, Recorder};
+    use crate::testing::{desc_addr, device_writes_rx, memory, pool, ring, Recorder};
 
     /// A running RX queue of `n` descriptors on a pool of `count` buffers, and its counters.
     fn running(n: u16, count: usize) -> (RxRing, PacketPool, SwStats) {

@@ -105,7 +105,7 @@ impl TxRing {
     }
 
     /// Takes what fits from the front of `bufs` (TX burst body).
-    fn burst(&mut self, bar: &impl Doorbell, bufs: &mut Vec<PacketBuf>) -> usize {
+    pub(crate) fn burst(&mut self, bar: &impl Doorbell, bufs: &mut Vec<PacketBuf>) -> usize {
         self.reclaim();
         let n = self.ring.len();
         let room = usize::from(n - 1 - self.in_flight());
@@ -165,7 +165,7 @@ mod tests {
 
     use burst_ethdev::SwStats;
 
-    use crate::ring::testing::{desc_addr, device_done_tx, memory, pool, ring, Recorder};
+    use crate::testing::{desc_addr, device_done_tx, memory, pool, ring, Recorder};
 
     fn packets(pool: &PacketPool, n: usize, len: usize) -> Vec<PacketBuf> {
         let mut v = Vec::new();
