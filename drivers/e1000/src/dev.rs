@@ -10,6 +10,7 @@ use burst_ethdev::{
 use burst_mem::{Memory, PacketPool};
 use burst_pci::{Bar, DeviceError, PciAddress, PciDevice};
 
+use crate::error::E1000Error;
 use crate::init;
 use crate::regs::*;
 use crate::ring::DescRing;
@@ -70,22 +71,15 @@ impl std::fmt::Debug for E1000Dev {
 /// masked, MAC read, link set up.
 pub(crate) fn probe(p: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
     let addr = p.device.address();
-    let err = |message: String| EthError::Device { driver: DRIVER_NAME, device: addr.to_string(), message };
+    let err = |e: E1000Error| EthError::driver(DRIVER_NAME, addr, e);
     // SDM 13: every register is in the memory BAR 0 (128 KiB).
     let bar = p.device.bar(0)?;
     if !bar.is_mmio() || bar.len() < BAR0_MIN_LEN {
-        return Err(err(format!(
-            "BAR0 is {} and {:#x} bytes long: an 8254x has its registers in a memory BAR of 128 KiB; is this the \
-             right device?",
-            if bar.is_mmio() { "mapped" } else { "not mappable" },
-            bar.len()
-        )));
+        return Err(err(E1000Error::NotAn8254xBar { mmio: bar.is_mmio(), len: bar.len() }));
     }
     p.device.enable_bus_master().map_err(DeviceError::from)?;
     init::reset(&bar).map_err(err)?;
-    let mac = init::read_mac(&bar)
-        .filter(|m| m.is_valid_unicast())
-        .ok_or_else(|| err("no valid MAC address in RAL0/RAH0 or the EEPROM: check the device's EEPROM".into()))?;
+    let mac = init::read_mac(&bar).filter(|m| m.is_valid_unicast()).ok_or_else(|| err(E1000Error::NoValidMac))?;
     init::link_up(&bar);
     let dev = E1000Dev {
         _device: p.device,
@@ -138,8 +132,8 @@ impl E1000Dev {
     /// The largest MTU: [`MAX_RX_PKTLEN`] less header and CRC, 16110.
     pub const MAX_MTU: u16 = (MAX_RX_PKTLEN - FRAME_OVERHEAD) as u16;
 
-    fn error(&self, message: String) -> EthError {
-        EthError::Device { driver: DRIVER_NAME, device: self.addr.to_string(), message }
+    fn error(&self, e: E1000Error) -> EthError {
+        EthError::driver(DRIVER_NAME, self.addr, e)
     }
 
     /// RCTL for `settings`, EN when `on`.
@@ -204,7 +198,7 @@ impl EthDev for E1000Dev {
             min_mtu: 68,
             max_mtu: Self::MAX_MTU,
             max_rx_pktlen: MAX_RX_PKTLEN,
-            min_rx_bufsize: 256,
+            min_rx_bufsize: init::MIN_RX_BUFSIZE as u32,
             socket: self.socket,
         }
     }
@@ -221,9 +215,8 @@ impl EthDev for E1000Dev {
 
     fn rx_queue_setup(&mut self, _queue: u16, conf: &RxQueueConf) -> Result<(), EthError> {
         let room = usize::from(conf.pool.data_room());
-        let (bsize, bits) = init::rx_buffer_size(room).ok_or_else(|| {
-            self.error(format!("RX buffers of {room} bytes are too small: the e1000 needs at least 256"))
-        })?;
+        let (bsize, bits) = init::rx_buffer_size(room)
+            .ok_or_else(|| self.error(E1000Error::RxBufTooSmall { room, min: init::MIN_RX_BUFSIZE }))?;
         // The old ring (and its memzone name) goes before the new one is made.
         drop(self.rx.replace(None));
         let ring = DescRing::new(&self.memory, &self.ring_name(Dir::Rx), conf.nb_desc, conf.socket.or(self.socket))?;
@@ -266,12 +259,8 @@ impl EthDev for E1000Dev {
         if let Some(rx) = self.rx.get_mut() {
             let n = rx.ring().len();
             if let Err(free) = rx.arm() {
-                let message = format!(
-                    "the RX ring needs {n} buffers and its pool has {free} free: make the pool larger or the ring \
-                     smaller"
-                );
                 self.bar.write32(TCTL, 0);
-                return Err(self.error(message));
+                return Err(self.error(E1000Error::RxPoolTooShort { ring: n, free }));
             }
             let (iova, bytes) = (rx.ring().iova(), rx.ring().bytes());
             self.bar.write32(RDBAL, iova as u32);
@@ -316,7 +305,7 @@ impl EthDev for E1000Dev {
             s.ierrors,
             s.oerrors,
         );
-        init::reset(&self.bar).map_err(|m| self.error(m))
+        init::reset(&self.bar).map_err(|e| self.error(e))
     }
 
     fn reset(&mut self) -> Result<(), EthError> {

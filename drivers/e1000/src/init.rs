@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use burst_ethdev::{Duplex, LinkStatus, MacAddr};
 use burst_pci::Bar;
 
+use crate::error::E1000Error;
 use crate::regs::*;
 
 /// How long a global reset may take. The SDM asks for at least 1 us before touching the device
@@ -24,7 +25,7 @@ pub(crate) fn mask_interrupts(bar: &Bar) {
 
 /// Global reset (CTRL.RST, SDM 13.4.1 and 14.3): interrupts masked before and after, as the SDM
 /// asks. Fails when RST does not clear in time.
-pub(crate) fn reset(bar: &Bar) -> Result<(), String> {
+pub(crate) fn reset(bar: &Bar) -> Result<(), E1000Error> {
     mask_interrupts(bar);
     // Quiesce receive and transmit first, so no DMA is in flight across the reset.
     bar.write32(RCTL, 0);
@@ -36,11 +37,7 @@ pub(crate) fn reset(bar: &Bar) -> Result<(), String> {
     let deadline = Instant::now() + RESET_TIMEOUT;
     while bar.read32(CTRL) & CTRL_RST != 0 {
         if Instant::now() > deadline {
-            return Err(format!(
-                "the device did not finish its reset (CTRL.RST still set after {} ms): is it an 8254x, and is it \
-                 alive? Check `lspci -vv` and the kernel log",
-                RESET_TIMEOUT.as_millis()
-            ));
+            return Err(E1000Error::ResetTimeout { ms: RESET_TIMEOUT.as_millis() as u64 });
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -135,8 +132,11 @@ pub(crate) fn status_to_link(status: u32) -> LinkStatus {
     LinkStatus { up: true, speed_mbps, duplex, autoneg: true }
 }
 
+/// The smallest receive buffer RCTL.BSIZE expresses (SDM 13.4.22).
+pub(crate) const MIN_RX_BUFSIZE: usize = 256;
+
 /// RCTL.BSIZE/BSEX for the largest receive buffer the device offers that fits in `room` bytes
-/// (SDM 13.4.22): the size and the bits. `None` below 256 bytes.
+/// (SDM 13.4.22): the size and the bits. `None` below [`MIN_RX_BUFSIZE`].
 pub(crate) fn rx_buffer_size(room: usize) -> Option<(usize, u32)> {
     const SIZES: [(usize, u32); 7] = [
         (16384, RCTL_BSEX | (1 << RCTL_BSIZE_SHIFT)),
@@ -145,7 +145,7 @@ pub(crate) fn rx_buffer_size(room: usize) -> Option<(usize, u32)> {
         (2048, 0),
         (1024, 1 << RCTL_BSIZE_SHIFT),
         (512, 2 << RCTL_BSIZE_SHIFT),
-        (256, 3 << RCTL_BSIZE_SHIFT),
+        (MIN_RX_BUFSIZE, 3 << RCTL_BSIZE_SHIFT),
     ];
     SIZES.into_iter().find(|&(size, _)| size <= room)
 }

@@ -22,6 +22,7 @@
 //! 8254x parts QEMU does not emulate (their IDs are not in the table).
 
 mod dev;
+mod error;
 mod init;
 mod ring;
 mod rx;
@@ -34,6 +35,7 @@ mod tx;
 pub mod regs;
 
 pub use dev::{E1000Dev, DESC_LIMITS, DRIVER_NAME, MAX_RX_PKTLEN};
+pub use error::E1000Error;
 
 use burst_ethdev::{PciDriver, PciId};
 
