@@ -17,7 +17,7 @@ use burst_pci::Bar;
 
 use crate::error::E1000Error;
 use crate::regs::*;
-use crate::ring::DescRing;
+use crate::ring::{DescRing, Descriptor};
 use crate::rx::RxRing;
 use crate::tx::TxRing;
 
@@ -106,7 +106,7 @@ fn start_rx(bar: &Bar, rx: &mut RxRing) -> Result<(), E1000Error> {
 
 /// A ring's IOVA into its base registers (low, high) and its length in bytes into its length
 /// register (SDM 13.4.27-13.4.29 for RX, 13.4.38-13.4.40 for TX).
-fn set_ring(bar: &Bar, base_lo: usize, base_hi: usize, len: usize, ring: &DescRing) {
+fn set_ring<D: Descriptor>(bar: &Bar, base_lo: usize, base_hi: usize, len: usize, ring: &DescRing<D>) {
     let iova = ring.iova();
     bar.write32(base_lo, iova as u32);
     bar.write32(base_hi, (iova >> 32) as u32);

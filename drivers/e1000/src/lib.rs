@@ -21,6 +21,7 @@
 //! multicast address filters (only all-multicast), interrupts, flow control settings, and the
 //! 8254x parts QEMU does not emulate (their IDs are not in the table).
 
+mod desc;
 mod dev;
 mod error;
 mod init;

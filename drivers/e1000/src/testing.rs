@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use burst_ethdev::SwStats;
 use burst_mem::{IovaMode, MemConfig, Memory, PacketBuf, PacketPool, PacketPoolConfig};
 
-use crate::regs::{RDT, RXD_STAT_DD, RXD_STAT_EOP, TDT};
-use crate::ring::{wrap_add, DescRing, Doorbell};
+use crate::desc::{RxDesc, TxDesc};
+use crate::regs::{RDT, RXD_STAT_DD, RXD_STAT_EOP, TDT, TXD_STAT_DD};
+use crate::ring::{wrap_add, DescRing, Descriptor, Doorbell};
 use crate::rx::RxRing;
 use crate::tx::TxRing;
 
@@ -57,28 +58,18 @@ pub fn pool(mem: &Memory, count: usize) -> PacketPool {
 }
 
 /// A ring of `n` descriptors.
-pub(crate) fn ring(mem: &Memory, n: u16) -> DescRing {
+pub(crate) fn ring<D: Descriptor>(mem: &Memory, n: u16) -> DescRing<D> {
     DescRing::new(mem, &name("ring"), n, None).unwrap()
 }
 
-/// Writes descriptor `i`'s second half as a device would: RX (length, checksum 0, status,
-/// errors, special 0) or TX (status byte at offset 12, the rest as is).
-pub(crate) fn device_writes_rx(ring: &DescRing, i: u16, length: u16, status: u8, errors: u8) {
-    let v = u64::from(length) | (u64::from(status) << 32) | (u64::from(errors) << 40);
-    ring.write_u64(i, 8, v);
+/// Writes back RX descriptor `i` as a device would: `length`, `status`, `errors`.
+pub(crate) fn device_writes_rx(ring: &DescRing<RxDesc>, i: u16, length: u16, status: u8, errors: u8) {
+    ring.desc(i).device_write_back(length, status, errors);
 }
 
 /// Sets the DD bit of TX descriptor `i`, as the device does when it is done with it.
-pub(crate) fn device_done_tx(ring: &DescRing, i: u16) {
-    let lo = u64::from(ring.read_u16(i, 8)) | (u64::from(ring.read_u16(i, 10)) << 16);
-    let hi = u64::from(ring.read_u16(i, 12) | 1) << 32 | u64::from(ring.read_u16(i, 14)) << 48;
-    ring.write_u64(i, 8, lo | hi);
-}
-
-/// The buffer address in descriptor `i`.
-#[cfg(test)]
-pub(crate) fn desc_addr(ring: &DescRing, i: u16) -> u64 {
-    (0..4).map(|k| u64::from(ring.read_u16(i, 2 * k)) << (16 * k)).fold(0, |a, b| a | b)
+pub(crate) fn device_done_tx(ring: &DescRing<TxDesc>, i: u16) {
+    ring.desc(i).device_set_status(TXD_STAT_DD);
 }
 
 /// A started RX queue with a device that writes frames back into it as fast as asked: RDH is
