@@ -1,7 +1,5 @@
 //! The e1000 port: probe, and the control path ([`EthDev`], DPDK's `eth_em_ops`).
 
-use std::time::{Duration, Instant};
-
 use burst_ethdev::error::Dir;
 use burst_ethdev::{
     DescLimits, DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PciId, PciProbe, PortConf, PortId,
@@ -10,6 +8,7 @@ use burst_ethdev::{
 use burst_mem::{Memory, PacketPool};
 use burst_pci::{Bar, DeviceError, PciAddress, PciDevice};
 
+use crate::error::E1000Error;
 use crate::init;
 use crate::regs::*;
 use crate::ring::DescRing;
@@ -28,15 +27,6 @@ pub const DESC_LIMITS: DescLimits = DescLimits { min: 32, max: 4096, align: RING
 /// DPDK's `em_get_max_pktlen` says for this family (SDM 13.4.22: LPE allows up to 16384 bytes;
 /// QEMU drops longer ones).
 pub const MAX_RX_PKTLEN: u32 = 16128;
-
-/// Ethernet header and CRC around the MTU.
-const FRAME_OVERHEAD: u32 = 18;
-
-/// The largest frame received with LPE clear: 1518 plus a VLAN tag (SDM 13.4.22).
-const STANDARD_MAX_FRAME: u32 = 1522;
-
-/// How long `stop` waits for queued frames to leave before turning the transmitter off.
-const TX_DRAIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// One 8254x port.
 pub struct E1000Dev {
@@ -66,27 +56,18 @@ impl std::fmt::Debug for E1000Dev {
     }
 }
 
-/// Brings a matched device to the probed state: BAR0 mapped, bus master on, reset, interrupts
-/// masked, MAC read, link set up.
+/// Brings a matched device to the probed state: BAR0 mapped, bus master on, then the SDM's
+/// probe steps ([`init::probe`]: reset, interrupts masked, MAC read, link set up).
 pub(crate) fn probe(p: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
     let addr = p.device.address();
-    let err = |message: String| EthError::Device { driver: DRIVER_NAME, device: addr.to_string(), message };
+    let err = |e: E1000Error| EthError::driver(DRIVER_NAME, addr, e);
     // SDM 13: every register is in the memory BAR 0 (128 KiB).
     let bar = p.device.bar(0)?;
     if !bar.is_mmio() || bar.len() < BAR0_MIN_LEN {
-        return Err(err(format!(
-            "BAR0 is {} and {:#x} bytes long: an 8254x has its registers in a memory BAR of 128 KiB; is this the \
-             right device?",
-            if bar.is_mmio() { "mapped" } else { "not mappable" },
-            bar.len()
-        )));
+        return Err(err(E1000Error::NotAn8254xBar { mmio: bar.is_mmio(), len: bar.len() }));
     }
     p.device.enable_bus_master().map_err(DeviceError::from)?;
-    init::reset(&bar).map_err(err)?;
-    let mac = init::read_mac(&bar)
-        .filter(|m| m.is_valid_unicast())
-        .ok_or_else(|| err("no valid MAC address in RAL0/RAH0 or the EEPROM: check the device's EEPROM".into()))?;
-    init::link_up(&bar);
+    let mac = init::probe(&bar).map_err(err)?;
     let dev = E1000Dev {
         _device: p.device,
         bar,
@@ -110,41 +91,17 @@ pub(crate) fn probe(p: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
     Ok(Box::new(dev))
 }
 
-/// The frame size an MTU allows, CRC included.
-fn max_frame(mtu: u16) -> u32 {
-    u32::from(mtu) + FRAME_OVERHEAD
-}
-
-/// RCTL (SDM 13.4.22): broadcast accepted, CRC stripped, the RX buffers' size bits, long packets
-/// when the MTU needs them, the port's filter modes; EN when `on`.
-fn rctl_value(s: &PortSettings, bsize_bits: u32, on: bool) -> u32 {
-    let mut v = RCTL_BAM | RCTL_SECRC | bsize_bits;
-    if max_frame(s.mtu) > STANDARD_MAX_FRAME {
-        v |= RCTL_LPE;
-    }
-    if s.promiscuous {
-        v |= RCTL_UPE | RCTL_MPE;
-    }
-    if s.allmulticast {
-        v |= RCTL_MPE;
-    }
-    if on {
-        v |= RCTL_EN;
-    }
-    v
-}
-
 impl E1000Dev {
     /// The largest MTU: [`MAX_RX_PKTLEN`] less header and CRC, 16110.
-    pub const MAX_MTU: u16 = (MAX_RX_PKTLEN - FRAME_OVERHEAD) as u16;
+    pub const MAX_MTU: u16 = (MAX_RX_PKTLEN - init::FRAME_OVERHEAD) as u16;
 
-    fn error(&self, message: String) -> EthError {
-        EthError::Device { driver: DRIVER_NAME, device: self.addr.to_string(), message }
+    fn error(&self, e: E1000Error) -> EthError {
+        EthError::driver(DRIVER_NAME, self.addr, e)
     }
 
     /// RCTL for `settings`, EN when `on`.
     fn rctl(&self, settings: &PortSettings, on: bool) -> u32 {
-        rctl_value(settings, self.rx_bsize.map_or(0, |(_, bits)| bits), on)
+        init::rctl(settings, self.rx_bsize.map_or(0, |(_, bits)| bits), on)
     }
 
     /// Rewrites RCTL for `settings` (filters or MTU changed): receiving when started with an RX
@@ -158,35 +115,9 @@ impl E1000Dev {
         format!("e1000_{}_{}_{}", self.addr, if dir == Dir::Rx { "rx" } else { "tx" }, self.port)
     }
 
-    /// Lets queued frames leave (TDH reaching TDT), for a little while.
-    fn drain_tx(&self) {
-        let deadline = Instant::now() + TX_DRAIN_TIMEOUT;
-        while self.bar.read32(TDH) != self.bar.read32(TDT) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
     /// Turns receive and transmit off and takes every buffer back from both rings.
     fn quiesce(&mut self) {
-        if self.tx.get_mut().is_some() {
-            self.drain_tx();
-        }
-        // Receive off; the rest of RCTL is written again at the next start.
-        self.bar.write32(RCTL, 0);
-        self.bar.write32(TCTL, 0);
-        // Reading STATUS flushes the posted writes. A real part may still finish a descriptor in
-        // flight (QEMU stops at once): give DMA a moment before the buffers go back to the pool.
-        let _ = self.bar.read32(STATUS);
-        std::thread::sleep(Duration::from_millis(1));
-        if let Some(rx) = self.rx.get_mut() {
-            rx.release();
-        }
-        if let Some(tx) = self.tx.get_mut() {
-            tx.release();
-        }
-        for reg in [RDH, RDT, TDH, TDT] {
-            self.bar.write32(reg, 0);
-        }
+        init::stop(&self.bar, self.tx.get_mut(), self.rx.get_mut());
     }
 }
 
@@ -204,7 +135,7 @@ impl EthDev for E1000Dev {
             min_mtu: 68,
             max_mtu: Self::MAX_MTU,
             max_rx_pktlen: MAX_RX_PKTLEN,
-            min_rx_bufsize: 256,
+            min_rx_bufsize: init::MIN_RX_BUFSIZE as u32,
             socket: self.socket,
         }
     }
@@ -221,9 +152,8 @@ impl EthDev for E1000Dev {
 
     fn rx_queue_setup(&mut self, _queue: u16, conf: &RxQueueConf) -> Result<(), EthError> {
         let room = usize::from(conf.pool.data_room());
-        let (bsize, bits) = init::rx_buffer_size(room).ok_or_else(|| {
-            self.error(format!("RX buffers of {room} bytes are too small: the e1000 needs at least 256"))
-        })?;
+        let (bsize, bits) = init::rx_buffer_size(room)
+            .ok_or_else(|| self.error(E1000Error::RxBufTooSmall { room, min: init::MIN_RX_BUFSIZE }))?;
         // The old ring (and its memzone name) goes before the new one is made.
         drop(self.rx.replace(None));
         let ring = DescRing::new(&self.memory, &self.ring_name(Dir::Rx), conf.nb_desc, conf.socket.or(self.socket))?;
@@ -247,45 +177,9 @@ impl EthDev for E1000Dev {
     }
 
     fn start(&mut self, settings: &PortSettings) -> Result<(), EthError> {
-        init::mask_interrupts(&self.bar);
-        init::write_mac(&self.bar, settings.mac);
-        // SDM 14.5: transmit ring, then TIPG and TCTL.
-        if let Some(tx) = self.tx.get_mut() {
-            tx.release();
-            let (iova, bytes) = (tx.ring().iova(), tx.ring().bytes());
-            self.bar.write32(TDBAL, iova as u32);
-            self.bar.write32(TDBAH, (iova >> 32) as u32);
-            self.bar.write32(TDLEN, bytes);
-            self.bar.write32(TDH, 0);
-            self.bar.write32(TDT, 0);
-            self.bar.write32(TIPG, TIPG_COPPER);
-            self.bar.write32(TCTL, init::TCTL_RUNNING);
-        }
-        // SDM 14.4: receive ring filled, head 0, tail at the last armed descriptor, then RCTL.
-        let mut rx_tail = None;
-        if let Some(rx) = self.rx.get_mut() {
-            let n = rx.ring().len();
-            if let Err(free) = rx.arm() {
-                let message = format!(
-                    "the RX ring needs {n} buffers and its pool has {free} free: make the pool larger or the ring \
-                     smaller"
-                );
-                self.bar.write32(TCTL, 0);
-                return Err(self.error(message));
-            }
-            let (iova, bytes) = (rx.ring().iova(), rx.ring().bytes());
-            self.bar.write32(RDBAL, iova as u32);
-            self.bar.write32(RDBAH, (iova >> 32) as u32);
-            self.bar.write32(RDLEN, bytes);
-            self.bar.write32(RDH, 0);
-            rx_tail = Some(rx.tail());
-        }
-        if let Some(tail) = rx_tail {
-            burst_mem::barrier::io_wmb();
-            self.bar.write32(RDT, u32::from(tail));
-        }
+        let rctl = self.rctl(settings, self.nb_rx > 0);
+        init::start(&self.bar, settings.mac, self.tx.get_mut(), self.rx.get_mut(), rctl).map_err(|e| self.error(e))?;
         self.started = true;
-        self.update_rctl(settings, true);
         Ok(())
     }
 
@@ -316,7 +210,7 @@ impl EthDev for E1000Dev {
             s.ierrors,
             s.oerrors,
         );
-        init::reset(&self.bar).map_err(|m| self.error(m))
+        init::reset(&self.bar).map_err(|e| self.error(e))
     }
 
     fn reset(&mut self) -> Result<(), EthError> {
@@ -394,31 +288,8 @@ impl Drop for E1000Dev {
 mod tests {
     use super::*;
 
-    fn settings(promiscuous: bool, allmulticast: bool, mtu: u16) -> PortSettings {
-        PortSettings { promiscuous, allmulticast, mtu, ..PortSettings::new(MacAddr([2, 0, 0, 0, 0, 1])) }
-    }
-
-    #[test]
-    fn rctl_follows_filters_and_mtu() {
-        let off = settings(false, false, 1500);
-        let base = RCTL_BAM | RCTL_SECRC;
-        assert_eq!(rctl_value(&off, 0, true), base | RCTL_EN, "broadcast, CRC strip, 2048-byte buffers");
-        assert_eq!(rctl_value(&off, 0, false), base);
-        assert_eq!(rctl_value(&settings(false, false, 1504), 0, true) & RCTL_LPE, 0, "1522 bytes fit without LPE");
-        assert_ne!(rctl_value(&settings(false, false, 1505), 0, true) & RCTL_LPE, 0);
-        let promisc = settings(true, false, 1500);
-        assert_eq!(rctl_value(&promisc, 0, true) & (RCTL_UPE | RCTL_MPE), RCTL_UPE | RCTL_MPE);
-        let allmulti = settings(false, true, 1500);
-        assert_eq!(rctl_value(&allmulti, 0, true) & (RCTL_UPE | RCTL_MPE), RCTL_MPE);
-        let (_, bits) = init::rx_buffer_size(9216).unwrap();
-        assert_eq!(
-            rctl_value(&settings(false, false, 9000), bits, true),
-            base | RCTL_EN | RCTL_LPE | RCTL_BSEX | (2 << RCTL_BSIZE_SHIFT)
-        );
-    }
-
     #[test]
     fn the_largest_frame_is_the_devices() {
-        assert_eq!(u32::from(E1000Dev::MAX_MTU) + FRAME_OVERHEAD, MAX_RX_PKTLEN);
+        assert_eq!(u32::from(E1000Dev::MAX_MTU) + init::FRAME_OVERHEAD, MAX_RX_PKTLEN);
     }
 }

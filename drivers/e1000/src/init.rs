@@ -1,13 +1,25 @@
-//! Bringing the device up, as a straight list of steps (SDM 14.3 "General Configuration", 14.4
-//! "Receive Initialization", 14.5 "Transmit Initialization"), and the register-level helpers
-//! for the MAC address and the link.
+//! Bringing the device up and down as the SDM's lists of steps, each citing its section:
+//!
+//! - [`probe`]: from whatever state the device was left in to reset, silent, its station
+//!   address read and its link set up (SDM 14.3 "General Configuration").
+//! - [`start`]: the port's address, then transmit (SDM 14.5 "Transmit Initialization") and
+//!   receive (SDM 14.4 "Receive Initialization"): ring base, length, head and tail, TIPG, TCTL,
+//!   the first RDT write, RCTL last.
+//! - [`stop`]: queued frames drained, receiver and transmitter off, every buffer taken back.
+//!
+//! Below them, the register-level steps they are made of: reset, interrupt mask, MAC address,
+//! EEPROM, link, and the RCTL and TCTL values.
 
 use std::time::{Duration, Instant};
 
-use burst_ethdev::{Duplex, LinkStatus, MacAddr};
+use burst_ethdev::{Duplex, LinkStatus, MacAddr, PortSettings};
 use burst_pci::Bar;
 
+use crate::error::E1000Error;
 use crate::regs::*;
+use crate::ring::{DescRing, Descriptor};
+use crate::rx::RxRing;
+use crate::tx::TxRing;
 
 /// How long a global reset may take. The SDM asks for at least 1 us before touching the device
 /// again (14.3); QEMU resets at once, real parts within a few milliseconds.
@@ -15,6 +27,127 @@ const RESET_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// How long an EEPROM word read may take (SDM 13.4.4; QEMU answers at once).
 const EERD_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// How long `stop` waits for queued frames to leave before turning the transmitter off.
+const TX_DRAIN_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Ethernet header and CRC around the MTU.
+pub(crate) const FRAME_OVERHEAD: u32 = 18;
+
+/// The largest frame received with LPE clear: 1518 plus a VLAN tag (SDM 13.4.22).
+const STANDARD_MAX_FRAME: u32 = 1522;
+
+/// Probe (SDM 14.3): the device reset and silent, its station address read, its link set up.
+pub(crate) fn probe(bar: &Bar) -> Result<MacAddr, E1000Error> {
+    // 1. Global reset, every interrupt masked before and after (14.3, 13.4.1).
+    reset(bar)?;
+    // 2. The station address: RAL0/RAH0 as the device loaded them from its EEPROM, or the
+    //    EEPROM itself (13.5.2, 13.4.4).
+    let mac = read_mac(bar).filter(|m| m.is_valid_unicast()).ok_or(E1000Error::NoValidMac)?;
+    // 3. Link setup: the MAC follows what the PHY resolved (14.3, 8.6); MTA cleared (14.4).
+    link_up(bar);
+    Ok(mac)
+}
+
+/// Start: the port's address `mac`, then the transmit ring (SDM 14.5) and the receive ring
+/// (SDM 14.4) handed to the device, and RCTL set to `rctl`. Fails, with the transmitter off again
+/// and the receiver never turned on, when the RX pool cannot fill the ring.
+pub(crate) fn start(
+    bar: &Bar,
+    mac: MacAddr,
+    tx: Option<&mut TxRing>,
+    rx: Option<&mut RxRing>,
+    rctl: u32,
+) -> Result<(), E1000Error> {
+    // 1. Interrupts masked: the driver polls (13.4.20).
+    mask_interrupts(bar);
+    // 2. The station address in RAL0/RAH0 (14.4).
+    write_mac(bar, mac);
+    // 3. Transmit initialisation (14.5).
+    if let Some(tx) = tx {
+        start_tx(bar, tx);
+    }
+    // 4. Receive initialisation (14.4), up to the first RDT write.
+    if let Some(rx) = rx {
+        if let Err(e) = start_rx(bar, rx) {
+            bar.write32(TCTL, 0);
+            return Err(e);
+        }
+    }
+    // 5. RCTL last, the receive ring in place (14.4).
+    bar.write32(RCTL, rctl);
+    Ok(())
+}
+
+/// Transmit initialisation (SDM 14.5): an empty ring, its base, length, head and tail 0, the
+/// inter-packet gap, then the transmitter on.
+fn start_tx(bar: &Bar, tx: &mut TxRing) {
+    tx.release();
+    set_ring(bar, TDBAL, TDBAH, TDLEN, tx.ring());
+    bar.write32(TDH, 0);
+    bar.write32(TDT, 0);
+    bar.write32(TIPG, TIPG_COPPER); // 13.4.34
+    bar.write32(TCTL, TCTL_RUNNING); // 13.4.33
+}
+
+/// Receive initialisation (SDM 14.4) without RCTL: every descriptor given a buffer, the ring's
+/// base, length and head 0, then RDT one short of the head, so that all but one descriptor are
+/// the device's (3.2.6).
+fn start_rx(bar: &Bar, rx: &mut RxRing) -> Result<(), E1000Error> {
+    let ring = rx.ring().len();
+    rx.arm().map_err(|free| E1000Error::RxPoolTooShort { ring, free })?;
+    set_ring(bar, RDBAL, RDBAH, RDLEN, rx.ring());
+    bar.write32(RDH, 0);
+    // The descriptors are in memory before the device may fetch them.
+    burst_mem::barrier::io_wmb();
+    bar.write32(RDT, u32::from(rx.tail()));
+    Ok(())
+}
+
+/// A ring's IOVA into its base registers (low, high) and its length in bytes into its length
+/// register (SDM 13.4.27-13.4.29 for RX, 13.4.38-13.4.40 for TX).
+fn set_ring<D: Descriptor>(bar: &Bar, base_lo: usize, base_hi: usize, len: usize, ring: &DescRing<D>) {
+    let iova = ring.iova();
+    bar.write32(base_lo, iova as u32);
+    bar.write32(base_hi, (iova >> 32) as u32);
+    bar.write32(len, ring.bytes());
+}
+
+/// Stop: queued frames let out, receiver and transmitter off (RCTL.EN, SDM 13.4.22; TCTL.EN,
+/// 13.4.33), every buffer back from both rings, heads and tails 0. Leaves the rest of the
+/// device as it is: the next [`start`] programs the rings and RCTL again.
+pub(crate) fn stop(bar: &Bar, tx: Option<&mut TxRing>, rx: Option<&mut RxRing>) {
+    // 1. Frames already queued leave (TDH reaches TDT), for a little while.
+    if tx.is_some() {
+        drain_tx(bar);
+    }
+    // 2. Receiver and transmitter off.
+    bar.write32(RCTL, 0);
+    bar.write32(TCTL, 0);
+    // 3. Reading STATUS flushes the posted writes. A real part may still finish a descriptor in
+    //    flight (QEMU stops at once): give DMA a moment before the buffers go back to the pool.
+    let _ = bar.read32(STATUS);
+    std::thread::sleep(Duration::from_millis(1));
+    // 4. Every buffer back.
+    if let Some(rx) = rx {
+        rx.release();
+    }
+    if let Some(tx) = tx {
+        tx.release();
+    }
+    // 5. Heads and tails 0, as the released rings are (13.4.30-31, 13.4.41-42).
+    for reg in [RDH, RDT, TDH, TDT] {
+        bar.write32(reg, 0);
+    }
+}
+
+/// Lets queued frames leave (TDH reaching TDT), for up to [`TX_DRAIN_TIMEOUT`].
+fn drain_tx(bar: &Bar) {
+    let deadline = Instant::now() + TX_DRAIN_TIMEOUT;
+    while bar.read32(TDH) != bar.read32(TDT) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
 
 /// Masks every interrupt and clears pending causes: the driver polls (SDM 13.4.20, 13.4.17).
 pub(crate) fn mask_interrupts(bar: &Bar) {
@@ -24,7 +157,7 @@ pub(crate) fn mask_interrupts(bar: &Bar) {
 
 /// Global reset (CTRL.RST, SDM 13.4.1 and 14.3): interrupts masked before and after, as the SDM
 /// asks. Fails when RST does not clear in time.
-pub(crate) fn reset(bar: &Bar) -> Result<(), String> {
+pub(crate) fn reset(bar: &Bar) -> Result<(), E1000Error> {
     mask_interrupts(bar);
     // Quiesce receive and transmit first, so no DMA is in flight across the reset.
     bar.write32(RCTL, 0);
@@ -36,11 +169,7 @@ pub(crate) fn reset(bar: &Bar) -> Result<(), String> {
     let deadline = Instant::now() + RESET_TIMEOUT;
     while bar.read32(CTRL) & CTRL_RST != 0 {
         if Instant::now() > deadline {
-            return Err(format!(
-                "the device did not finish its reset (CTRL.RST still set after {} ms): is it an 8254x, and is it \
-                 alive? Check `lspci -vv` and the kernel log",
-                RESET_TIMEOUT.as_millis()
-            ));
+            return Err(E1000Error::ResetTimeout { ms: RESET_TIMEOUT.as_millis() as u64 });
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -135,8 +264,11 @@ pub(crate) fn status_to_link(status: u32) -> LinkStatus {
     LinkStatus { up: true, speed_mbps, duplex, autoneg: true }
 }
 
+/// The smallest receive buffer RCTL.BSIZE expresses (SDM 13.4.22).
+pub(crate) const MIN_RX_BUFSIZE: usize = 256;
+
 /// RCTL.BSIZE/BSEX for the largest receive buffer the device offers that fits in `room` bytes
-/// (SDM 13.4.22): the size and the bits. `None` below 256 bytes.
+/// (SDM 13.4.22): the size and the bits. `None` below [`MIN_RX_BUFSIZE`].
 pub(crate) fn rx_buffer_size(room: usize) -> Option<(usize, u32)> {
     const SIZES: [(usize, u32); 7] = [
         (16384, RCTL_BSEX | (1 << RCTL_BSIZE_SHIFT)),
@@ -145,7 +277,7 @@ pub(crate) fn rx_buffer_size(room: usize) -> Option<(usize, u32)> {
         (2048, 0),
         (1024, 1 << RCTL_BSIZE_SHIFT),
         (512, 2 << RCTL_BSIZE_SHIFT),
-        (256, 3 << RCTL_BSIZE_SHIFT),
+        (MIN_RX_BUFSIZE, 3 << RCTL_BSIZE_SHIFT),
     ];
     SIZES.into_iter().find(|&(size, _)| size <= room)
 }
@@ -155,9 +287,56 @@ pub(crate) fn rx_buffer_size(room: usize) -> Option<(usize, u32)> {
 pub(crate) const TCTL_RUNNING: u32 =
     TCTL_EN | TCTL_PSP | (TCTL_CT_DEFAULT << TCTL_CT_SHIFT) | (TCTL_COLD_FD << TCTL_COLD_SHIFT);
 
+/// The frame size an MTU allows, CRC included.
+fn max_frame(mtu: u16) -> u32 {
+    u32::from(mtu) + FRAME_OVERHEAD
+}
+
+/// RCTL (SDM 13.4.22): broadcast accepted, CRC stripped, the RX buffers' size bits, long packets
+/// when the MTU needs them, the port's filter modes; EN when `on`.
+pub(crate) fn rctl(s: &PortSettings, bsize_bits: u32, on: bool) -> u32 {
+    let mut v = RCTL_BAM | RCTL_SECRC | bsize_bits;
+    if max_frame(s.mtu) > STANDARD_MAX_FRAME {
+        v |= RCTL_LPE;
+    }
+    if s.promiscuous {
+        v |= RCTL_UPE | RCTL_MPE;
+    }
+    if s.allmulticast {
+        v |= RCTL_MPE;
+    }
+    if on {
+        v |= RCTL_EN;
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(promiscuous: bool, allmulticast: bool, mtu: u16) -> PortSettings {
+        PortSettings { promiscuous, allmulticast, mtu, ..PortSettings::new(MacAddr([2, 0, 0, 0, 0, 1])) }
+    }
+
+    #[test]
+    fn rctl_follows_filters_and_mtu() {
+        let off = settings(false, false, 1500);
+        let base = RCTL_BAM | RCTL_SECRC;
+        assert_eq!(rctl(&off, 0, true), base | RCTL_EN, "broadcast, CRC strip, 2048-byte buffers");
+        assert_eq!(rctl(&off, 0, false), base);
+        assert_eq!(rctl(&settings(false, false, 1504), 0, true) & RCTL_LPE, 0, "1522 bytes fit without LPE");
+        assert_ne!(rctl(&settings(false, false, 1505), 0, true) & RCTL_LPE, 0);
+        let promisc = settings(true, false, 1500);
+        assert_eq!(rctl(&promisc, 0, true) & (RCTL_UPE | RCTL_MPE), RCTL_UPE | RCTL_MPE);
+        let allmulti = settings(false, true, 1500);
+        assert_eq!(rctl(&allmulti, 0, true) & (RCTL_UPE | RCTL_MPE), RCTL_MPE);
+        let (_, bits) = rx_buffer_size(9216).unwrap();
+        assert_eq!(
+            rctl(&settings(false, false, 9000), bits, true),
+            base | RCTL_EN | RCTL_LPE | RCTL_BSEX | (2 << RCTL_BSIZE_SHIFT)
+        );
+    }
 
     #[test]
     fn mac_round_trips_through_ral_rah() {

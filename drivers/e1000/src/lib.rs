@@ -3,12 +3,21 @@
 //! `e1000-82544gc` (82544GC copper, 8086:100c). Register names and section numbers refer to the
 //! Intel 8254x Family of Gigabit Ethernet Controllers Software Developer's Manual (SDM).
 //!
-//! - [`regs`]: register offsets and bits.
-//! - `init`: reset, MAC address, link, buffer-size encoding.
-//! - `ring`: descriptor memory (volatile access only) and ring index arithmetic.
-//! - `rx`, `tx`: the burst functions, on legacy descriptors.
-//! - `stats`: read-to-clear counters folded into 64-bit totals.
-//! - `dev`: probe and the control path.
+//! Where to look, one idea a file:
+//!
+//! - `init`: the bring-up as the SDM's steps: probe (14.3: reset, interrupts masked, MAC from
+//!   RAL0/RAH0 or the EEPROM, link), start (14.5 transmit and 14.4 receive initialisation) and
+//!   stop, and the register values they program (RCTL, TCTL, buffer sizes).
+//! - `rx`, `tx`: the burst functions (SDM 3.2 and 3.3), one tail write per burst, every
+//!   written-back descriptor judged before a buffer leaves the driver.
+//! - `desc`: the legacy descriptor formats (SDM 3.2.3, 3.3.3) as typed layouts with volatile
+//!   field accessors.
+//! - `ring`: descriptor memory, the index checked once per descriptor, ring index arithmetic.
+//! - [`regs`]: register offsets and bits, and descriptor bits (SDM 13, 3).
+//! - [`error`]: [`E1000Error`], every failure the driver reports.
+//! - `stats`: read-to-clear counters (SDM 13.7) folded into 64-bit totals.
+//! - `dev`: probe and the control path ([`burst_ethdev::EthDev`], DPDK's `eth_em_ops`).
+//! - `testing` (tests and `benches/burst.rs` only, feature `bench`): the queues with no device.
 //!
 //! What it does: one RX and one TX queue, polled (every interrupt masked); CRC stripping;
 //! broadcast, promiscuous and all-multicast receive; MAC change; MTU up to 16110 with long
@@ -21,16 +30,22 @@
 //! multicast address filters (only all-multicast), interrupts, flow control settings, and the
 //! 8254x parts QEMU does not emulate (their IDs are not in the table).
 
+mod desc;
 mod dev;
+pub mod error;
 mod init;
 mod ring;
 mod rx;
 mod stats;
+#[cfg(any(test, feature = "bench"))]
+#[doc(hidden)]
+pub mod testing;
 mod tx;
 
 pub mod regs;
 
 pub use dev::{E1000Dev, DESC_LIMITS, DRIVER_NAME, MAX_RX_PKTLEN};
+pub use error::E1000Error;
 
 use burst_ethdev::{PciDriver, PciId};
 

@@ -1,37 +1,73 @@
-//! Descriptor memory: one IOVA-contiguous memzone of 16-byte legacy descriptors (SDM 3.2.3 for
-//! RX, 3.3.3 for TX), reached only through raw pointers with volatile loads and stores, since
-//! the device reads and writes it behind our back.
+//! Descriptor memory: one IOVA-contiguous memzone of descriptors of one format `D` (the legacy
+//! formats of SDM 3.2.3 and 3.3.3 are in `desc`), reached only through raw pointers with volatile
+//! loads and stores, since the device reads and writes it behind our back.
+//!
+//! The one way to a descriptor is [`DescRing::desc`], which checks the index once and hands out
+//! a [`Desc`]: a pointer to that descriptor, valid while it borrows the ring. The format's
+//! accessors on `Desc<'_, D>` name its fields; nothing outside the format's file knows a byte
+//! offset. A format is a `#[repr(C)]` layout ([`Descriptor`]); the parts the driver writes as one
+//! 64-bit word, as the device reads them, are [`DescHalf`]s.
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use burst_ethdev::EthError;
 use burst_mem::{Memory, Memzone, MemzoneFlags, PacketBuf, PacketPool};
 use burst_pci::Bar;
 
-use crate::regs::DESC_SIZE;
-
 /// Ring bases must be 16-byte aligned and ring lengths multiples of 128 bytes (SDM 13.4.27,
 /// 13.4.29); a 128-byte aligned base keeps every 8-descriptor block in its own cache lines.
 const RING_ALIGN: usize = 128;
 
-/// A ring of `len` descriptors in DMA memory.
-pub(crate) struct DescRing {
-    zone: Memzone,
-    len: u16,
+/// A descriptor format: the layout of one descriptor in a ring.
+///
+/// # Safety
+///
+/// The type is `#[repr(C)]`, a multiple of 8 bytes long, aligned to at most [`RING_ALIGN`] and
+/// to its size, and made of integer fields only: every bit pattern the device may leave in it is
+/// a valid value.
+pub(crate) unsafe trait Descriptor {}
+
+/// An 8-byte part of a descriptor that the driver (or, in tests, the device) writes as one
+/// 64-bit word: one store instead of one per field.
+///
+/// # Safety
+///
+/// The type is `#[repr(C, align(8))]`, 8 bytes long, and made of integer fields with no padding
+/// between them: its bytes are those of a `u64`, each one initialised.
+pub(crate) unsafe trait DescHalf: Copy {
+    /// The 64-bit word holding the same bytes as `self`, in memory order.
+    #[inline(always)]
+    fn to_bits(self) -> u64 {
+        const { assert!(size_of::<Self>() == 8 && align_of::<Self>() == 8) };
+        // SAFETY: `Self` is 8 bytes without padding (the trait's contract, the size checked
+        // above), so reading a u64 from it reads 8 initialised bytes; any bits are a valid u64.
+        unsafe { std::mem::transmute_copy::<Self, u64>(&self) }
+    }
 }
 
-impl std::fmt::Debug for DescRing {
+/// A ring of `len` descriptors of format `D` in DMA memory.
+pub(crate) struct DescRing<D> {
+    zone: Memzone,
+    len: u16,
+    _format: PhantomData<D>,
+}
+
+impl<D> std::fmt::Debug for DescRing<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DescRing").field("zone", &self.zone.name()).field("len", &self.len).finish()
     }
 }
 
-impl DescRing {
+impl<D: Descriptor> DescRing<D> {
     /// Reserves and zeroes a ring of `len` descriptors (`len` > 0) called `name`.
-    pub(crate) fn new(memory: &Memory, name: &str, len: u16, socket: Option<u32>) -> Result<DescRing, EthError> {
-        let bytes = usize::from(len) * DESC_SIZE;
+    pub(crate) fn new(memory: &Memory, name: &str, len: u16, socket: Option<u32>) -> Result<DescRing<D>, EthError> {
+        const { assert!(size_of::<D>() % 8 == 0 && align_of::<D>() <= RING_ALIGN) };
+        let bytes = usize::from(len) * size_of::<D>();
         let zone = memory.reserve(name, bytes, socket, RING_ALIGN, MemzoneFlags::IOVA_CONTIG)?;
         // SAFETY: the memzone is `bytes` long, ours, and no device knows its address yet.
         unsafe { std::ptr::write_bytes(zone.as_ptr(), 0, bytes) };
-        Ok(DescRing { zone, len })
+        Ok(DescRing { zone, len, _format: PhantomData })
     }
 
     /// Descriptors in the ring.
@@ -47,50 +83,52 @@ impl DescRing {
 
     /// The ring's length in bytes (RDLEN/TDLEN).
     pub(crate) fn bytes(&self) -> u32 {
-        u32::from(self.len) * DESC_SIZE as u32
+        u32::from(self.len) * size_of::<D>() as u32
     }
 
-    /// Byte `off` of descriptor `i`. Indices are the driver's own, never the device's: one out of
-    /// range is a driver bug, and stops here rather than touch memory outside the ring.
+    /// Descriptor `i`. Indices are the driver's own, never the device's: one out of range is a
+    /// driver bug, and stops here rather than touch memory outside the ring.
     #[inline]
-    fn at(&self, i: u16, off: usize) -> *mut u8 {
-        assert!(i < self.len && off < DESC_SIZE, "descriptor {i} byte {off} is outside a ring of {}", self.len);
-        // SAFETY: i < len and off < 16, so the address is inside the `len * 16`-byte memzone.
-        unsafe { self.zone.as_ptr().add(usize::from(i) * DESC_SIZE + off) }
+    pub(crate) fn desc(&self, i: u16) -> Desc<'_, D> {
+        assert!(i < self.len, "descriptor {i} is outside a ring of {}", self.len);
+        // SAFETY: i < len, so the descriptor lies inside the `len * size_of::<D>()`-byte
+        // memzone, and the memzone's pointer is not null.
+        let ptr = unsafe { NonNull::new_unchecked(self.zone.as_ptr().cast::<D>().add(usize::from(i))) };
+        Desc { ptr, _ring: PhantomData }
     }
 
-    /// A byte of descriptor `i` (status, errors), as the device last wrote it.
-    #[inline]
-    pub(crate) fn read_u8(&self, i: u16, off: usize) -> u8 {
-        // SAFETY: `at` checked the address is inside the ring; a volatile load of device-shared
-        // memory, no reference made.
-        unsafe { self.at(i, off).read_volatile() }
-    }
-
-    /// A little-endian 16-bit field of descriptor `i` (`off` even).
-    #[inline]
-    pub(crate) fn read_u16(&self, i: u16, off: usize) -> u16 {
-        let p = self.at(i, off & !1);
-        // SAFETY: inside the ring (`at`), 2-byte aligned (the ring is 128-byte aligned and the
-        // offset even).
-        u16::from_le(unsafe { p.cast::<u16>().read_volatile() })
-    }
-
-    /// Writes a little-endian 64-bit half of descriptor `i` (`off` 0 or 8).
-    #[inline]
-    pub(crate) fn write_u64(&self, i: u16, off: usize, value: u64) {
-        let p = self.at(i, off & !7);
-        // SAFETY: inside the ring (`at`) and 8-byte aligned; a volatile store the device may
-        // read at any time after the next tail write.
-        unsafe { p.cast::<u64>().write_volatile(value.to_le()) }
-    }
-
-    /// Zeroes every descriptor, both halves (the device must be quiet).
+    /// Zeroes every descriptor (the device must be quiet).
     pub(crate) fn zero(&self) {
-        for i in 0..self.len {
-            self.write_u64(i, 0, 0);
-            self.write_u64(i, 8, 0);
+        let words = self.zone.as_ptr().cast::<u64>();
+        for k in 0..usize::from(self.len) * size_of::<D>() / 8 {
+            // SAFETY: word k lies inside the ring's bytes (a whole number of 8-byte words), and
+            // the 128-byte aligned ring keeps it aligned; a volatile store, no reference made.
+            unsafe { words.add(k).write_volatile(0) };
         }
+    }
+}
+
+/// One descriptor of a ring, its index checked: the format's accessors read and write its
+/// fields with volatile loads and stores. It borrows the ring, so the memory outlives it.
+pub(crate) struct Desc<'r, D> {
+    ptr: NonNull<D>,
+    _ring: PhantomData<&'r DescRing<D>>,
+}
+
+impl<D> Clone for Desc<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D> Copy for Desc<'_, D> {}
+
+impl<D> Desc<'_, D> {
+    /// The descriptor: valid for volatile loads and stores of its fields while the handle
+    /// lives. Never make a reference from it: the device writes it behind our back.
+    #[inline(always)]
+    pub(crate) fn as_ptr(self) -> *mut D {
+        self.ptr.as_ptr()
     }
 }
 
@@ -168,73 +206,5 @@ mod tests {
             prop_assert_eq!(distance(i, j, n), k % n);
             prop_assert_eq!(wrap_add(prev(i, n), 1, n), i);
         }
-    }
-}
-
-/// What the burst tests share: DMA memory without hugepages, a doorbell that records, and the
-/// device's side of a descriptor.
-#[cfg(test)]
-pub(crate) mod testing {
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use burst_mem::{IovaMode, MemConfig, Memory, PacketPool, PacketPoolConfig};
-
-    use super::{DescRing, Doorbell};
-
-    /// A doorbell that remembers the last write.
-    #[derive(Default)]
-    pub(crate) struct Recorder {
-        pub last: Cell<Option<(usize, u32)>>,
-        pub writes: Cell<usize>,
-    }
-
-    impl Doorbell for Recorder {
-        fn ring_tail(&self, reg: usize, value: u32) {
-            self.last.set(Some((reg, value)));
-            self.writes.set(self.writes.get() + 1);
-        }
-    }
-
-    /// 4 KiB-page memory (IOVA as VA: no root, no hugepages).
-    pub(crate) fn memory() -> Memory {
-        Memory::new(MemConfig { iova_mode: IovaMode::Va, no_huge: true, ..Default::default() }).unwrap()
-    }
-
-    /// A fresh name, memzone and pool names being unique per memory.
-    pub(crate) fn name(what: &str) -> String {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        format!("{what}{}", N.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// A pool of `count` default buffers (2048 bytes of data room).
-    pub(crate) fn pool(mem: &Memory, count: usize) -> PacketPool {
-        let mut cfg = PacketPoolConfig::new(&name("pool"), count);
-        cfg.cache_size = 0;
-        PacketPool::new(mem, &cfg).unwrap()
-    }
-
-    /// A ring of `n` descriptors.
-    pub(crate) fn ring(mem: &Memory, n: u16) -> DescRing {
-        DescRing::new(mem, &name("ring"), n, None).unwrap()
-    }
-
-    /// Writes descriptor `i`'s second half as a device would: RX (length, checksum 0, status,
-    /// errors, special 0) or TX (status byte at offset 12, the rest as is).
-    pub(crate) fn device_writes_rx(ring: &DescRing, i: u16, length: u16, status: u8, errors: u8) {
-        let v = u64::from(length) | (u64::from(status) << 32) | (u64::from(errors) << 40);
-        ring.write_u64(i, 8, v);
-    }
-
-    /// Sets the DD bit of TX descriptor `i`, as the device does when it is done with it.
-    pub(crate) fn device_done_tx(ring: &DescRing, i: u16) {
-        let lo = u64::from(ring.read_u16(i, 8)) | (u64::from(ring.read_u16(i, 10)) << 16);
-        let hi = u64::from(ring.read_u16(i, 12) | 1) << 32 | u64::from(ring.read_u16(i, 14)) << 48;
-        ring.write_u64(i, 8, lo | hi);
-    }
-
-    /// The buffer address in descriptor `i`.
-    pub(crate) fn desc_addr(ring: &DescRing, i: u16) -> u64 {
-        (0..4).map(|k| u64::from(ring.read_u16(i, 2 * k)) << (16 * k)).fold(0, |a, b| a | b)
     }
 }

@@ -13,14 +13,9 @@ use burst_ethdev::{QueueCounters, RxBurst, SlotGuard};
 use burst_mem::{PacketBuf, PacketPool};
 use burst_pci::Bar;
 
+use crate::desc::RxDesc;
 use crate::regs::{RDT, RXD_ERR_FRAME, RXD_STAT_DD, RXD_STAT_EOP};
 use crate::ring::{free_slots, prev, wrap_add, DescRing, Doorbell};
-
-/// Descriptor field offsets (SDM 3.2.3, table 3-1).
-const OFF_ADDR: usize = 0;
-const OFF_LENGTH: usize = 8;
-const OFF_STATUS: usize = 12;
-const OFF_ERRORS: usize = 13;
 
 /// What one written-back descriptor means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +43,7 @@ pub(crate) fn classify(status: u8, errors: u8, length: u16, room: usize) -> RxVe
 
 /// An RX queue's state: its ring and the buffer behind each descriptor.
 pub(crate) struct RxRing {
-    ring: DescRing,
+    ring: DescRing<RxDesc>,
     pool: PacketPool,
     /// The buffer each descriptor points at (`None` while the queue is stopped).
     bufs: Vec<Option<PacketBuf>>,
@@ -67,7 +62,7 @@ pub(crate) struct RxRing {
 impl RxRing {
     /// A stopped queue on `ring`, to be filled from `pool` with `bsize`-byte buffers, counting
     /// into `counters`.
-    pub(crate) fn new(ring: DescRing, pool: PacketPool, bsize: usize, counters: Arc<QueueCounters>) -> RxRing {
+    pub(crate) fn new(ring: DescRing<RxDesc>, pool: PacketPool, bsize: usize, counters: Arc<QueueCounters>) -> RxRing {
         let n = usize::from(ring.len());
         RxRing {
             ring,
@@ -82,7 +77,7 @@ impl RxRing {
     }
 
     /// The descriptor ring.
-    pub(crate) fn ring(&self) -> &DescRing {
+    pub(crate) fn ring(&self) -> &DescRing<RxDesc> {
         &self.ring
     }
 
@@ -97,9 +92,8 @@ impl RxRing {
             return Err(self.pool.mempool().available());
         }
         for (i, buf) in fresh.into_iter().enumerate() {
-            let i = i as u16;
-            self.write_desc(i, &buf);
-            self.bufs[usize::from(i)] = Some(buf);
+            self.ring.desc(i as u16).arm(buf.data_iova());
+            self.bufs[i] = Some(buf);
         }
         self.next = 0;
         self.tail = n - 1;
@@ -122,29 +116,22 @@ impl RxRing {
         self.discarding = false;
     }
 
-    /// Points descriptor `i` at `buf`'s data room and clears its write-back half (status 0, so
-    /// no stale DD survives).
-    #[inline]
-    fn write_desc(&self, i: u16, buf: &PacketBuf) {
-        self.ring.write_u64(i, OFF_ADDR, buf.data_iova());
-        self.ring.write_u64(i, OFF_LENGTH, 0);
-    }
-
     /// Receives up to `max` frames into `out` (RX burst body); RDT is written once if any
     /// descriptor was re-armed.
-    fn burst(&mut self, bar: &impl Doorbell, out: &mut Vec<PacketBuf>, max: usize, port: u16) -> usize {
+    pub(crate) fn burst(&mut self, bar: &impl Doorbell, out: &mut Vec<PacketBuf>, max: usize, port: u16) -> usize {
         let n = self.ring.len();
         let mut i = self.next;
         let (mut got, mut bad, mut nombuf) = (0usize, 0u64, 0u64);
         while got < max && i != self.tail {
-            let status = self.ring.read_u8(i, OFF_STATUS);
+            let desc = self.ring.desc(i);
+            let status = desc.status();
             if status & RXD_STAT_DD == 0 {
                 break;
             }
             // The rest of the descriptor is read after DD was seen set.
             burst_mem::barrier::dma_rmb();
-            let errors = self.ring.read_u8(i, OFF_ERRORS);
-            let length = self.ring.read_u16(i, OFF_LENGTH);
+            let errors = desc.errors();
+            let length = desc.length();
             let verdict = match classify(status, errors, length, self.bsize) {
                 // The last piece of a frame we are dropping: the frame counts once.
                 _ if self.discarding && status & RXD_STAT_EOP != 0 => {
@@ -160,7 +147,7 @@ impl RxRing {
                         nombuf += 1;
                         break;
                     };
-                    self.write_desc(i, &fresh);
+                    desc.arm(fresh.data_iova());
                     if let Some(mut buf) = self.bufs[usize::from(i)].replace(fresh) {
                         buf.set_len(len);
                         buf.set_port(port);
@@ -176,7 +163,7 @@ impl RxRing {
                     }
                     // Same buffer again: re-arm the descriptor as it was.
                     if let Some(buf) = &self.bufs[usize::from(i)] {
-                        self.write_desc(i, buf);
+                        desc.arm(buf.data_iova());
                     }
                 }
             }
@@ -185,7 +172,7 @@ impl RxRing {
         if i != self.next {
             // The descriptor held back at the old tail is handed over now: whatever was written
             // to it while it was not the device's (a DD included) is wiped first.
-            self.ring.write_u64(self.tail, OFF_LENGTH, 0);
+            self.ring.desc(self.tail).clear_write_back();
             self.next = i;
             self.tail = prev(i, n);
             // Descriptors are in memory before the device learns of them (SDM 3.2.6).
@@ -255,7 +242,7 @@ mod tests {
         assert_eq!(classify(DONE, 0x60, 60, 2048), RxVerdict::Packet(60));
     }
 
-    use crate::ring::testing::{desc_addr, device_writes_rx, memory, pool, ring, Recorder};
+    use crate::testing::{device_writes_rx, memory, pool, ring, Recorder};
 
     /// A running RX queue of `n` descriptors on a pool of `count` buffers, and its counters.
     fn running(n: u16, count: usize) -> (RxRing, PacketPool, SwStats) {
@@ -278,14 +265,14 @@ mod tests {
     fn frames_come_out_with_their_length_and_the_tail_follows_once() {
         let (mut rx, pool, _sw) = running(32, 64);
         let bell = Recorder::default();
-        let addr0 = desc_addr(&rx.ring, 0);
+        let addr0 = rx.ring.desc(0).buffer();
         device_writes_rx(&rx.ring, 0, 60, DONE, 0);
         device_writes_rx(&rx.ring, 1, 1514, DONE, 0);
         let mut out = Vec::new();
         assert_eq!(rx.burst(&bell, &mut out, 32, 7), 2);
         assert_eq!(out.iter().map(|b| (b.len(), b.port())).collect::<Vec<_>>(), [(60, 7), (1514, 7)]);
         assert_eq!(out[0].data_iova(), addr0, "the buffer the device wrote into");
-        assert_ne!(desc_addr(&rx.ring, 0), addr0, "descriptor 0 re-armed with a fresh buffer");
+        assert_ne!(rx.ring.desc(0).buffer(), addr0, "descriptor 0 re-armed with a fresh buffer");
         assert_eq!((bell.last.get(), bell.writes.get()), (Some((RDT, 1)), 1));
         // Nothing new: no tail write.
         assert_eq!(rx.burst(&bell, &mut out, 32, 7), 0);
@@ -299,7 +286,7 @@ mod tests {
     fn bad_descriptors_are_counted_and_their_buffers_reused() {
         let (mut rx, pool, sw) = running(32, 64);
         let bell = Recorder::default();
-        let addrs: Vec<u64> = (0..5).map(|i| desc_addr(&rx.ring, i)).collect();
+        let addrs: Vec<u64> = (0..5).map(|i| rx.ring.desc(i).buffer()).collect();
         device_writes_rx(&rx.ring, 0, 5000, DONE, 0); // longer than the buffer
         device_writes_rx(&rx.ring, 1, 60, DONE, RXD_ERR_CE); // CRC error
         device_writes_rx(&rx.ring, 2, 2048, RXD_STAT_DD, 0); // a frame over three buffers
@@ -311,8 +298,8 @@ mod tests {
         assert_eq!(out[0].len(), 64);
         assert_eq!(dropped_nombuf(&sw), (3, 0), "oversize, CRC error, one spanning frame");
         for (i, a) in addrs.iter().enumerate() {
-            assert_eq!(desc_addr(&rx.ring, i as u16), *a, "descriptor {i} keeps its buffer");
-            assert_eq!(rx.ring.read_u8(i as u16, OFF_STATUS), 0, "and its status is cleared");
+            assert_eq!(rx.ring.desc(i as u16).buffer(), *a, "descriptor {i} keeps its buffer");
+            assert_eq!(rx.ring.desc(i as u16).status(), 0, "and its status is cleared");
         }
         drop(out);
         rx.release();

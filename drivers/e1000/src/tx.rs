@@ -11,13 +11,9 @@ use burst_ethdev::{QueueCounters, SlotGuard, TxBurst};
 use burst_mem::{PacketBuf, PacketPool};
 use burst_pci::Bar;
 
+use crate::desc::TxDesc;
 use crate::regs::{TDT, TXD_CMD_EOP, TXD_CMD_IFCS, TXD_CMD_RS, TXD_MAX_LEN, TXD_STAT_DD};
 use crate::ring::{distance, free_slots, wrap_add, DescRing, Doorbell};
-
-/// Descriptor field offsets (SDM 3.3.3, figure 3-10).
-const OFF_ADDR: usize = 0;
-const OFF_LENGTH: usize = 8;
-const OFF_STATUS: usize = 12;
 
 /// The command byte of every descriptor: one buffer per frame, CRC added by the device, DD
 /// written back.
@@ -26,15 +22,9 @@ const CMD: u8 = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
 /// Descriptors reclaimed at a time (ixy's `TX_CLEAN_BATCH`).
 const CLEAN_BATCH: u16 = 32;
 
-/// The second half of a legacy TX descriptor: length, CSO 0, CMD, status 0, CSS 0, special 0.
-#[inline]
-pub(crate) fn desc_upper(len: u16, cmd: u8) -> u64 {
-    u64::from(len) | (u64::from(cmd) << 24)
-}
-
 /// A TX queue's state.
 pub(crate) struct TxRing {
-    ring: DescRing,
+    ring: DescRing<TxDesc>,
     /// The buffer each in-flight descriptor sends.
     bufs: Vec<Option<PacketBuf>>,
     /// Next descriptor to fill (TDT as last written).
@@ -51,7 +41,7 @@ pub(crate) struct TxRing {
 
 impl TxRing {
     /// A stopped queue on `ring`, counting into `counters`.
-    pub(crate) fn new(ring: DescRing, counters: Arc<QueueCounters>) -> TxRing {
+    pub(crate) fn new(ring: DescRing<TxDesc>, counters: Arc<QueueCounters>) -> TxRing {
         let n = ring.len();
         let batch = CLEAN_BATCH.min(n / 4).max(1);
         TxRing {
@@ -66,7 +56,7 @@ impl TxRing {
     }
 
     /// The descriptor ring.
-    pub(crate) fn ring(&self) -> &DescRing {
+    pub(crate) fn ring(&self) -> &DescRing<TxDesc> {
         &self.ring
     }
 
@@ -90,7 +80,7 @@ impl TxRing {
         let n = self.ring.len();
         while self.in_flight() >= self.batch {
             let last = wrap_add(self.clean, self.batch - 1, n);
-            if self.ring.read_u8(last, OFF_STATUS) & TXD_STAT_DD == 0 {
+            if self.ring.desc(last).status() & TXD_STAT_DD == 0 {
                 break;
             }
             for k in 0..self.batch {
@@ -105,7 +95,7 @@ impl TxRing {
     }
 
     /// Takes what fits from the front of `bufs` (TX burst body).
-    fn burst(&mut self, bar: &impl Doorbell, bufs: &mut Vec<PacketBuf>) -> usize {
+    pub(crate) fn burst(&mut self, bar: &impl Doorbell, bufs: &mut Vec<PacketBuf>) -> usize {
         self.reclaim();
         let n = self.ring.len();
         let room = usize::from(n - 1 - self.in_flight());
@@ -122,8 +112,9 @@ impl TxRing {
                 dropped += 1;
                 continue;
             }
-            self.ring.write_u64(tail, OFF_ADDR, buf.data_iova());
-            self.ring.write_u64(tail, OFF_LENGTH, desc_upper(len as u16, CMD));
+            let desc = self.ring.desc(tail);
+            desc.set_buffer(buf.data_iova());
+            desc.set_command(len as u16, CMD);
             self.bufs[usize::from(tail)] = Some(buf);
             tail = wrap_add(tail, 1, n);
         }
@@ -165,7 +156,7 @@ mod tests {
 
     use burst_ethdev::SwStats;
 
-    use crate::ring::testing::{desc_addr, device_done_tx, memory, pool, ring, Recorder};
+    use crate::testing::{device_done_tx, memory, pool, ring, Recorder};
 
     fn packets(pool: &PacketPool, n: usize, len: usize) -> Vec<PacketBuf> {
         let mut v = Vec::new();
@@ -187,9 +178,9 @@ mod tests {
         assert_eq!(tx.burst(&bell, &mut bufs), 31, "n - 1 descriptors in flight at most");
         assert_eq!(bufs.len(), 9, "the caller keeps the rest");
         assert_eq!((bell.last.get(), bell.writes.get()), (Some((TDT, 31)), 1));
-        assert_eq!(desc_addr(&tx.ring, 0), first);
-        assert_eq!(tx.ring.read_u16(0, OFF_LENGTH), 60);
-        assert_eq!(tx.ring.read_u8(0, 11), CMD);
+        assert_eq!(tx.ring.desc(0).buffer(), first);
+        assert_eq!(tx.ring.desc(0).length(), 60);
+        assert_eq!(tx.ring.desc(0).cmd(), CMD);
         assert_eq!(tx.burst(&bell, &mut bufs), 0, "full, and nothing done yet");
         assert_eq!(bell.writes.get(), 1);
         drop(bufs);
@@ -239,15 +230,5 @@ mod tests {
         assert_eq!((tx.in_flight(), bell.last.get()), (2, Some((TDT, 2))));
         tx.release();
         assert!(pool.mempool().is_full());
-    }
-
-    #[test]
-    fn the_upper_half_holds_length_and_command() {
-        let v = desc_upper(60, CMD);
-        let bytes = v.to_le_bytes();
-        assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), 60, "length at offset 8");
-        assert_eq!(bytes[2], 0, "CSO");
-        assert_eq!(bytes[3], TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS, "CMD at offset 11");
-        assert_eq!(&bytes[4..], &[0, 0, 0, 0], "status, CSS, special");
     }
 }
