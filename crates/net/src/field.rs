@@ -40,9 +40,15 @@ pub(crate) fn u32_at(buf: &[u8], at: usize) -> u32 {
 /// Writes `bytes` at `at`; nothing if they do not fit.
 #[inline(always)]
 pub(crate) fn put<const N: usize>(buf: &mut [u8], at: usize, bytes: [u8; N]) {
-    if let Some(dst) = buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<N>) {
+    if let Some(dst) = chunk_mut(buf, at) {
         *dst = bytes;
     }
+}
+
+/// The `N` bytes at `at` as one array, to work on in place; `None` past the end of `buf`.
+#[inline(always)]
+pub(crate) fn chunk_mut<const N: usize>(buf: &mut [u8], at: usize) -> Option<&mut [u8; N]> {
+    buf.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<N>)
 }
 
 /// Writes the byte `v` at `at`; nothing past the end.
