@@ -105,7 +105,28 @@ impl<T: AsRef<[u8]>> EthernetAddrs<T> {
     }
 }
 
+impl EthernetAddrs<[u8; ADDRS_LEN]> {
+    /// Destination `dst` and source `src` as a value of their own: the addresses a forwarding
+    /// loop writes into every frame, built once, then written with
+    /// [`EthernetAddrs::copy_from`].
+    #[inline]
+    pub fn new(dst: MacAddr, src: MacAddr) -> EthernetAddrs<[u8; ADDRS_LEN]> {
+        let mut buffer = [0; ADDRS_LEN];
+        field::put(&mut buffer, DST, dst.0);
+        field::put(&mut buffer, SRC, src.0);
+        EthernetAddrs { buffer }
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetAddrs<T> {
+    /// Writes both addresses of `from`: one 12-byte copy (an 8-byte and a 4-byte store),
+    /// where [`EthernetAddrs::set_dst`] and [`EthernetAddrs::set_src`] take two 6-byte ones
+    /// and, in a loop, the compiler recomputes their halves for every frame.
+    #[inline]
+    pub fn copy_from(&mut self, from: &EthernetAddrs<[u8; ADDRS_LEN]>) {
+        field::put(self.buffer.as_mut(), DST, from.buffer);
+    }
+
     /// Sets the destination address.
     #[inline]
     pub fn set_dst(&mut self, mac: MacAddr) {
@@ -366,6 +387,17 @@ mod tests {
         let mut v = EthernetFrame::new_checked(&mut f[..]).unwrap();
         assert_eq!(v.set_vlan_tci(Tci(1)), Err(Error::Untagged));
         assert_eq!(f, untagged(0x0800, &[]), "a refused setter writes nothing");
+    }
+
+    #[test]
+    fn a_value_of_addresses_is_copied_whole() {
+        let value = EthernetAddrs::new(A, B);
+        assert_eq!((value.dst(), value.src()), (A, B));
+        let orig = untagged(0x0800, &[7; 50]);
+        let mut f = orig.clone();
+        EthernetAddrs::new_checked(&mut f[..]).unwrap().copy_from(&value);
+        assert_eq!(&f[..12], &[A.0, B.0].concat()[..]);
+        assert_eq!(&f[12..], &orig[12..]);
     }
 
     #[test]

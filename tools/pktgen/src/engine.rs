@@ -9,7 +9,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burst::{MacAddr, PacketBuf, PacketPool, RxQueue, TxQueue};
+use burst::net::{ethernet, EthernetAddrs};
+use burst::{PacketBuf, PacketPool, RxQueue, TxQueue};
 
 use crate::counters::{Counts, Published};
 use crate::frame;
@@ -62,10 +63,8 @@ pub struct Stream<'p> {
     pub tx: TxQueue<'p>,
     /// Where txonly and `--tx-first` take buffers from.
     pub pool: PacketPool,
-    /// `mac` mode's destination address: the peer's.
-    pub dst_mac: MacAddr,
-    /// `mac` mode's source address: the TX port's.
-    pub src_mac: MacAddr,
+    /// `mac` mode's destination (the peer's address) and source (the TX port's).
+    pub macs: EthernetAddrs<[u8; ethernet::ADDRS_LEN]>,
     /// txonly's frame.
     pub template: Vec<u8>,
     pub counts: Counts,
@@ -134,7 +133,7 @@ impl Engine for Mac {
     fn poll(s: &mut Stream<'_>, bufs: &mut Vec<PacketBuf>, burst: usize) {
         if s.receive(bufs, burst) > 0 {
             for b in bufs.iter_mut() {
-                frame::set_macs(b.data_mut(), s.dst_mac, s.src_mac);
+                frame::set_macs(b.data_mut(), &s.macs);
             }
             s.send(bufs);
         }

@@ -44,13 +44,12 @@ pub fn udp_template(src: MacAddr, dst: MacAddr, len: u16) -> Vec<u8> {
     frame
 }
 
-/// `mac` mode's rewrite: destination `dst`, source `src`. A runt shorter than the two addresses
-/// (12 bytes) is left alone.
+/// `mac` mode's rewrite: the destination and source of `addrs`, built once per stream. A runt
+/// shorter than the two addresses (12 bytes) is left alone.
 #[inline(always)]
-pub fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) {
-    if let Ok(mut addrs) = EthernetAddrs::new_checked(frame) {
-        addrs.set_dst(dst);
-        addrs.set_src(src);
+pub fn set_macs(frame: &mut [u8], addrs: &EthernetAddrs<[u8; ethernet::ADDRS_LEN]>) {
+    if let Ok(mut view) = EthernetAddrs::new_checked(frame) {
+        view.copy_from(addrs);
     }
 }
 
@@ -99,7 +98,7 @@ mod tests {
     fn mac_rewrites_touch_only_the_addresses() {
         let mut f = udp_template(A, B, 64);
         let orig = f.clone();
-        set_macs(&mut f, MacAddr([2, 0, 0, 0, 0, 9]), B);
+        set_macs(&mut f, &EthernetAddrs::new(MacAddr([2, 0, 0, 0, 0, 9]), B));
         assert_eq!(&f[..6], &[2, 0, 0, 0, 0, 9]);
         assert_eq!(&f[6..12], &B.0);
         assert_eq!(&f[12..], &orig[12..]);
@@ -109,17 +108,17 @@ mod tests {
         assert_eq!(&g[12..], &orig[12..]);
         let mut runt = [1u8, 2, 3];
         swap_macs(&mut runt);
-        set_macs(&mut runt, MacAddr::ZERO, MacAddr::ZERO);
+        set_macs(&mut runt, &EthernetAddrs::new(MacAddr::ZERO, MacAddr::ZERO));
         assert_eq!(runt, [1, 2, 3]);
         // docs/pktgen.md: frames shorter than 12 bytes are forwarded untouched; 12 are not.
         let mut eleven = [7u8; 11];
         swap_macs(&mut eleven);
-        set_macs(&mut eleven, MacAddr::ZERO, MacAddr::ZERO);
+        set_macs(&mut eleven, &EthernetAddrs::new(MacAddr::ZERO, MacAddr::ZERO));
         assert_eq!(eleven, [7; 11]);
         let mut twelve: Vec<u8> = [A.0, B.0].concat();
         swap_macs(&mut twelve);
         assert_eq!(twelve, [B.0, A.0].concat());
-        set_macs(&mut twelve, MacAddr::ZERO, MacAddr::BROADCAST);
+        set_macs(&mut twelve, &EthernetAddrs::new(MacAddr::ZERO, MacAddr::BROADCAST));
         assert_eq!(twelve, [[0; 6], [0xff; 6]].concat());
     }
 
