@@ -207,16 +207,22 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         self.buffer
     }
 
+    /// The two addresses, as their own view.
+    #[inline]
+    pub fn addrs(&self) -> EthernetAddrs<&[u8]> {
+        EthernetAddrs { buffer: self.buffer.as_ref() }
+    }
+
     /// Destination address.
     #[inline]
     pub fn dst(&self) -> MacAddr {
-        MacAddr(field::array(self.buffer.as_ref(), DST))
+        self.addrs().dst()
     }
 
     /// Source address.
     #[inline]
     pub fn src(&self) -> MacAddr {
-        MacAddr(field::array(self.buffer.as_ref(), SRC))
+        self.addrs().src()
     }
 
     /// The field after the source address: the EtherType, or a tag's TPID.
@@ -261,7 +267,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
-    /// The two addresses, as the view a MAC rewrite uses.
+    /// The two addresses, as their own view, writable.
     #[inline]
     pub fn addrs_mut(&mut self) -> EthernetAddrs<&mut [u8]> {
         EthernetAddrs { buffer: self.buffer.as_mut() }
