@@ -17,8 +17,8 @@ use crate::field;
 /// a folded sum below 2^33, stay far below 2^64.
 const FOLD_EVERY: usize = 1 << 16;
 
-/// A running one's complement sum, continued across [`Checksum::add`] calls as if their data
-/// were one buffer.
+/// A running one's complement sum, continued across [`Checksum::add_bytes`] calls as if their
+/// data were one buffer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Checksum {
     /// The sum so far, not yet folded to 16 bits.
