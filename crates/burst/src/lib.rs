@@ -24,6 +24,8 @@
 //! - [`probe`]: which PCI devices are ours, and probing devices into ports.
 //! - [`signals`]: SIGINT/SIGTERM as a stop request.
 //! - [`drivers`]: the driver registry, one line per driver crate.
+//! - [`net`]: burst-net, typed views of packet headers (Ethernet, VLAN, IPv4, IPv6, TCP, UDP)
+//!   and the Internet checksum, for what an application does to the frames it forwards.
 //!
 //! See `docs/runtime.md` for the options reference and the init order.
 
@@ -42,6 +44,7 @@ pub use burst_ethdev as ethdev;
 pub use burst_ethdev::{EthError, LinkStatus, MacAddr, Port, PortConf, PortId, RxQueue, Stats, TxQueue, XStat};
 pub use burst_mem as mem;
 pub use burst_mem::{IovaMode, Memory, PacketBuf, PacketPool, PacketPoolConfig};
+pub use burst_net as net;
 pub use burst_pci as pci;
 pub use error::EalError;
 pub use lcores::LcoreInfo;

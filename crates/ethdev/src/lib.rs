@@ -8,7 +8,8 @@
 //! the port's state and the device's limits before the driver sees it, and hands out
 //! [`RxQueue`]/[`TxQueue`] handles that are `Send` and move to the lcore that polls them.
 //!
-//! - [`mac`]: Ethernet addresses ([`MacAddr`]).
+//! - [`mac`]: Ethernet addresses ([`MacAddr`]), burst-net's, re-exported where drivers
+//!   have always found them.
 //! - [`types`]: device info, descriptor limits, offloads, link status, port and queue settings.
 //! - [`stats`]: [`Stats`], extended stats, and [`SwStats`], the counters software drivers share.
 //! - [`dev`]: the driver traits; [`Slot`] for queue state a handle borrows.
@@ -23,7 +24,6 @@
 
 pub mod dev;
 pub mod error;
-pub mod mac;
 pub mod port;
 pub mod registry;
 pub mod settings;
@@ -31,9 +31,10 @@ pub mod soft;
 pub mod stats;
 pub mod types;
 
+pub use burst_net::mac;
+pub use burst_net::MacAddr;
 pub use dev::{EthDev, RxBurst, Slot, SlotGuard, TxBurst};
 pub use error::EthError;
-pub use mac::MacAddr;
 pub use port::{Port, PortId, PortState, RxQueue, TxQueue};
 pub use registry::{DevArgs, PciDriver, PciId, PciProbe, PciSpec, Registry, VdevDriver, VdevProbe, VdevShared};
 pub use settings::PortSettings;

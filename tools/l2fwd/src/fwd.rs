@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use burst::net::EthernetAddrs;
 use burst::{MacAddr, PacketBuf, PortId, Runtime, RxQueue, TxQueue};
 
 use crate::stats::PortCounters;
@@ -69,10 +70,9 @@ pub struct Forward<'p> {
 /// alone (DPDK would write past its end).
 #[inline]
 fn update_macs(pkt: &mut PacketBuf, dst: PortId, dst_mac: MacAddr) {
-    let data = pkt.data_mut();
-    if data.len() >= 12 {
-        data[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, dst as u8]);
-        data[6..12].copy_from_slice(&dst_mac.bytes());
+    if let Ok(mut addrs) = EthernetAddrs::new_checked(pkt.data_mut()) {
+        addrs.set_dst(MacAddr([0x02, 0, 0, 0, 0, dst as u8]));
+        addrs.set_src(dst_mac);
     }
 }
 

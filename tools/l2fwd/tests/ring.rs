@@ -9,6 +9,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use burst::net::{ethernet, EtherType, EthernetFrame};
 use burst::{EalOptions, MacAddr, PacketPool, PortConf, PortId, Runtime};
 use l2fwd::{parse_app_args, L2fwd, PortStats};
 
@@ -39,17 +40,25 @@ fn runtime() -> Runtime {
     Runtime::init(opts).expect("runtime with four ring ports")
 }
 
+/// The IEEE 802 local experimental EtherType (IEEE Std 802 clause 9.2.2).
+const LOCAL_EXPERIMENTAL: EtherType = EtherType(0x88b5);
+
 /// Frame `seq` of direction `dir` (0: into port 2, 1: into port 3): its own addresses, a local
-/// EtherType, the sequence number, and a payload whose length and bytes depend on both.
+/// EtherType, then a payload of the sequence number, the direction, and bytes whose number
+/// and values depend on both.
 fn frame(dir: u8, seq: u32) -> Vec<u8> {
     let len = 60 + (seq as usize * 7 + usize::from(dir) * 13) % 1400;
     let mut f = vec![0u8; len];
-    f[..6].copy_from_slice(&[0x02, 0xaa, 0, 0, 0, dir]);
-    f[6..12].copy_from_slice(&[0x02, 0xbb, 0, 0, 0, dir]);
-    f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
-    f[14..18].copy_from_slice(&seq.to_be_bytes());
-    f[18] = dir;
-    for (i, b) in f[19..].iter_mut().enumerate() {
+    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+    eth.set_dst(MacAddr([0x02, 0xaa, 0, 0, 0, dir]));
+    eth.set_src(MacAddr([0x02, 0xbb, 0, 0, 0, dir]));
+    eth.set_ethertype(LOCAL_EXPERIMENTAL);
+    let payload = eth.payload_mut();
+    assert_eq!(payload.len(), len - ethernet::HEADER_LEN);
+    let (head, pattern) = payload.split_at_mut(5);
+    head[..4].copy_from_slice(&seq.to_be_bytes());
+    head[4] = dir;
+    for (i, b) in pattern.iter_mut().enumerate() {
         *b = (seq as usize).wrapping_mul(31).wrapping_add(i) as u8;
     }
     f
@@ -159,11 +168,12 @@ fn all_forwarded() -> Vec<PortStats> {
 
 #[test]
 fn frames_are_forwarded_in_order_with_macs_rewritten() {
+    // etherparse, not burst-net's views (which l2fwd uses), says what the frame should become.
     let expect = |sent: &[u8], tx_port: u8, tx_mac: MacAddr| {
-        let mut f = sent.to_vec();
-        f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, tx_port]);
-        f[6..12].copy_from_slice(&tx_mac.bytes());
-        f
+        let (mut eth, rest) = etherparse::Ethernet2Header::from_slice(sent).unwrap();
+        eth.destination = [0x02, 0, 0, 0, 0, tx_port];
+        eth.source = tx_mac.bytes();
+        [&eth.to_bytes()[..], rest].concat()
     };
     // Two lcores: port 0 on the main one, port 1 on the other.
     let (out, stats) = forward_through_l2fwd(&["-p", "0x3", "-T", "0"], &expect);

@@ -9,6 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use burst::net::{ethernet, EthernetAddrs};
 use burst::{PacketBuf, PacketPool, RxQueue, TxQueue};
 
 use crate::counters::{Counts, Published};
@@ -62,8 +63,8 @@ pub struct Stream<'p> {
     pub tx: TxQueue<'p>,
     /// Where txonly and `--tx-first` take buffers from.
     pub pool: PacketPool,
-    /// `mac` mode's destination and source.
-    pub macs: [u8; 12],
+    /// `mac` mode's destination (the peer's address) and source (the TX port's).
+    pub macs: EthernetAddrs<[u8; ethernet::ADDRS_LEN]>,
     /// txonly's frame.
     pub template: Vec<u8>,
     pub counts: Counts,

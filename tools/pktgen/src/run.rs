@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use burst::net::EthernetAddrs;
 use burst::{EalError, EalOptions, MacAddr, PacketPool, PortConf, Runtime};
 
 use crate::counters::{Counts, Published};
@@ -227,7 +228,7 @@ fn open_stream<'p>(
         rx: rx_port.rx_queue(spec.rx_queue)?,
         tx: tx_port.tx_queue(spec.tx_queue)?,
         pool: pool.clone(),
-        macs: frame::mac_header(src, peer),
+        macs: EthernetAddrs::new(peer, src),
         template: frame::udp_template(src, peer, cfg.txpkts),
         counts: Counts::default(),
         published,

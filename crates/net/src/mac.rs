@@ -1,4 +1,5 @@
-//! Ethernet MAC addresses.
+//! Ethernet MAC addresses (IEEE Std 802-2014 clause 8.2): 48 bits, the first octet's two low
+//! bits the individual/group and universal/local flags.
 
 use std::fmt;
 use std::str::FromStr;
