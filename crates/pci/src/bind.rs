@@ -22,7 +22,8 @@
 //! its old driver if it was left on none.
 //!
 //! The writes and `modprobe` go through the [`Kernel`] seam: [`HostKernel`] writes the files and
-//! runs `modprobe`; [`crate::fake::FakeKernel`] plays the kernel on a fake tree for tests.
+//! runs `modprobe`; `crate::fake::FakeKernel` (feature `testing`) plays the kernel on a fake
+//! tree for tests.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};

@@ -2,7 +2,7 @@
 //!
 //! Everything goes through a [`SysfsRoot`]: [`SysfsRoot::host`] reads the machine's `/sys` and
 //! `/proc`, [`SysfsRoot::at`] a tree laid out the same way under another directory, such as the
-//! ones [`crate::fake::FakeSysfs`] builds for tests. Files read, relative to the root:
+//! ones `crate::fake::FakeSysfs` builds for tests. Files read, relative to the root:
 //!
 //! - `sys/bus/pci/devices/*/`: `vendor`, `device`, `subsystem_vendor`, `subsystem_device`,
 //!   `class`, `resource`, `numa_node`, `driver_override`, `modalias`, the `driver` and
