@@ -1,16 +1,23 @@
 //! The process's VFIO container: one IOMMU context shared by every device, the count of the
 //! device files open in it, and the DMA mappings it remembers and maps again when the IOMMU comes
-//! back (see the module documentation of `vfio`).
+//! back (see the module documentation of `vfio`). Its ioctls go through [`ContainerIoctls`], so
+//! this logic is unit-tested (`container/tests.rs`) without `/dev/vfio`.
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use burst_mem::{DmaMapper, IovaMode};
-use vfio_ioctls::{VfioContainer, VfioDevice};
 
-use super::iommu::{bits_for, check_range, iommu_info};
+use super::group::open_hint;
+use super::ioctls::{ContainerIoctls, HostIoctls};
+use super::iommu::{bits_for, check_range};
 use super::{IovaRange, VfioError};
 use crate::address::PciAddress;
+use crate::sysfs::device_dir;
+
+#[cfg(test)]
+mod tests;
 
 /// A range mapped through the container, kept so it can be mapped again in a new IOMMU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,12 +61,15 @@ struct IommuState {
 /// container. The container remembers what was mapped through it and maps it all again when a
 /// device opens after the last one closed, so a DMA mapping lasts from [`Container::map_dma`] to
 /// [`Container::unmap_dma`] whatever devices come and go in between.
-pub struct Container {
-    pub(super) vfio: Arc<VfioContainer>,
+///
+/// `I` is the seam its ioctls go through: the machine's VFIO ([`HostIoctls`]) everywhere but in
+/// this crate's unit tests.
+pub struct Container<I: ContainerIoctls = HostIoctls> {
+    ioctls: I,
     state: Mutex<IommuState>,
 }
 
-impl std::fmt::Debug for Container {
+impl<I: ContainerIoctls> std::fmt::Debug for Container<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Container").field("state", &*self.lock()).finish()
     }
@@ -68,19 +78,34 @@ impl std::fmt::Debug for Container {
 impl Container {
     /// Opens `/dev/vfio/vfio`. Share the result with every device the process opens.
     pub fn new() -> Result<Arc<Container>, VfioError> {
-        let vfio = VfioContainer::new(None).map_err(|source| {
-            let hint = match source {
-                // The container opened but offers no type-1 IOMMU: its module is not loaded.
-                vfio_ioctls::VfioError::VfioExtension => "the type-1 IOMMU backend is not loaded: run `modprobe vfio_iommu_type1`",
-                _ => "load the modules (`modprobe vfio-pci vfio_iommu_type1`) and run as root (or give this user /dev/vfio/*)",
-            };
-            VfioError::Container { source, hint }
-        })?;
-        Ok(Arc::new(Container { vfio: Arc::new(vfio), state: Mutex::new(IommuState::default()) }))
+        Ok(Container::with_ioctls(HostIoctls::open()?))
+    }
+}
+
+impl<I: ContainerIoctls> Container<I> {
+    /// A container issuing its ioctls through `ioctls`, with no device open yet.
+    pub(crate) fn with_ioctls(ioctls: I) -> Arc<Container<I>> {
+        Arc::new(Container { ioctls, state: Mutex::new(IommuState::default()) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IommuState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens `addr`, of IOMMU group `group` (checked viable), in this container and counts it in
+    /// ([`Container::join`]). `sysfs_width` is the device's Intel IOMMU MGAW, if sysfs has it.
+    pub(crate) fn open(
+        self: &Arc<Self>,
+        sysfs_root: &Path,
+        addr: PciAddress,
+        group: u32,
+        sysfs_width: Option<u8>,
+    ) -> Result<Arc<OpenDevice<I>>, VfioError> {
+        let device = self.ioctls.open_device(&device_dir(sysfs_root, addr), group).map_err(|source| {
+            let hint = open_hint(sysfs_root, group, &source);
+            VfioError::Open { addr, group, source, hint }
+        })?;
+        self.join(addr, device, sysfs_width)
     }
 
     /// `device`, just opened in this container (its group attached, so the IOMMU is set), joins
@@ -88,13 +113,13 @@ impl Container {
     /// the IOMMU may be a new one (the previous one went with the last device), and every range
     /// mapped through the container is mapped in it again. `sysfs_width` is the device's Intel
     /// IOMMU MGAW, if sysfs has it.
-    pub(super) fn join(
+    fn join(
         self: &Arc<Self>,
         addr: PciAddress,
-        device: VfioDevice,
+        device: I::Device,
         sysfs_width: Option<u8>,
-    ) -> Result<Arc<OpenDevice>, VfioError> {
-        let info = iommu_info(self.vfio.as_raw_fd());
+    ) -> Result<Arc<OpenDevice<I>>, VfioError> {
+        let info = self.ioctls.iommu_info();
         let mut st = self.lock();
         st.devices += 1;
         st.sysfs_width = match (st.sysfs_width, sysfs_width) {
@@ -149,7 +174,7 @@ impl Container {
         // `map_dma` handed the range over for DMA until it unmaps it (which forgets the range),
         // and what the device then writes there is what the driver programs it to, as with any
         // DMA address.
-        unsafe { self.vfio.vfio_dma_map(r.iova, r.len, r.va as *mut u8) }.map_err(|source| VfioError::Dma {
+        unsafe { self.ioctls.map_dma(r.iova, r.len, r.va as *mut u8) }.map_err(|source| VfioError::Dma {
             op: "mapping",
             iova: r.iova,
             len: r.len as u64,
@@ -224,12 +249,12 @@ impl Container {
             if known.is_none() {
                 return Err(VfioError::NoIommuYet);
             }
-            if let Err(e) = self.vfio.vfio_dma_unmap(iova, len) {
+            if let Err(e) = self.ioctls.unmap_dma(iova, len) {
                 tracing::debug!("unmapping {iova:#x} with no device open: {e} (the IOMMU went with the last device)");
             }
             return Ok(());
         }
-        self.vfio.vfio_dma_unmap(iova, len).map_err(|source| VfioError::Dma {
+        self.ioctls.unmap_dma(iova, len).map_err(|source| VfioError::Dma {
             op: "unmapping",
             iova,
             len: len as u64,
@@ -239,7 +264,7 @@ impl Container {
     }
 }
 
-impl DmaMapper for Container {
+impl<I: ContainerIoctls> DmaMapper for Container<I> {
     fn map(&self, va: usize, iova: u64, len: usize) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Ok(self.map_dma(va, iova, len)?)
     }
@@ -252,28 +277,32 @@ impl DmaMapper for Container {
 /// A VFIO device file open in a [`Container`]. While one lives, its group stays attached to
 /// the container, and so does the IOMMU: the container counts them. Everything that needs the
 /// device file holds an `Arc<OpenDevice>` (config space, BARs reached through the file, an
-/// INTx [`Irq`] for unmasking), so the count follows whoever really keeps the device open.
-pub(crate) struct OpenDevice {
+/// INTx [`Irq`](crate::irq::Irq) for unmasking), so the count follows whoever really keeps the
+/// device open.
+pub(crate) struct OpenDevice<I: ContainerIoctls = HostIoctls> {
     /// `None` only while dropping.
-    device: Option<VfioDevice>,
-    container: Arc<Container>,
+    device: Option<I::Device>,
+    container: Arc<Container<I>>,
 }
 
-impl std::ops::Deref for OpenDevice {
-    type Target = VfioDevice;
+impl<I: ContainerIoctls> std::ops::Deref for OpenDevice<I> {
+    type Target = I::Device;
 
-    fn deref(&self) -> &VfioDevice {
+    fn deref(&self) -> &I::Device {
         self.device.as_ref().expect("an OpenDevice has its device until it drops")
     }
 }
 
-impl AsRawFd for OpenDevice {
+impl<I: ContainerIoctls> AsRawFd for OpenDevice<I>
+where
+    I::Device: AsRawFd,
+{
     fn as_raw_fd(&self) -> RawFd {
         (**self).as_raw_fd()
     }
 }
 
-impl Drop for OpenDevice {
+impl<I: ContainerIoctls> Drop for OpenDevice<I> {
     fn drop(&mut self) {
         // Under the container's lock, so that no mapping runs between the group leaving (the
         // IOMMU may go with it: vfio-ioctls detaches the group when its device file closes) and

@@ -9,17 +9,16 @@ use vfio_bindings::bindings::vfio::{
     VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX,
     VFIO_REGION_INFO_FLAG_MMAP,
 };
-use vfio_ioctls::{VfioDevice, VfioOps, VfioRegionInfoCap};
+use vfio_ioctls::VfioRegionInfoCap;
 use vmm_sys_util::eventfd::EventFd;
 
-use super::group::{check_group_viable, open_hint};
+use super::group::check_group_viable;
 use super::iommu::intel_iommu_width;
 use super::{Container, OpenDevice, VfioError, VFIO_DEVICE_RESET};
 use crate::address::PciAddress;
 use crate::bar::{Bar, BarError};
 use crate::config::{ConfigFile, BAR0, BAR_IO_SPACE};
 use crate::irq::{Irq, IrqError, IrqInfo, IrqKind};
-use crate::sysfs::device_dir;
 
 /// A device bound to vfio-pci, open.
 pub(crate) struct VfioPci {
@@ -44,14 +43,9 @@ impl VfioPci {
             Some(c) => c.clone(),
             None => Container::new()?,
         };
-        let ops: Arc<dyn VfioOps> = container.vfio.clone();
-        let device = VfioDevice::new(&device_dir(sysfs_root, addr), ops, false).map_err(|source| {
-            let hint = open_hint(sysfs_root, group, &source);
-            VfioError::Open { addr, group, source, hint }
-        })?;
         let iommu_width = intel_iommu_width(sysfs_root, addr);
         // Counted from here: an early return below drops it, and the count with it.
-        let device = container.join(addr, device, iommu_width)?;
+        let device = container.open(sysfs_root, addr, group, iommu_width)?;
         let size = device.get_region_size(VFIO_PCI_CONFIG_REGION_INDEX);
         if size == 0 {
             return Err(VfioError::NoConfigRegion { addr });

@@ -1,15 +1,14 @@
 //! What the container's IOMMU translates: the usable IOVA ranges from `VFIO_IOMMU_GET_INFO`'s
-//! IOVA-range capability (Linux 5.4+), else the Intel IOMMU's address width from sysfs (DPDK's
-//! way), and the check every mapping passes first.
+//! IOVA-range capability (Linux 5.4+; the ioctl itself is in `ioctls.rs`), else the Intel IOMMU's
+//! address width from sysfs (DPDK's way), and the check every mapping passes first.
 
 use std::fs;
-use std::os::fd::RawFd;
 use std::path::Path;
 
 use burst_mem::IovaMode;
 use vfio_bindings::bindings::vfio::{VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE};
 
-use super::{VfioError, VFIO_IOMMU_GET_INFO};
+use super::VfioError;
 use crate::address::PciAddress;
 use crate::sysfs::device_dir;
 
@@ -68,37 +67,7 @@ pub(super) fn check_range(
     Ok(())
 }
 
-/// `VFIO_IOMMU_GET_INFO` on a container with an IOMMU set: IOVA page sizes and, when the kernel
-/// has the capability, the usable IOVA ranges.
-pub(super) fn iommu_info(container: RawFd) -> std::io::Result<(u64, Option<Vec<IovaRange>>)> {
-    // struct vfio_iommu_type1_info: argsz u32, flags u32, iova_pgsizes u64, cap_offset u32, pad.
-    const INFO_LEN: usize = 24;
-    let mut len = INFO_LEN;
-    for _ in 0..2 {
-        // u64s, for the struct's 8-byte alignment.
-        let mut buf = vec![0u64; len.div_ceil(8)];
-        let mut head = [0u8; 8];
-        head[..4].copy_from_slice(&((buf.len() * 8) as u32).to_ne_bytes()); // argsz; flags 0
-        buf[0] = u64::from_ne_bytes(head);
-        // SAFETY: VFIO_IOMMU_GET_INFO writes at most `argsz` bytes into the buffer, which is
-        // that long and 8-byte aligned as the struct needs.
-        let r = unsafe { libc::ioctl(container, VFIO_IOMMU_GET_INFO, buf.as_mut_ptr()) };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
-        let want = ne_u32(&bytes, 0).unwrap_or(0) as usize;
-        if want > bytes.len() {
-            // The capabilities did not fit: the kernel said how much room they need.
-            len = want;
-            continue;
-        }
-        return Ok(parse_iommu_info(&bytes));
-    }
-    Err(std::io::Error::other("VFIO_IOMMU_GET_INFO kept asking for a larger buffer"))
-}
-
-fn ne_u32(b: &[u8], at: usize) -> Option<u32> {
+pub(super) fn ne_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
@@ -109,7 +78,7 @@ fn ne_u64(b: &[u8], at: usize) -> Option<u64> {
 /// Reads a filled `vfio_iommu_type1_info` and its capability chain (`vfio_info_cap_header`:
 /// id u16, version u16, next u32 from the start of the info) for the IOVA-range capability
 /// (`nr_iovas` u32, reserved u32, then `{start, end}` u64 pairs).
-fn parse_iommu_info(b: &[u8]) -> (u64, Option<Vec<IovaRange>>) {
+pub(super) fn parse_iommu_info(b: &[u8]) -> (u64, Option<Vec<IovaRange>>) {
     let flags = ne_u32(b, 4).unwrap_or(0);
     let page_sizes = ne_u64(b, 8).unwrap_or(0);
     if flags & VFIO_IOMMU_INFO_CAPS == 0 {

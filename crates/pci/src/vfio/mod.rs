@@ -25,15 +25,20 @@
 //! capabilities, `VFIO_DEVICE_RESET` with its error) are issued here.
 //!
 //! One idea a file: `container.rs` (the container, its device count and its DMA replay),
-//! `iommu.rs` (what the IOMMU translates), `group.rs` (group viability and who holds a group),
-//! `device.rs` (an open device: regions, BARs, interrupts, reset), `error.rs`.
+//! `ioctls.rs` (the seam its ioctls go through, and the real ones), `iommu.rs` (what the IOMMU
+//! translates), `group.rs` (group viability and who holds a group), `device.rs` (an open device:
+//! regions, BARs, interrupts, reset), `error.rs`; `fake.rs`, a recording fake of the container's
+//! ioctls, for its unit tests.
 
 use vfio_bindings::bindings::vfio::{VFIO_BASE, VFIO_TYPE};
 
 mod container;
 mod device;
 mod error;
+#[cfg(test)]
+mod fake;
 mod group;
+mod ioctls;
 mod iommu;
 
 pub use container::Container;
@@ -41,6 +46,7 @@ pub(crate) use container::OpenDevice;
 pub(crate) use device::VfioPci;
 pub use error::VfioError;
 pub use group::{check_group_viable, keeps_group_viable};
+pub use ioctls::{ContainerIoctls, HostIoctls};
 pub use iommu::{intel_iommu_width, IovaRange};
 
 /// `_IO(VFIO_TYPE, VFIO_BASE + n)`: VFIO's ioctls carry no size or direction bits.
