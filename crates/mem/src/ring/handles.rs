@@ -19,7 +19,7 @@ use super::{Behavior, RingError, SyncMode};
 ///
 /// # Errors
 ///
-/// [`RingError::ZeroCapacity`], [`RingError::CapacityTooLarge`] (over [`MAX_CAPACITY`]), or
+/// [`RingError::ZeroCapacity`], [`RingError::CapacityTooLarge`] (over [`MAX_CAPACITY`](super::MAX_CAPACITY)), or
 /// [`RingError::OutOfMemory`].
 pub fn ring<T: Send>(
     capacity: usize,

@@ -20,7 +20,7 @@ impl<T: Copy + Send> SharedRing<T> {
     ///
     /// # Errors
     ///
-    /// As [`ring`].
+    /// As [`ring`](super::ring).
     pub fn new(capacity: usize) -> Result<Self, RingError> {
         Ok(SharedRing { ring: Ring::new(capacity, SyncMode::Multi, SyncMode::Multi)? })
     }

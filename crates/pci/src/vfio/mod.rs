@@ -3,13 +3,13 @@
 //!
 //! - One [`Container`] (`/dev/vfio/vfio`) per process, shared by every device (`Arc`): one set
 //!   of IOMMU page tables, so a DMA segment is mapped once for all devices. It is the
-//!   [`DmaMapper`] that `burst_mem::Memory` programs as segments come and go.
+//!   [`DmaMapper`](burst_mem::DmaMapper) that `burst_mem::Memory` programs as segments come and go.
 //! - The IOMMU exists only while a device is open in the container: when the last device file
 //!   closes, vfio-ioctls detaches its group and the kernel drops the IOMMU with every mapping
 //!   (`vfio_group_detach_container`). The container therefore remembers every range mapped
 //!   through it and maps them all again when a device opens after that: `burst_mem::Memory`
 //!   keeps believing its segments are mapped, and they are. It counts the open device files
-//!   (`OpenDevice`), whoever holds them (a `PciDevice`, a BAR, an INTx [`Irq`]).
+//!   (`OpenDevice`), whoever holds them (a `PciDevice`, a BAR, an INTx [`Irq`](crate::irq::Irq)).
 //! - Before a group is opened, every device in it must be on a driver that leaves DMA to its
 //!   owner (`driver_managed_dma`: vfio-pci and its variant drivers, pci-stub, pcieport) or on
 //!   no driver: the kernel would refuse the group as "not viable" (Linux 5.19 and later); we say
