@@ -2,10 +2,10 @@
 //! what `-a` errors say. Nothing here touches the host's devices.
 
 use burst::ethdev::{DevArgs, EthDev, EthError, PciDriver, PciId, PciProbe, PciSpec, Registry};
-use burst::pci::fake::{FakeDevice, FakeSysfs};
 use burst::pci::PciAddress;
 use burst::probe::select_pci;
 use burst::{EalOptions, Runtime};
+use burst_pci::fake::{FakeDevice, FakeSysfs};
 
 fn refuse(_: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
     Err(EthError::NotSupported { driver: "net_test", what: "probe" })

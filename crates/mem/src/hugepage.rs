@@ -5,7 +5,7 @@
 //! misses) and stays put in physical memory. Pages are reserved into a per-size pool by writing
 //! `nr_hugepages` in sysfs, and a process gets them by mapping files on a hugetlbfs mount for that
 //! size. Everything here goes through a [`SysRoot`], so tests can point it at a
-//! [`fake::FakeSysTree`] instead of the host's `/sys` and `/proc`.
+//! `fake::FakeSysTree` (feature `testing`) instead of the host's `/sys` and `/proc`.
 //!
 //! Not here: mapping the pages (the memory layer's DMA regions do that) and virtual-to-physical
 //! translation.
@@ -20,6 +20,7 @@
 //! ```
 
 mod error;
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 mod mounts;
 mod reserve;

@@ -12,8 +12,9 @@ use crate::address::PciAddress;
 use crate::bar::{Bar, BarError};
 use crate::config::{Capability, ConfigError, ConfigFile};
 use crate::irq::{Irq, IrqError, IrqInfo, IrqKind};
+use crate::sysfs::{device_dir, link_name};
 use crate::uio::{UioError, UioPci};
-use crate::vfio::{device_dir, link_name, Container, VfioError, VfioPci};
+use crate::vfio::{Container, VfioError, VfioPci};
 use crate::vote::{Binding, DeviceVote, IovaModes};
 
 /// Opening or driving a device failed.

@@ -4,7 +4,8 @@
 //! - [`address`]: `PciAddress` (`0000:00:02.0`, `00:02.0`).
 //! - [`sysfs`]: read-only scan of the PCI devices (`SysfsRoot`, `PciDeviceInfo`).
 //! - [`bind`]: binding devices to drivers through `driver_override` (`Binder`).
-//! - [`fake`]: fake sysfs trees and a fake kernel, for tests.
+//! - `fake` (feature `testing`, off by default): fake sysfs trees and a fake kernel, for tests of
+//!   this crate and the crates above it; never part of the product.
 //! - [`device`]: `PciDevice`, an open device on vfio-pci or uio_pci_generic (docs/pci.md).
 //! - [`bar`], [`config`], [`irq`]: its registers, config space and interrupts.
 //! - [`vfio`], [`uio`]: the two bindings; `vfio::Container` is the IOMMU's `DmaMapper`.
@@ -15,6 +16,7 @@ pub mod bar;
 pub mod bind;
 pub mod config;
 pub mod device;
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod irq;
 pub mod sysfs;

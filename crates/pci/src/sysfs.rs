@@ -2,7 +2,7 @@
 //!
 //! Everything goes through a [`SysfsRoot`]: [`SysfsRoot::host`] reads the machine's `/sys` and
 //! `/proc`, [`SysfsRoot::at`] a tree laid out the same way under another directory, such as the
-//! ones [`crate::fake::FakeSysfs`] builds for tests. Files read, relative to the root:
+//! ones `crate::fake::FakeSysfs` builds for tests. Files read, relative to the root:
 //!
 //! - `sys/bus/pci/devices/*/`: `vendor`, `device`, `subsystem_vendor`, `subsystem_device`,
 //!   `class`, `resource`, `numa_node`, `driver_override`, `modalias`, the `driver` and
@@ -306,8 +306,14 @@ impl SysfsRoot {
     }
 }
 
-/// The basename of where the link at `path` points, or `None` if there is no link.
-fn link_name(path: &Path) -> Option<String> {
+/// `sys/bus/pci/devices/<addr>` under `sysfs_root`, for code that holds the root as a path.
+pub(crate) fn device_dir(sysfs_root: &Path, addr: PciAddress) -> PathBuf {
+    SysfsRoot::at(sysfs_root).device_dir(addr)
+}
+
+/// The basename of where the link at `path` points, or `None` if there is no link
+/// (`driver` -> `.../drivers/e1000` gives `e1000`).
+pub(crate) fn link_name(path: &Path) -> Option<String> {
     let target = fs::read_link(path).ok()?;
     Some(target.file_name()?.to_string_lossy().into_owned())
 }

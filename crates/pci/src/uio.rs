@@ -18,7 +18,7 @@ use crate::address::PciAddress;
 use crate::bar::{Bar, BarError};
 use crate::config::ConfigFile;
 use crate::irq::{set_intx_disable, Irq, IrqError, IrqInfo, IrqKind};
-use crate::vfio::device_dir;
+use crate::sysfs::device_dir;
 
 /// `IORESOURCE_IO` in sysfs `resource` flags (include/linux/ioport.h).
 const IORESOURCE_IO: u64 = 0x100;

@@ -1,40 +1,59 @@
-//! The `devbind` binary against fake sysfs trees (`--sysfs-root`, and `--fake-kernel` to play
-//! the kernel's part of binding): nothing here touches the host's devices.
+//! devbind against fake sysfs trees: its library ([`devbind::run`]) with the fake kernel of
+//! `burst_pci::fake` playing the kernel's part of binding, and the binary itself (`--sysfs-root`)
+//! for what needs no kernel: options, `--help`, read-only status, a failing `modprobe`. Nothing
+//! here touches the host's devices.
 
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-use burst_pci::fake::{FakeDevice, FakeSysfs};
+use burst_pci::fake::{FakeDevice, FakeKernel, FakeSysfs};
+use clap::Parser;
 use serde_json::Value;
 
+/// devbind's options as its binary parses them (the binary adds only hidden test options).
+#[derive(Parser)]
+#[command(name = "devbind")]
+struct Args {
+    #[command(flatten)]
+    options: devbind::Options,
+}
+
+/// What a run of devbind gave.
+struct Output {
+    code: u8,
+    stdout: String,
+    stderr: String,
+}
+
+/// devbind's library on `fake`, with its fake kernel.
 fn devbind(fake: &FakeSysfs, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_devbind"))
-        .arg("--sysfs-root")
-        .arg(fake.path())
-        .arg("--fake-kernel")
-        .args(args)
-        .output()
-        .expect("run devbind")
+    let argv = std::iter::once("devbind").chain(args.iter().copied());
+    let parsed = Args::try_parse_from(argv).unwrap_or_else(|e| panic!("devbind {args:?}: {e}"));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = devbind::run(&parsed.options, &fake.root(), &fake.kernel(), &mut out, &mut err);
+    Output { code, stdout: String::from_utf8(out).unwrap(), stderr: String::from_utf8(err).unwrap() }
 }
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).unwrap()
+/// The devbind binary reading the tree at `root` (and the host's kernel: nothing here may need it).
+fn binary(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_devbind")).arg("--sysfs-root").arg(root).args(args).output().expect("run devbind")
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).unwrap()
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
 }
 
 fn ok(fake: &FakeSysfs, args: &[&str]) -> String {
     let out = devbind(fake, args);
-    assert!(out.status.success(), "devbind {args:?}: {}", stderr(&out));
-    stdout(&out)
+    assert_eq!(out.code, 0, "devbind {args:?}: {}", out.stderr);
+    out.stdout
 }
 
 /// A runtime error: exit status 1 and exactly one `devbind: ...` line on stderr.
 fn runtime_error(fake: &FakeSysfs, args: &[&str]) -> String {
     let out = devbind(fake, args);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "devbind {args:?}: {err}");
+    let err = out.stderr;
+    assert_eq!(out.code, devbind::EXIT_FAILURE, "devbind {args:?}: {err}");
     assert!(err.starts_with("devbind: ") && err.ends_with('\n') && err.lines().count() == 1, "{err:?}");
     assert!(!err.contains("panicked"), "{err}");
     err
@@ -78,7 +97,7 @@ fn status_groups_devices_like_dpdk_devbind() {
         .unwrap()
         .set_pci_ids("8086  Intel Corporation\n\t100e  82540EM Gigabit Ethernet Controller\n")
         .unwrap();
-    let text = ok(&fake, &["--status"]);
+    let status = ok(&fake, &["--status"]);
     let want = "\
 Network devices using a user-space driver (vfio-pci, uio_pci_generic, igb_uio)
 ==============================================================================
@@ -108,7 +127,11 @@ Other Crypto devices
 No 'Baseband' devices detected
 ==============================
 ";
-    assert_eq!(text, want);
+    assert_eq!(status, want);
+    // The binary prints the same, read-only, on the same tree.
+    let out = binary(fake.path(), &["--status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), want);
 }
 
 #[test]
@@ -249,14 +272,13 @@ fn a_module_that_will_not_load_is_a_runtime_error() {
         err.starts_with("devbind: cannot load module vfio_pci for driver vfio-pci (`modprobe vfio_pci`: FATAL"),
         "{err}"
     );
-    // The real kernel path with another modprobe program: the error says which module.
-    let out = Command::new(env!("CARGO_BIN_EXE_devbind"))
-        .args(["--sysfs-root".as_ref(), fake.path().as_os_str()])
-        .args(["--modprobe", "/bin/false", "-b", "uio_pci_generic", "00:02.0"])
-        .output()
-        .unwrap();
+    // The binary, on the host kernel's path with another modprobe program: the error says which
+    // module, and nothing is written.
+    let out = binary(fake.path(), &["--modprobe", "/bin/false", "-b", "uio_pci_generic", "00:02.0"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot load module uio_pci_generic"), "{}", stderr(&out));
+    assert!(text(&out.stderr).contains("cannot load module uio_pci_generic"), "{}", text(&out.stderr));
+    let over = fake.read("sys/bus/pci/devices/0000:00:02.0/driver_override").unwrap();
+    assert_eq!(over, "(null)\n", "nothing written");
 }
 
 #[test]
@@ -267,11 +289,11 @@ fn a_shared_iommu_group_gets_a_note() {
         .add_device(FakeDevice::new("0000:00:10.1", 0x8086, 0x100e).driver("e1000").group(7))
         .unwrap();
     let out = devbind(&fake, &["-b", "vfio-pci", "00:10.0"]);
-    assert!(out.status.success());
+    assert_eq!(out.code, 0);
     assert!(
-        stderr(&out).starts_with("devbind: note: IOMMU group 7 also holds 0000:00:10.1 (on e1000)"),
+        out.stderr.starts_with("devbind: note: IOMMU group 7 also holds 0000:00:10.1 (on e1000)"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
 }
 
@@ -283,9 +305,9 @@ fn devices_bound_in_one_command_get_no_note_about_each_other() {
         .add_device(FakeDevice::new("0000:00:10.1", 0x8086, 0x100e).driver("e1000").group(7))
         .unwrap();
     let out = devbind(&fake, &["-b", "vfio-pci", "00:10.0", "00:10.1"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stderr(&out), "", "10.1 is bound in the same command");
-    assert_eq!(stdout(&out).lines().count(), 2);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "", "10.1 is bound in the same command");
+    assert_eq!(out.stdout.lines().count(), 2);
 }
 
 #[test]
@@ -293,11 +315,11 @@ fn a_device_with_a_bad_file_is_left_out_of_the_status_with_a_warning() {
     let fake = lab_like();
     fake.add_device(FakeDevice::new("0000:00:05.0", 0x8086, 0x10c9).resource("0x1000\n")).unwrap();
     let out = devbind(&fake, &["--status"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let err = stderr(&out);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let err = out.stderr;
     assert!(err.starts_with("devbind: warning: 0000:00:05.0 left out: ") && err.lines().count() == 1, "{err}");
     assert!(err.contains("resource: expected lines of `0xSTART 0xEND 0xFLAGS`"), "{err}");
-    let text = stdout(&out);
+    let text = out.stdout;
     assert!(
         text.contains("0000:00:02.0 ") && text.contains("0000:00:03.0 ") && !text.contains("0000:00:05.0"),
         "{text}"
@@ -332,15 +354,11 @@ fn a_device_a_process_holds_is_refused_naming_the_process() {
 fn the_fake_kernel_only_runs_on_a_fake_tree_and_a_missing_sysfs_is_explained() {
     let dir = std::env::temp_dir().join(format!("burst-devbind-empty-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_devbind")).arg("--sysfs-root").arg(&dir).args(args).output().unwrap()
-    };
-    let out = run(&["--fake-kernel", "-u", "00:02.0"]);
+    let err = FakeKernel::at(&dir).unwrap_err().to_string();
+    assert!(err.contains("is not a fake sysfs tree"), "{err}");
+    let out = binary(&dir, &["--status"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is not a fake sysfs tree"), "{}", stderr(&out));
-    let out = run(&["--status"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("mount sysfs on /sys"), "{}", stderr(&out));
+    assert!(text(&out.stderr).contains("mount sysfs on /sys"), "{}", text(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -356,14 +374,15 @@ fn bad_options_exit_with_2() {
         &["-b", "vfio-pci", "-u", "00:02.0"],
         &["--status-dev", "disk"],
         &["--frobnicate"],
+        // The shipped binary has no fake kernel to hand binding to.
+        &["--fake-kernel", "-u", "00:02.0"],
     ] {
-        let out = devbind(&fake, args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(!stderr(&out).contains("panicked"));
+        let out = binary(fake.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(!text(&out.stderr).contains("panicked"));
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_devbind")).args(["--fake-kernel", "-s"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "--fake-kernel needs --sysfs-root");
+    assert!(fake.writes().is_empty());
     let out = Command::new(env!("CARGO_BIN_EXE_devbind")).arg("--help").output().unwrap();
-    assert!(out.status.success() && stdout(&out).contains("--bind <DRIVER>"));
-    assert!(!stdout(&out).contains("sysfs-root"), "test options stay hidden");
+    assert!(out.status.success() && text(&out.stdout).contains("--bind <DRIVER>"));
+    assert!(!text(&out.stdout).contains("sysfs-root"), "test options stay hidden");
 }

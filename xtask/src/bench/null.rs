@@ -31,11 +31,14 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::Value;
 
-use super::{
-    build_pktgen, catch_sigint, dpdk_version, ensure_testpmd, interrupted, lcore_list, machine, measure_tsc_hz,
-    now_unix, parse_rates, steady, target_dir, utc, version_major_minor, warn_if_busy, Grid, Hugepages, Program,
-    RuntimeDir,
-};
+use super::cargo::{build_pktgen, target_dir};
+use super::dpdk::{dpdk_version, ensure_testpmd, version_major_minor, RuntimeDir};
+use super::hugepages::Hugepages;
+use super::machine::{lcore_list, machine, measure_tsc_hz, warn_if_busy};
+use super::program::Program;
+use super::report::{now_unix, report, utc, Grid};
+use super::signal::{catch_sigint, interrupted};
+use super::stats::{parse_rates, steady};
 
 #[derive(Args)]
 pub struct NullArgs {
@@ -165,7 +168,7 @@ pub fn run(args: &NullArgs) -> Result<(), String> {
     let commands =
         [format!("dpdk-testpmd {}", shown(&dpdk_args, &prefix)), format!("pktgen {}", shown(&ours_args, &prefix))];
     let markdown = || table.markdown(&commands, tsc_hz, args.seconds, &notes);
-    super::report(&table.text(), &notes, &out_dir.join("null.md"), markdown, failures)
+    report(&table.text(), &notes, &out_dir.join("null.md"), markdown, failures)
 }
 
 /// The arguments as shown in the table: the per-run file prefix made generic.
