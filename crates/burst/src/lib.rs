@@ -41,9 +41,12 @@ pub mod scope;
 pub mod signals;
 
 pub use burst_ethdev as ethdev;
-pub use burst_ethdev::{EthError, LinkStatus, MacAddr, Port, PortConf, PortId, RxQueue, Stats, TxQueue, XStat};
+pub use burst_ethdev::{
+    DevInfo, EthError, LinkStatus, MacAddr, Port, PortConf, PortId, PortSettings, PortState, RxOffloads, RxQueue,
+    Stats, TxOffloads, TxQueue, XStat,
+};
 pub use burst_mem as mem;
-pub use burst_mem::{IovaMode, Memory, PacketBuf, PacketPool, PacketPoolConfig};
+pub use burst_mem::{IovaMode, Memory, Mempool, PacketBuf, PacketPool, PacketPoolConfig};
 pub use burst_net as net;
 pub use burst_pci as pci;
 pub use error::EalError;
