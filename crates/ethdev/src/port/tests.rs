@@ -1,4 +1,5 @@
 //! The port's state machine, settings, frame check and counters, against a strict fake device.
+
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 
