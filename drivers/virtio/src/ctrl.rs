@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use burst_mem::barrier::io_wmb;
 use burst_mem::Memzone;
 
 use crate::spec::ctrl::VIRTIO_NET_OK;
@@ -113,7 +114,8 @@ impl CtrlQueue {
         view.set_avail_ring(self.avail_idx, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
         view.publish_avail(self.avail_idx);
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        // The chain and `avail.idx` reach memory before the notification (2.7.13.3, 2.7.13.4).
+        io_wmb();
         if let Some(n) = &self.notifier {
             n.notify();
         }

@@ -13,9 +13,8 @@
 //! store through a raw pointer, and every index is masked with `size - 1` (sizes are powers of
 //! two), so no value the device writes can make an access leave the ring.
 
-use std::sync::atomic::{fence, Ordering};
-
 use burst_ethdev::EthError;
+use burst_mem::barrier::{dma_rmb, dma_wmb, mb};
 use burst_mem::{Memory, Memzone, MemzoneFlags};
 
 use crate::spec::ring::{DESC_SIZE, LEGACY_ALIGN, VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY};
@@ -109,7 +108,7 @@ impl RingView {
     /// device first (2.7.13: "the driver performs a suitable memory barrier").
     #[inline]
     pub(crate) fn publish_avail(&self, idx: u16) {
-        fence(Ordering::Release);
+        dma_wmb();
         // SAFETY: `avail.idx` at offset 2 of the available ring.
         unsafe { Self::u16_at(self.avail, 2).write_volatile(idx.to_le()) }
     }
@@ -121,19 +120,20 @@ impl RingView {
         unsafe { Self::u16_at(self.avail, 0).write_volatile(flags.to_le()) }
     }
 
-    /// `used.idx` as the device last wrote it. Entries below it may be read after an acquire
-    /// fence ([`RingView::used_idx_acquire`]).
+    /// `used.idx` as the device last wrote it. Entries below it may be read only after a read
+    /// barrier ([`RingView::used_idx_acquire`]).
     #[inline]
     pub(crate) fn used_idx(&self) -> u16 {
         // SAFETY: `used.idx` at offset 2 of the used ring.
         u16::from_le(unsafe { Self::u16_at(self.used, 2).read_volatile() })
     }
 
-    /// `used.idx`, then a fence so the entries it covers are read after it.
+    /// `used.idx`, then a read barrier so the entries it covers are read after it (2.7.13:
+    /// the device writes the used entries before `used.idx`).
     #[inline]
     pub(crate) fn used_idx_acquire(&self) -> u16 {
         let idx = self.used_idx();
-        fence(Ordering::Acquire);
+        dma_rmb();
         idx
     }
 
@@ -148,11 +148,11 @@ impl RingView {
         }
     }
 
-    /// Whether the device wants a notification now: a full fence orders our `avail.idx` store
+    /// Whether the device wants a notification now: a full barrier orders our `avail.idx` store
     /// before the load of `used.flags` (2.7.13.4), then `VRING_USED_F_NO_NOTIFY` decides.
     #[inline]
     pub(crate) fn needs_kick(&self) -> bool {
-        full_fence();
+        mb();
         // SAFETY: `used.flags` at offset 0.
         let flags = u16::from_le(unsafe { Self::u16_at(self.used, 0).read_volatile() });
         flags & VRING_USED_F_NO_NOTIFY == 0
@@ -170,13 +170,13 @@ impl RingView {
 
     // The device's side (the test device; a real device does this in its own process).
 
-    /// `avail.idx` (device side).
+    /// `avail.idx` (device side), then a read barrier: the ring entries and descriptors it
+    /// covers are read after it, as the driver wrote them before it.
     #[cfg(any(test, feature = "testdev"))]
     pub(crate) fn avail_idx(&self) -> u16 {
-        fence(Ordering::Acquire);
         // SAFETY: `avail.idx` at offset 2.
         let idx = u16::from_le(unsafe { Self::u16_at(self.avail, 2).read_volatile() });
-        fence(Ordering::Acquire);
+        dma_rmb();
         idx
     }
 
@@ -207,10 +207,11 @@ impl RingView {
         }
     }
 
-    /// Publishes `used.idx` (device side).
+    /// Publishes `used.idx` (device side): the used entries and the buffers written before are
+    /// visible to the driver first.
     #[cfg(any(test, feature = "testdev"))]
     pub(crate) fn set_used_idx(&self, idx: u16) {
-        fence(Ordering::Release);
+        dma_wmb();
         // SAFETY: `used.idx` at offset 2.
         unsafe { Self::u16_at(self.used, 2).write_volatile(idx.to_le()) }
     }
@@ -221,23 +222,6 @@ impl RingView {
         // SAFETY: `used.flags` at offset 0.
         unsafe { Self::u16_at(self.used, 0).write_volatile(flags.to_le()) }
     }
-}
-
-/// A full barrier: stores before it are visible before loads after it. On x86-64 a locked
-/// read-modify-write of a stack slot does that at about half the cost of `mfence` (DPDK's
-/// `rte_smp_mb` is a locked add 128 bytes below the stack pointer; this one is a locked `or` of
-/// 0 into the word at it); elsewhere a sequentially consistent fence.
-#[inline(always)]
-fn full_fence() {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `lock or` of 0 into the word at the stack pointer leaves its value unchanged and
-    // touches nothing else; the stack pointer always points at mapped, writable stack memory.
-    // Only the flags are clobbered (not declared `preserves_flags`).
-    unsafe {
-        std::arch::asm!("lock or dword ptr [rsp], 0", options(nostack))
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    fence(Ordering::SeqCst);
 }
 
 /// The free descriptor ids of a ring, handed out in the order they came back (a FIFO). A device
