@@ -29,7 +29,7 @@ use crate::spec::{config, features as f, net_hdr, status};
 use crate::stats::PortStats;
 use crate::transport::{CtrlCommand, Transport};
 use crate::tx::{TxQueue, VirtioTx};
-use crate::virtqueue::{ring_size, Vring};
+use crate::vring::{ring_size, Vring};
 
 /// What a transport's probe hands the net device besides the transport.
 pub(crate) struct DevContext {
@@ -423,14 +423,14 @@ impl VirtioNet {
                     message: format!("RX queue {i}: its pool has no free buffer to fill the ring: make it larger"),
                 });
             }
-            q.notifier = Some(self.transport.setup_queue(&q.vring().layout())?);
+            q.vq.set_notifier(self.transport.setup_queue(&q.vq.ring().layout())?);
         }
         for (i, slot) in self.tx.iter_mut().enumerate() {
             let Some(q) = slot.get_mut() else { continue };
             q.va = va;
             q.extra = std::sync::Arc::clone(&self.stats.tx[i]);
             q.release();
-            q.notifier = Some(self.transport.setup_queue(&q.vring().layout())?);
+            q.vq.set_notifier(self.transport.setup_queue(&q.vq.ring().layout())?);
         }
         if self.has(f::CTRL_VQ) {
             let index = 2 * self.cfg_pairs;
@@ -451,15 +451,15 @@ impl VirtioNet {
             }
             if let Some(q) = g.as_mut() {
                 q.reset(va);
-                q.notifier = Some(self.transport.setup_queue(&q.vring().layout())?);
+                q.vq.set_notifier(self.transport.setup_queue(&q.vq.ring().layout())?);
             }
         }
         self.transport.set_status(self.base_status() | status::DRIVER_OK)?;
         self.started = true;
         // The RX rings were filled before the device was live.
         for slot in &mut self.rx {
-            if let Some(n) = slot.get_mut().and_then(|q| q.notifier.as_ref()) {
-                n.notify();
+            if let Some(q) = slot.get_mut() {
+                q.vq.notify();
             }
         }
         if self.has(f::CTRL_VQ | f::MQ) && self.pairs() > 1 {

@@ -27,6 +27,7 @@ pub mod testdev;
 mod tx;
 mod user;
 mod virtqueue;
+mod vring;
 
 pub mod spec;
 pub mod transport;

@@ -20,7 +20,7 @@ use crate::dev::{DevContext, VirtioNet};
 use crate::spec::ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 use crate::spec::{config, features as f, net_hdr, status};
 use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
-use crate::virtqueue::RingView;
+use crate::vring::RingView;
 
 /// One queue as the device sees it.
 pub struct DevQueue {

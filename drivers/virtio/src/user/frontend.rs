@@ -52,7 +52,7 @@ use burst_mem::shared::{MemoryListener, RegionSet, SharedSegment};
 
 use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
 use crate::user::msg::{self, proto, req, MemRegion, Message};
-use crate::virtqueue::RingView;
+use crate::vring::RingView;
 
 /// Virtio feature bits this transport deals with (virtio 1.2, 5.1.3 and 6).
 pub(crate) mod bits {
