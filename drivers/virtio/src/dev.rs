@@ -27,7 +27,7 @@ use crate::rx::{RxQueue, VirtioRx};
 use crate::spec::ctrl::*;
 use crate::spec::{config, features as f, net_hdr, status};
 use crate::stats::PortStats;
-use crate::transport::{CtrlCommand, Transport};
+use crate::transport::{CtrlCommand, Transport, TransportKind};
 use crate::tx::{TxQueue, VirtioTx};
 use crate::vring::{ring_size, Vring};
 
@@ -211,7 +211,7 @@ impl VirtioNet {
         dev.transport.reset()?;
         tracing::debug!(
             device = %dev.device,
-            transport = dev.transport.kind(),
+            transport = %dev.transport.kind(),
             %mac,
             pairs = dev.max_pairs,
             features = %f::describe(features),
@@ -221,7 +221,7 @@ impl VirtioNet {
     }
 
     fn modern(&self) -> bool {
-        self.transport.kind() == "modern"
+        self.transport.kind() == TransportKind::Modern
     }
 
     fn error(&self, message: String) -> EthError {
@@ -710,7 +710,7 @@ mod tests {
         let err = dev.probe(&memory(), None).unwrap_err().to_string();
         assert!(err.contains("does not offer VERSION_1"), "{err}");
         // The same features on a transport that is not modern are fine.
-        dev.state().kind = "vhost-user";
+        dev.state().kind = TransportKind::VhostUser;
         assert!(dev.probe(&memory(), None).is_ok());
     }
 
@@ -726,7 +726,7 @@ mod tests {
     #[test]
     fn missing_optional_features_are_no_error() {
         let dev = device();
-        dev.state().kind = "vhost-user";
+        dev.state().kind = TransportKind::VhostUser;
         dev.state().features = f::CTRL_RX | f::MQ | f::CTRL_MAC_ADDR; // without CTRL_VQ: unusable
         let mem = memory();
         let pool = pool(&mem, 256);
@@ -933,7 +933,7 @@ mod tests {
         let dev = device();
         {
             let mut s = dev.state();
-            s.kind = "legacy";
+            s.kind = TransportKind::Legacy;
             s.features = f::MAC | f::STATUS | f::MRG_RXBUF | f::ANY_LAYOUT;
         }
         let mem = memory();

@@ -309,6 +309,7 @@ mod tests {
 
     use crate::spec::features as f;
     use crate::testdev::{device, memory, pool, started};
+    use crate::transport::TransportKind;
 
     fn frame(len: usize, seed: u8) -> Vec<u8> {
         (0..len).map(|k| seed.wrapping_add(k as u8)).collect()
@@ -364,7 +365,7 @@ mod tests {
         let dev = device();
         {
             let mut s = dev.state();
-            s.kind = "vhost-user";
+            s.kind = TransportKind::VhostUser;
             s.features = f::ANY_LAYOUT | f::MAC;
         }
         let mem = memory();

@@ -19,7 +19,7 @@ use burst_mem::{IovaMode, MemConfig, Memory, PacketPool, PacketPoolConfig};
 use crate::dev::{DevContext, VirtioNet};
 use crate::spec::ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 use crate::spec::{config, features as f, net_hdr, status};
-use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
+use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport, TransportKind};
 use crate::vring::RingView;
 
 /// One queue as the device sees it.
@@ -33,7 +33,7 @@ pub struct DevQueue {
 
 /// The device's state, shared by the transport and the test.
 pub struct Shared {
-    pub kind: &'static str,
+    pub kind: TransportKind,
     pub features: u64,
     pub driver_features: u64,
     pub status: u8,
@@ -99,7 +99,7 @@ pub fn device() -> TestDevice {
     config[config::MAX_VIRTQUEUE_PAIRS..config::MAX_VIRTQUEUE_PAIRS + 2].copy_from_slice(&2u16.to_le_bytes());
     config[config::MTU..config::MTU + 2].copy_from_slice(&9000u16.to_le_bytes());
     TestDevice(Arc::new(Mutex::new(Shared {
-        kind: "modern",
+        kind: TransportKind::Modern,
         // IN_ORDER only where a test asks for it: the default exercises the general path.
         features: (f::WANTED & !f::IN_ORDER) | f::CSUM | f::RING_EVENT_IDX,
         driver_features: 0,
@@ -462,13 +462,13 @@ fn serve_ctrl(s: &mut Shared, index: u16) {
 }
 
 impl Transport for TestTransport {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> TransportKind {
         lock(&self.0).kind
     }
 
     fn device_features(&self) -> u64 {
         let s = lock(&self.0);
-        if s.kind == "legacy" {
+        if s.kind == TransportKind::Legacy {
             s.features & 0xffff_ffff
         } else {
             s.features
@@ -528,7 +528,7 @@ impl Transport for TestTransport {
 
     fn write_config(&self, offset: usize, data: &[u8]) {
         let mut s = lock(&self.0);
-        if s.kind == "legacy" {
+        if s.kind == TransportKind::Legacy {
             for (i, b) in data.iter().enumerate() {
                 if let Some(c) = s.config.get_mut(offset + i) {
                     *c = *b;

@@ -103,6 +103,28 @@ impl Notifier {
     }
 }
 
+/// Which transport carries the device: the PCI interfaces of virtio 1.2, 4.1 (the legacy one of
+/// a transitional device, 4.1.4.8, or the modern one, 4.1.4), or vhost-user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The legacy PCI interface: I/O-port registers, 32 feature bits, fixed ring sizes.
+    Legacy,
+    /// The modern PCI interface: the virtio capabilities' structures, virtio 1.x.
+    Modern,
+    /// A vhost-user back-end over a unix socket (virtio-user).
+    VhostUser,
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportKind::Legacy => "legacy",
+            TransportKind::Modern => "modern",
+            TransportKind::VhostUser => "vhost-user",
+        })
+    }
+}
+
 /// A control-queue command a transport answers itself (virtio-user emulates the control queue,
 /// as DPDK's does): class and command of virtio 1.2, 5.1.6.5, and the command's data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,8 +143,9 @@ pub struct CtrlCommand<'a> {
 /// Calls come from the control path only, one at a time (the port's `&mut self` methods, or
 /// under its lock); implementations may block briefly (a vhost-user round trip).
 pub trait Transport: Send + Sync {
-    /// `legacy`, `modern` or `vhost-user`: for logs and errors.
-    fn kind(&self) -> &'static str;
+    /// Which transport this is: what the device can do follows from it (a legacy device has no
+    /// VERSION_1 and bypasses the IOMMU), and logs name it.
+    fn kind(&self) -> TransportKind;
 
     /// The device's feature bits (virtio 1.2, 2.2). Legacy devices have only the low 32.
     fn device_features(&self) -> u64;

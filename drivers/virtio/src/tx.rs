@@ -258,6 +258,7 @@ mod tests {
 
     use crate::spec::features as f;
     use crate::testdev::{device, frames, memory, pool, started};
+    use crate::transport::TransportKind;
 
     #[test]
     fn one_descriptor_with_the_header_in_the_headroom() {
@@ -300,7 +301,7 @@ mod tests {
         let dev = device();
         {
             let mut s = dev.state();
-            s.kind = "vhost-user";
+            s.kind = TransportKind::VhostUser;
             s.features = f::MRG_RXBUF;
         }
         let mem = memory();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use burst_ethdev::EthError;
 
 use super::regs::{read_chunked, write_chunked, Regs};
-use crate::transport::{Notifier, QueueLayout, Transport};
+use crate::transport::{Notifier, QueueLayout, Transport, TransportKind};
 
 /// Device features, 32 bits, read-only.
 pub(crate) const HOST_FEATURES: usize = 0x00;
@@ -93,8 +93,8 @@ pub(crate) fn legacy_pfn(l: &QueueLayout) -> Result<u32, String> {
 }
 
 impl<R: Regs> Transport for Legacy<R> {
-    fn kind(&self) -> &'static str {
-        "legacy"
+    fn kind(&self) -> TransportKind {
+        TransportKind::Legacy
     }
 
     fn device_features(&self) -> u64 {
@@ -231,7 +231,7 @@ mod tests {
     fn features_status_and_config_go_through_the_legacy_registers() {
         let regs = qemu_legacy();
         let t = Legacy::new(regs.clone(), false, "0000:00:02.0".into()).unwrap();
-        assert_eq!(t.kind(), "legacy");
+        assert_eq!(t.kind(), TransportKind::Legacy);
         assert_eq!(t.device_features(), 0x0003_8020);
         t.set_driver_features(0x0001_0020).unwrap();
         let err = t.set_driver_features(1 << 32).unwrap_err().to_string();

@@ -32,7 +32,7 @@ use burst_pci::{Bar, Binding, DeviceError, PciDevice};
 
 use crate::dev::{DevContext, VirtioNet};
 use crate::spec::features::ACCESS_PLATFORM;
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportKind};
 
 /// Transitional virtio-net (virtio 1.2, 4.1.2.3: legacy device ID 0x1000 = network card).
 pub(crate) const DEVICE_ID_TRANSITIONAL_NET: u16 = 0x1000;
@@ -55,7 +55,7 @@ pub(crate) fn probe(p: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
     };
     check_iommu(&*transport, p.device.binding(), p.memory.iova_mode()).map_err(err)?;
     p.device.enable_bus_master().map_err(DeviceError::from)?;
-    tracing::debug!(%addr, kind = transport.kind(), features = format_args!("{:#x}", transport.device_features()), "virtio PCI transport ready");
+    tracing::debug!(%addr, kind = %transport.kind(), features = format_args!("{:#x}", transport.device_features()), "virtio PCI transport ready");
     let ctx = DevContext {
         driver: crate::DRIVER_NAME,
         device: DeviceName::Pci(addr),
@@ -108,9 +108,10 @@ fn open_bar(device: &PciDevice, index: u8) -> Result<Arc<Bar>, String> {
 /// device, or a modern one without ACCESS_PLATFORM. It would DMA to our virtual addresses taken
 /// as physical ones.
 fn check_iommu(t: &dyn Transport, binding: Binding, iova: IovaMode) -> Result<(), String> {
-    let bypasses = t.kind() == "legacy" || t.device_features() & ACCESS_PLATFORM == 0;
+    let legacy = t.kind() == TransportKind::Legacy;
+    let bypasses = legacy || t.device_features() & ACCESS_PLATFORM == 0;
     if binding == Binding::Vfio && iova == IovaMode::Va && bypasses {
-        let why = if t.kind() == "legacy" {
+        let why = if legacy {
             "a legacy (transitional) virtio device"
         } else {
             "this virtio device does not offer VIRTIO_F_ACCESS_PLATFORM, so it"
@@ -142,8 +143,8 @@ mod tests {
     struct Features(u64);
 
     impl Transport for Features {
-        fn kind(&self) -> &'static str {
-            "modern"
+        fn kind(&self) -> TransportKind {
+            TransportKind::Modern
         }
         fn device_features(&self) -> u64 {
             self.0

@@ -23,7 +23,7 @@ use burst_ethdev::EthError;
 
 use super::caps::{CapRegion, VirtioCaps};
 use super::regs::{notify_reg_fits, read_chunked, write_chunked, Regs};
-use crate::transport::{Notifier, QueueLayout, Transport};
+use crate::transport::{Notifier, QueueLayout, Transport, TransportKind};
 
 // `struct virtio_pci_common_cfg` (4.1.4.3).
 /// Selects which 32 bits of the device features `DEVICE_FEATURE` shows, le32.
@@ -217,8 +217,8 @@ impl<R: Regs> Modern<R> {
 }
 
 impl<R: Regs> Transport for Modern<R> {
-    fn kind(&self) -> &'static str {
-        "modern"
+    fn kind(&self) -> TransportKind {
+        TransportKind::Modern
     }
 
     fn device_features(&self) -> u64 {

@@ -50,7 +50,7 @@ use std::time::Duration;
 use burst_ethdev::EthError;
 use burst_mem::shared::{MemoryListener, RegionSet, SharedSegment};
 
-use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
+use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport, TransportKind};
 use crate::user::msg::{self, proto, req, MemRegion, Message};
 use crate::vring::RingView;
 
@@ -674,8 +674,8 @@ impl Drop for VhostUser {
 }
 
 impl Transport for VhostUser {
-    fn kind(&self) -> &'static str {
-        "vhost-user"
+    fn kind(&self) -> TransportKind {
+        TransportKind::VhostUser
     }
 
     fn device_features(&self) -> u64 {
