@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use burst_mem::barrier::io_wmb;
 use burst_mem::Memzone;
 
+use crate::error::VirtioError;
 use crate::spec::ctrl::VIRTIO_NET_OK;
 use crate::spec::ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 use crate::virtqueue::Virtqueue;
@@ -61,19 +62,16 @@ impl CtrlQueue {
     }
 
     /// Sends one command and waits for the device's ack. `Err` says what went wrong.
-    pub(crate) fn command(&mut self, class: u8, command: u8, data: &[u8]) -> Result<(), String> {
+    pub(crate) fn command(&mut self, class: u8, command: u8, data: &[u8]) -> Result<(), VirtioError> {
         if data.len() > MAX_DATA {
-            return Err(format!("control command data of {} bytes is too long", data.len()));
+            return Err(VirtioError::CtrlDataTooLong { len: data.len(), max: MAX_DATA });
         }
         // A command that timed out may still be answered, and its ack byte taken for the next
         // command's: nothing goes out until the next start. Nor after the device used more
         // chains than it was given.
         let parts = if data.is_empty() { 2 } else { 3 };
         if self.vq.is_broken() || self.vq.free_descs() < parts {
-            return Err(format!(
-                "control command {class}/{command} not sent: an earlier command timed out and the device may still \
-                 answer it; stop and start the port"
-            ));
+            return Err(VirtioError::CtrlStuck { class, command });
         }
         let p = self.buf.as_ptr();
         // SAFETY: the buffer is ours and BUF_LEN long; the device only reads it once the chain
@@ -112,29 +110,24 @@ impl CtrlQueue {
         if ack == VIRTIO_NET_OK {
             Ok(())
         } else {
-            Err(format!("the device refused control command {class}/{command} (ack {ack})"))
+            Err(VirtioError::CtrlRefused { class, command, ack })
         }
     }
 
     /// Polls until the device has used the chain in flight, for at most [`TIMEOUT`]; on a
     /// timeout the queue stops (see [`CtrlQueue::command`]).
-    fn wait(&mut self, class: u8, command: u8) -> Result<(), String> {
+    fn wait(&mut self, class: u8, command: u8) -> Result<(), VirtioError> {
         let deadline = Instant::now() + TIMEOUT;
         let mut spins = 0u32;
         loop {
             match self.vq.used_pending() {
                 Some(0) => {}
                 Some(_) => return Ok(()),
-                None => {
-                    return Err(format!(
-                        "the device used more control commands than were sent ({class}/{command}): stop and start \
-                         the port"
-                    ))
-                }
+                None => return Err(VirtioError::CtrlOverclaim { class, command }),
             }
             if Instant::now() >= deadline {
                 self.vq.mark_broken();
-                return Err(format!("the device did not answer control command {class}/{command} within {TIMEOUT:?}"));
+                return Err(VirtioError::CtrlTimeout { class, command, timeout: TIMEOUT });
             }
             spins += 1;
             if spins < 100 {

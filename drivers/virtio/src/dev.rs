@@ -23,6 +23,7 @@ use burst_ethdev::{
 use burst_mem::{Memory, MemzoneFlags};
 
 use crate::ctrl::{self, CtrlQueue};
+use crate::error::VirtioError;
 use crate::rx::{RxQueue, VirtioRx};
 use crate::spec::ctrl::*;
 use crate::spec::{config, features as f, net_hdr, status};
@@ -86,8 +87,8 @@ pub struct VirtioNet {
     /// The address in the device's config (with MAC): the one it filters on until told another.
     config_mac: Option<MacAddr>,
     started: bool,
-    /// Why the port is unusable: the device did not finish a reset, so its queues were kept.
-    wedged: Option<String>,
+    /// The port is unusable: the device did not finish a reset, so its queues were kept.
+    wedged: bool,
     nb_rx: u16,
     nb_tx: u16,
     rx: Vec<Slot<RxQueue>>,
@@ -161,7 +162,7 @@ impl VirtioNet {
             default_mac: MacAddr::ZERO,
             config_mac: None,
             started: false,
-            wedged: None,
+            wedged: false,
             nb_rx: 0,
             nb_tx: 0,
             rx: Vec::new(),
@@ -175,7 +176,7 @@ impl VirtioNet {
             Err(e) => {
                 // No queue was given yet: nothing to keep if the reset fails too.
                 let _ = dev.transport.reset();
-                return Err(e);
+                return Err(dev.error(e));
             }
         };
         dev.features = features;
@@ -202,13 +203,13 @@ impl VirtioNet {
         }
         if dev.transport.queue_max_size(0) == 0 || dev.transport.queue_max_size(1) == 0 {
             let _ = dev.transport.reset();
-            return Err(dev.error("the device has no RX or TX queue 0: is it a network device?".into()));
+            return Err(dev.error(VirtioError::NoQueuePair));
         }
         dev.config_mac = (features & f::MAC != 0).then(|| dev.config_mac()).filter(|m| m.is_valid_unicast());
         let mac = ctx.mac.or(dev.config_mac).unwrap_or_else(random_mac);
         dev.default_mac = mac;
         // Quiet until start.
-        dev.transport.reset()?;
+        dev.transport.reset().map_err(|e| dev.error(e))?;
         tracing::debug!(
             device = %dev.device,
             transport = %dev.transport.kind(),
@@ -224,8 +225,9 @@ impl VirtioNet {
         self.transport.kind() == TransportKind::Modern
     }
 
-    fn error(&self, message: String) -> EthError {
-        EthError::Device { driver: self.driver, device: self.device.to_string(), message }
+    /// `e`, for this port's driver and device.
+    fn error(&self, e: VirtioError) -> EthError {
+        EthError::driver(self.driver, &self.device, e)
     }
 
     fn config_u16(&self, off: usize) -> u16 {
@@ -242,18 +244,14 @@ impl VirtioNet {
 
     /// Reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK (virtio 1.2, 3.1.1 steps 1-6).
     /// Returns the negotiated features; the device is left in FEATURES_OK (or DRIVER, legacy).
-    fn negotiate(&self) -> Result<u64, EthError> {
+    fn negotiate(&self) -> Result<u64, VirtioError> {
         let t = &*self.transport;
         t.reset()?;
         t.set_status(status::ACKNOWLEDGE)?;
         t.set_status(status::ACKNOWLEDGE | status::DRIVER)?;
         let offered = t.device_features();
         if self.modern() && offered & f::VERSION_1 == 0 {
-            return Err(self.error(format!(
-                "the modern device does not offer VERSION_1 (it offers {}): a virtio 1.x device must; check the \
-                 device or its emulator",
-                f::describe(offered)
-            )));
+            return Err(VirtioError::NoVersion1 { offered });
         }
         let want = choose_features(offered);
         t.set_driver_features(want)?;
@@ -262,11 +260,7 @@ impl VirtioNet {
             t.set_status(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK)?;
             if t.status() & status::FEATURES_OK == 0 {
                 let _ = t.set_status(status::ACKNOWLEDGE | status::DRIVER | status::FAILED);
-                return Err(self.error(format!(
-                    "the device refused the features {} (FEATURES_OK not kept): check what it offers ({})",
-                    f::describe(want),
-                    f::describe(offered)
-                )));
+                return Err(VirtioError::FeaturesRefused { wanted: want, offered });
             }
         }
         Ok(want)
@@ -298,11 +292,8 @@ impl VirtioNet {
         let settable = self.transport.queue_size_settable();
         // A legacy device takes only its own size: the cap applies where the size is ours to pick.
         let limit = if settable { max.min(cap) } else { max };
-        let size = ring_size(limit, settable, nb_desc).ok_or_else(|| {
-            self.error(format!(
-                "virtqueue {index} has a size of {max}: the device must offer a queue whose size is a power of two"
-            ))
-        })?;
+        let size =
+            ring_size(limit, settable, nb_desc).ok_or_else(|| self.error(VirtioError::QueueSize { index, max }))?;
         Vring::new(&self.memory, &self.zone_name(&format!("vq{index}")), index, size, socket)
     }
 
@@ -310,13 +301,13 @@ impl VirtioNet {
     /// control queue (the device must be started).
     fn control(&self, class: u8, command: u8, data: &[u8]) -> Result<(), EthError> {
         if let Some(r) = self.transport.control(CtrlCommand { class, command, data }) {
-            return r;
+            return r.map_err(|e| self.error(e));
         }
         let mut g = self.ctrl.lock().unwrap_or_else(|e| e.into_inner());
         let Some(q) = g.as_mut() else {
-            return Err(self.error("the control queue is not running: start the port first".into()));
+            return Err(self.error(VirtioError::CtrlNotRunning));
         };
-        q.command(class, command, data).map_err(|m| self.error(m))
+        q.command(class, command, data).map_err(|e| self.error(e))
     }
 
     fn send_promiscuous(&self, on: bool) -> Result<(), EthError> {
@@ -356,8 +347,8 @@ impl VirtioNet {
         self.started = false;
         if let Err(e) = self.transport.reset() {
             self.keep_queues();
-            self.wedged = Some(e.to_string());
-            return Err(e);
+            self.wedged = true;
+            return Err(self.error(e));
         }
         for q in &mut self.rx {
             if let Some(q) = q.get_mut() {
@@ -394,43 +385,37 @@ impl VirtioNet {
 
     /// Refuses what needs a device that reset: after a reset that did not finish, only close.
     fn check_usable(&self) -> Result<(), EthError> {
-        match &self.wedged {
-            Some(why) => Err(self.error(format!("{why}; this port can only be closed"))),
-            None => Ok(()),
+        if self.wedged {
+            return Err(self.error(VirtioError::Wedged));
         }
+        Ok(())
     }
 
     /// The start sequence after negotiation: queues, DRIVER_OK, pairs, filters, MAC.
     fn bring_up(&mut self, settings: &PortSettings) -> Result<(), EthError> {
-        let features = self.negotiate()?;
+        let features = self.negotiate().map_err(|e| self.error(e))?;
         if features != self.features {
-            return Err(self.error(format!(
-                "the device now offers different features ({}, was {}): reset the port",
-                f::describe(features),
-                f::describe(self.features)
-            )));
+            return Err(self.error(VirtioError::FeaturesChanged { now: features, was: self.features }));
         }
         let va = self.transport.uses_va();
+        let (driver, device) = (self.driver, &self.device);
+        let wrap = |e: VirtioError| EthError::driver(driver, device, e);
         for (i, slot) in self.rx.iter_mut().enumerate() {
             let Some(q) = slot.get_mut() else { continue };
             q.va = va;
             q.port = self.port;
             q.extra = std::sync::Arc::clone(&self.stats.rx[i]);
             if q.arm() == 0 {
-                return Err(EthError::Device {
-                    driver: self.driver,
-                    device: self.device.to_string(),
-                    message: format!("RX queue {i}: its pool has no free buffer to fill the ring: make it larger"),
-                });
+                return Err(wrap(VirtioError::RxPoolEmpty { queue: i as u16 }));
             }
-            q.vq.set_notifier(self.transport.setup_queue(&q.vq.ring().layout())?);
+            q.vq.set_notifier(self.transport.setup_queue(&q.vq.ring().layout()).map_err(wrap)?);
         }
         for (i, slot) in self.tx.iter_mut().enumerate() {
             let Some(q) = slot.get_mut() else { continue };
             q.va = va;
             q.extra = std::sync::Arc::clone(&self.stats.tx[i]);
             q.release();
-            q.vq.set_notifier(self.transport.setup_queue(&q.vq.ring().layout())?);
+            q.vq.set_notifier(self.transport.setup_queue(&q.vq.ring().layout()).map_err(wrap)?);
         }
         if self.has(f::CTRL_VQ) {
             let index = 2 * self.cfg_pairs;
@@ -438,7 +423,7 @@ impl VirtioNet {
             if g.is_none() {
                 let vq = self.make_vring(index, CTRL_RING_MAX, self.socket, CTRL_RING_MAX)?;
                 if vq.size() < 4 {
-                    return Err(self.error(format!("the control queue has {} descriptors: 4 needed", vq.size())));
+                    return Err(self.error(VirtioError::CtrlQueueTooSmall { size: vq.size() }));
                 }
                 let buf = self.memory.reserve(
                     &self.zone_name("ctrl"),
@@ -451,10 +436,10 @@ impl VirtioNet {
             }
             if let Some(q) = g.as_mut() {
                 q.reset(va);
-                q.vq.set_notifier(self.transport.setup_queue(&q.vq.ring().layout())?);
+                q.vq.set_notifier(self.transport.setup_queue(&q.vq.ring().layout()).map_err(|e| self.error(e))?);
             }
         }
-        self.transport.set_status(self.base_status() | status::DRIVER_OK)?;
+        self.transport.set_status(self.base_status() | status::DRIVER_OK).map_err(|e| self.error(e))?;
         self.started = true;
         // The RX rings were filled before the device was live.
         for slot in &mut self.rx {
@@ -521,11 +506,7 @@ impl EthDev for VirtioNet {
     fn rx_queue_setup(&mut self, queue: u16, conf: &RxQueueConf) -> Result<(), EthError> {
         let headroom = usize::from(conf.pool.headroom());
         if headroom < self.hdr_len {
-            return Err(self.error(format!(
-                "the pool's headroom is {headroom} bytes: the virtio-net header needs {}; use a pool with a \
-                 headroom of at least {} (the default is 128)",
-                self.hdr_len, self.hdr_len
-            )));
+            return Err(self.error(VirtioError::Headroom { headroom, hdr_len: self.hdr_len }));
         }
         let slot = &mut self.rx[usize::from(queue)];
         drop(slot.replace(None));
@@ -569,7 +550,7 @@ impl EthDev for VirtioNet {
     }
 
     fn close(&mut self) -> Result<(), EthError> {
-        if self.wedged.is_none() {
+        if !self.wedged {
             // A failed reset has kept the queues; close still forgets the rest.
             let _ = self.quiesce();
         }
@@ -718,7 +699,12 @@ mod tests {
     fn a_refused_feature_set_is_an_error_naming_it() {
         let dev = device();
         dev.state().refuse = f::MRG_RXBUF;
-        let err = dev.probe(&memory(), None).unwrap_err().to_string();
+        let err = dev.probe(&memory(), None).unwrap_err();
+        assert!(
+            matches!(err.driver_error::<VirtioError>(), Some(VirtioError::FeaturesRefused { wanted, .. }) if wanted & f::MRG_RXBUF != 0),
+            "the driver's own error, typed: {err:?}"
+        );
+        let err = err.to_string();
         assert!(err.contains("refused the features") && err.contains("MRG_RXBUF"), "{err}");
         assert_eq!(dev.state().status, 0, "left reset");
     }

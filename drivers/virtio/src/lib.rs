@@ -18,6 +18,7 @@
 
 mod ctrl;
 mod dev;
+mod error;
 mod pci;
 mod rx;
 mod stats;
@@ -33,6 +34,7 @@ pub mod spec;
 pub mod transport;
 
 pub use dev::VirtioNet;
+pub use error::{StructureProblem, VirtioError};
 
 use burst_ethdev::{PciDriver, PciId, VdevDriver};
 

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use burst_ethdev::{DeviceName, EthError, MacAddr, Port};
+
+use crate::error::VirtioError;
 use burst_mem::{IovaMode, MemConfig, Memory, PacketPool, PacketPoolConfig};
 
 use crate::dev::{DevContext, VirtioNet};
@@ -475,7 +477,7 @@ impl Transport for TestTransport {
         }
     }
 
-    fn set_driver_features(&self, features: u64) -> Result<(), EthError> {
+    fn set_driver_features(&self, features: u64) -> Result<(), VirtioError> {
         let mut s = lock(&self.0);
         assert_eq!(features & !s.features, 0, "the driver asked for features the device does not offer");
         s.driver_features = features;
@@ -486,7 +488,7 @@ impl Transport for TestTransport {
         lock(&self.0).status
     }
 
-    fn set_status(&self, v: u8) -> Result<(), EthError> {
+    fn set_status(&self, v: u8) -> Result<(), VirtioError> {
         let mut s = lock(&self.0);
         if v == 0 {
             s.reset();
@@ -506,14 +508,10 @@ impl Transport for TestTransport {
         Ok(())
     }
 
-    fn reset(&self) -> Result<(), EthError> {
+    fn reset(&self) -> Result<(), VirtioError> {
         let mut s = lock(&self.0);
         if s.reset_stuck {
-            return Err(EthError::Device {
-                driver: crate::DRIVER_NAME,
-                device: "testdev".into(),
-                message: "device_status is still not 0 after a reset".into(),
-            });
+            return Err(VirtioError::ResetTimeout { waited: Duration::from_secs(1) });
         }
         s.reset();
         Ok(())
@@ -551,7 +549,7 @@ impl Transport for TestTransport {
         lock(&self.0).settable
     }
 
-    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, EthError> {
+    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, VirtioError> {
         let mut s = lock(&self.0);
         assert_eq!(s.status & status::DRIVER_OK, 0, "queues are set up before DRIVER_OK");
         assert!(layout.size.is_power_of_two() && layout.size <= s.queue_max);
@@ -591,7 +589,7 @@ impl Transport for TestTransport {
         lock(&self.0).uses_va
     }
 
-    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), EthError>> {
+    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), VirtioError>> {
         let mut s = lock(&self.0);
         if !s.emulate_ctrl {
             return None;

@@ -10,8 +10,9 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
-use burst_ethdev::EthError;
 use burst_pci::Bar;
+
+use crate::error::VirtioError;
 
 /// Where a split virtqueue's three parts are (virtio 1.2, 2.7), both as the device addresses them
 /// and as this process sees them. The net device lays a queue out once, in one IOVA-contiguous
@@ -152,7 +153,7 @@ pub trait Transport: Send + Sync {
 
     /// Writes the driver's feature bits: a subset of [`Transport::device_features`]. The
     /// transport may refuse a set it cannot carry (vhost-user: the backend's reply).
-    fn set_driver_features(&self, features: u64) -> Result<(), EthError>;
+    fn set_driver_features(&self, features: u64) -> Result<(), VirtioError>;
 
     /// The device status byte (virtio 1.2, 2.1).
     fn status(&self) -> u8;
@@ -160,7 +161,7 @@ pub trait Transport: Send + Sync {
     /// Writes the device status byte. Writing `DRIVER_OK` makes the device live: for vhost-user
     /// that is when the memory table and every queue set up since the last reset go to the
     /// backend. Writing 0 is [`Transport::reset`].
-    fn set_status(&self, status: u8) -> Result<(), EthError>;
+    fn set_status(&self, status: u8) -> Result<(), VirtioError>;
 
     /// Resets the device (status 0) and waits until it reports the reset done (virtio 1.2,
     /// 4.1.4.3.2): afterwards the device touches no queue memory, and every queue set up before
@@ -169,7 +170,7 @@ pub trait Transport: Send + Sync {
     /// `Err`: the device did not confirm the reset in time. It may still read and write the
     /// memory of every queue it was given, so the caller must never free or reuse that memory
     /// (nor the buffers posted in it).
-    fn reset(&self) -> Result<(), EthError>;
+    fn reset(&self) -> Result<(), VirtioError>;
 
     /// Reads `buf.len()` bytes of the device-specific config space (`struct virtio_net_config`,
     /// virtio 1.2, 5.1.4) at `offset`. Bytes beyond what the device has read as 0.
@@ -188,7 +189,7 @@ pub trait Transport: Send + Sync {
 
     /// Gives the device a queue, laid out as `layout` says, and returns how to notify it. For
     /// vhost-user the queue reaches the backend at `DRIVER_OK`.
-    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, EthError>;
+    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, VirtioError>;
 
     /// Whether descriptors carry virtual addresses instead of IOVAs (vhost-user: the memory table
     /// gives each region's virtual address as its "guest physical" address, as DPDK's
@@ -199,7 +200,7 @@ pub trait Transport: Send + Sync {
 
     /// Answers a control-queue command without a control queue, for transports that emulate it.
     /// `None`: the device has a real control queue; put the command on it.
-    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), EthError>> {
+    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), VirtioError>> {
         let _ = cmd;
         None
     }

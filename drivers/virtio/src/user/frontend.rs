@@ -50,6 +50,7 @@ use std::time::Duration;
 use burst_ethdev::EthError;
 use burst_mem::shared::{MemoryListener, RegionSet, SharedSegment};
 
+use crate::error::VirtioError;
 use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport, TransportKind};
 use crate::user::msg::{self, proto, req, MemRegion, Message};
 use crate::vring::RingView;
@@ -163,35 +164,6 @@ struct Shared {
     stop: AtomicBool,
 }
 
-/// Why a conversation with the back-end failed.
-#[derive(Debug)]
-enum Fail {
-    /// The socket broke (closed, timed out) or the back-end broke the protocol: reconnect.
-    Io(io::Error),
-    /// The back-end answered, but not as it should.
-    Refused(String),
-}
-
-impl std::fmt::Display for Fail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fail::Io(e) => write!(f, "{e}"),
-            Fail::Refused(m) => f.write_str(m),
-        }
-    }
-}
-
-impl From<io::Error> for Fail {
-    fn from(e: io::Error) -> Self {
-        Fail::Io(e)
-    }
-}
-
-/// A protocol violation: the stream is out of step, only a new connection resyncs it.
-fn violation(message: String) -> Fail {
-    Fail::Io(io::Error::new(io::ErrorKind::InvalidData, message))
-}
-
 /// The virtio-user transport.
 pub(crate) struct VhostUser {
     shared: Arc<Shared>,
@@ -232,49 +204,48 @@ impl Conn {
 
     /// Sends a message that gets no reply of its own; with REPLY_ACK, asks for an ack and
     /// checks it (every such message does, so no refusal goes unseen).
-    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd]) -> Result<(), Fail> {
+    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd]) -> Result<(), VirtioError> {
         let ack = self.protocol & proto::REPLY_ACK != 0;
-        msg::send(&self.sock, request, if ack { msg::FLAG_NEED_REPLY } else { 0 }, payload, fds)?;
+        msg::send(&self.sock, request, if ack { msg::FLAG_NEED_REPLY } else { 0 }, payload, fds)
+            .map_err(VirtioError::VhostSocket)?;
         if ack {
             let reply = self.reply(request)?;
+            let request = req::name(request);
             match reply.u64() {
                 Some(0) => {}
-                Some(code) => {
-                    return Err(Fail::Refused(format!("the back-end refused {} (status {code})", req::name(request))))
-                }
-                None => return Err(violation(format!("REPLY_ACK to {} without a status", req::name(request)))),
+                Some(status) => return Err(VirtioError::VhostRefused { request, status }),
+                None => return Err(VirtioError::VhostNoStatus { request }),
             }
         }
         Ok(())
     }
 
     /// Sends a request that has a reply, and returns the reply.
-    fn get(&self, request: u32, payload: &[u8]) -> Result<Message, Fail> {
-        msg::send(&self.sock, request, 0, payload, &[])?;
+    fn get(&self, request: u32, payload: &[u8]) -> Result<Message, VirtioError> {
+        msg::send(&self.sock, request, 0, payload, &[]).map_err(VirtioError::VhostSocket)?;
         self.reply(request)
     }
 
-    fn reply(&self, request: u32) -> Result<Message, Fail> {
-        let reply = msg::recv(&self.sock)?;
+    fn reply(&self, request: u32) -> Result<Message, VirtioError> {
+        let reply = msg::recv(&self.sock).map_err(VirtioError::VhostSocket)?;
         if reply.request != request || reply.flags & msg::FLAG_REPLY == 0 {
-            return Err(violation(format!(
-                "expected the reply to {}, got request {} with flags {:#x}: out of step with the back-end",
-                req::name(request),
-                reply.request,
-                reply.flags
-            )));
+            return Err(VirtioError::VhostOutOfStep {
+                expected: req::name(request),
+                got: reply.request,
+                flags: reply.flags,
+            });
         }
         Ok(reply)
     }
 
-    fn get_u64(&self, request: u32) -> Result<u64, Fail> {
+    fn get_u64(&self, request: u32) -> Result<u64, VirtioError> {
         let reply = self.get(request, &[])?;
-        reply.u64().ok_or_else(|| violation(format!("{} reply too short", req::name(request))))
+        reply.u64().ok_or(VirtioError::VhostShortReply { request: req::name(request) })
     }
 
     /// The first messages of a connection: owner, features, protocol features, queue count.
     /// Returns the back-end's features.
-    fn handshake(&mut self, queues: u16) -> Result<u64, Fail> {
+    fn handshake(&mut self, queues: u16) -> Result<u64, VirtioError> {
         self.protocol = 0;
         self.send(req::SET_OWNER, &[], &[])?;
         let features = self.get_u64(req::GET_FEATURES)?;
@@ -286,16 +257,11 @@ impl Conn {
         }
         if queues > 1 {
             if features & bits::MQ == 0 || self.protocol & proto::MQ == 0 {
-                return Err(Fail::Refused(format!(
-                    "queues={queues} needs a back-end with multiqueue (VIRTIO_NET_F_MQ and the MQ protocol \
-                     feature); this one has none: use queues=1, or start the back-end with queues={queues}"
-                )));
+                return Err(VirtioError::VhostNoMultiqueue { queues });
             }
             let max = self.get_u64(req::GET_QUEUE_NUM)?;
             if max < u64::from(queues) {
-                return Err(Fail::Refused(format!(
-                    "queues={queues}, but the back-end takes at most {max} queue pairs: start it with queues={queues} or more"
-                )));
+                return Err(VirtioError::VhostTooFewPairs { queues, max });
             }
         }
         Ok(features)
@@ -303,11 +269,11 @@ impl Conn {
 }
 
 impl State {
-    fn conn(&self) -> Result<&Conn, Fail> {
-        self.conn.as_ref().ok_or_else(|| Fail::Io(io::Error::new(io::ErrorKind::NotConnected, "not connected")))
+    fn conn(&self) -> Result<&Conn, VirtioError> {
+        self.conn.as_ref().ok_or(VirtioError::VhostNotConnected)
     }
 
-    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd]) -> Result<(), Fail> {
+    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd]) -> Result<(), VirtioError> {
         self.conn()?.send(request, payload, fds)
     }
 
@@ -318,13 +284,13 @@ impl State {
     }
 
     /// The memory table from the regions we know.
-    fn send_mem_table(&self) -> Result<(), Fail> {
+    fn send_mem_table(&self) -> Result<(), VirtioError> {
         let regions = self.regions.regions();
         if regions.is_empty() {
-            return Err(Fail::Refused("there is no DMA memory to share with the back-end yet".into()));
+            return Err(VirtioError::VhostNoMemory);
         }
         if regions.len() > msg::MAX_REGIONS {
-            return Err(Fail::Refused(too_many_regions(regions.len())));
+            return Err(too_many_regions(regions.len()));
         }
         let table: Vec<MemRegion> = regions
             .iter()
@@ -339,7 +305,7 @@ impl State {
         self.send(req::SET_MEM_TABLE, &msg::mem_table(&table), &fds)
     }
 
-    fn enable_rings(&self, on: bool) -> Result<(), Fail> {
+    fn enable_rings(&self, on: bool) -> Result<(), VirtioError> {
         if self.backend_features & msg::F_PROTOCOL_FEATURES == 0 {
             return Ok(());
         }
@@ -353,7 +319,7 @@ impl State {
     /// Gives the back-end every queue: DPDK's `virtio_user_start_device` order. `resume`: the
     /// rings were in use before (reconnect), so each starts at its used ring's index. On
     /// failure with `held` set, the caller must close the socket ([`State::disconnect`]).
-    fn start(&mut self, resume: bool) -> Result<(), Fail> {
+    fn start(&mut self, resume: bool) -> Result<(), VirtioError> {
         for (&index, q) in &self.queues {
             let payload = msg::u64_payload(u64::from(index));
             self.send(req::SET_VRING_CALL, &payload, &[q.call.as_raw_fd()])?;
@@ -388,17 +354,17 @@ impl State {
     /// Takes the rings back from the back-end (DPDK's `virtio_user_stop_device`): disables
     /// every ring, then asks every ring's base, going on after a refusal so that every ring
     /// the back-end accepts is stopped. On error the caller must close the socket.
-    fn stop(&mut self) -> Result<(), Fail> {
+    fn stop(&mut self) -> Result<(), VirtioError> {
         self.live = false;
         if !self.held {
             return Ok(());
         }
-        let mut first: Option<Fail> = None;
-        let mut note = |r: Result<(), Fail>| -> bool {
+        let mut first: Option<VirtioError> = None;
+        let mut note = |r: Result<(), VirtioError>| -> bool {
             match r {
                 Ok(()) => true,
                 Err(e) => {
-                    let broken = matches!(e, Fail::Io(_));
+                    let broken = e.breaks_connection();
                     first.get_or_insert(e);
                     // A broken socket answers nothing more: stop trying.
                     !broken
@@ -446,37 +412,24 @@ fn used_idx(l: &QueueLayout) -> u16 {
     unsafe { RingView::from_layout(l) }.used_idx()
 }
 
-fn too_many_regions(n: usize) -> String {
-    format!(
-        "the DMA memory is {n} regions, a vhost-user back-end takes at most {}: run with \
-         --single-file-segments (one file per socket's memory) and keep the memory in few pieces \
-         (e.g. reserve it up front with --socket-mem / -m)",
-        msg::MAX_REGIONS
-    )
+fn too_many_regions(regions: usize) -> VirtioError {
+    VirtioError::VhostTooManyRegions { regions, max: msg::MAX_REGIONS }
 }
 
 impl Shared {
-    fn error(&self, message: String) -> EthError {
-        EthError::Device { driver: crate::USER_DRIVER_NAME, device: self.opts.name.clone(), message }
-    }
-
     /// Handles a failed conversation. A broken socket or a protocol violation disconnects (the
     /// monitor reconnects); so does any failure while the back-end may hold the rings: closing
     /// the socket is what makes it let go of them.
-    fn failed(&self, st: &mut State, what: &str, fail: Fail) -> EthError {
-        match &fail {
-            Fail::Io(e) => {
-                tracing::warn!(device = %self.opts.name, "vhost-user back-end lost during {what}: {e}; reconnecting");
-                st.disconnect(&self.connected);
-            }
-            Fail::Refused(m) if st.held => {
-                tracing::warn!(device = %self.opts.name,
-                    "{what}: {m}; closing the connection so the back-end lets go of the rings, then reconnecting");
-                st.disconnect(&self.connected);
-            }
-            Fail::Refused(_) => {}
+    fn failed(&self, st: &mut State, what: &'static str, fail: VirtioError) -> VirtioError {
+        if fail.breaks_connection() {
+            tracing::warn!(device = %self.opts.name, "vhost-user back-end lost during {what}: {fail}; reconnecting");
+            st.disconnect(&self.connected);
+        } else if st.held {
+            tracing::warn!(device = %self.opts.name,
+                "{what}: {fail}; closing the connection so the back-end lets go of the rings, then reconnecting");
+            st.disconnect(&self.connected);
         }
-        self.error(format!("{what}: {fail}"))
+        VirtioError::VhostStep { what, source: Box::new(fail) }
     }
 
     /// Watches the socket and reconnects; runs until `stop`.
@@ -515,10 +468,7 @@ impl Shared {
         let started = st.status & DRIVER_OK != 0;
         let wanted = st.driver_features & !NOT_SENT & FROM_BACKEND;
         let outcome = if started && features & wanted != wanted {
-            Err(Fail::Refused(format!(
-                "the back-end now offers features {features:#x}, without {:#x} that the port uses",
-                wanted & !features
-            )))
+            Err(VirtioError::VhostFeaturesLost { offered: features, missing: wanted & !features })
         } else if started {
             st.start(true)
         } else {
@@ -560,21 +510,13 @@ fn peer_closed(sock: &UnixStream) -> bool {
 impl VhostUser {
     /// Connects to the back-end at `opts.path` and does the handshake. The monitor thread
     /// starts here. Memory to share comes through [`VhostUser::listener`].
-    pub(crate) fn connect(opts: Options) -> Result<VhostUser, EthError> {
-        let name = opts.name.clone();
-        let err = |message: String| EthError::Device { driver: crate::USER_DRIVER_NAME, device: name.clone(), message };
-        let sock = connect(&opts.path).map_err(|e| {
-            err(format!(
-                "cannot connect to the vhost-user socket {}: {e}: start the back-end first (e.g. \
-                 `dpdk-testpmd --vdev net_vhost0,iface={}`), or fix path=",
-                opts.path.display(),
-                opts.path.display()
-            ))
-        })?;
+    pub(crate) fn connect(opts: Options) -> Result<VhostUser, VirtioError> {
+        let sock =
+            connect(&opts.path).map_err(|source| VirtioError::VhostConnect { path: opts.path.clone(), source })?;
         let mut conn = Conn::new(sock);
         let features = conn
             .handshake(opts.queues)
-            .map_err(|e| err(format!("vhost-user handshake on {}: {e}", opts.path.display())))?;
+            .map_err(|e| VirtioError::VhostHandshake { path: opts.path.clone(), source: Box::new(e) })?;
         if features & bits::VERSION_1 == 0 && features & bits::MRG_RXBUF == 0 {
             tracing::info!(device = %opts.name, "the back-end offers neither VERSION_1 nor MRG_RXBUF: 10-byte net headers");
         }
@@ -601,7 +543,7 @@ impl VhostUser {
             std::thread::Builder::new()
                 .name("vhost-user-mon".into())
                 .spawn(move || shared.monitor())
-                .map_err(|e| err(format!("cannot start the vhost-user monitor thread: {e}")))?
+                .map_err(|source| VirtioError::MonitorThread { source })?
         };
         Ok(VhostUser { shared, monitor: Some(monitor), memory: None })
     }
@@ -623,13 +565,15 @@ impl VhostUser {
     }
 
     /// Control-queue command answers, shared by [`Transport::control`].
-    fn answer(&self, cmd: CtrlCommand<'_>) -> Result<(), EthError> {
+    fn answer(&self, cmd: CtrlCommand<'_>) -> Result<(), VirtioError> {
         match (cmd.class, cmd.command) {
             (CTRL_RX_CLASS, _) | (CTRL_ANNOUNCE_CLASS, _) => Ok(()),
             (CTRL_MAC_CLASS, CTRL_MAC_ADDR_SET) => {
-                let mac: [u8; 6] = cmd.data.get(..6).and_then(|d| d.try_into().ok()).ok_or_else(|| {
-                    self.shared.error(format!("MAC_ADDR_SET with {} bytes of data, 6 needed", cmd.data.len()))
-                })?;
+                let mac: [u8; 6] = cmd
+                    .data
+                    .get(..6)
+                    .and_then(|d| d.try_into().ok())
+                    .ok_or(VirtioError::VhostMacData { len: cmd.data.len() })?;
                 *lock(&self.shared.mac) = mac;
                 Ok(())
             }
@@ -637,10 +581,7 @@ impl VhostUser {
             (CTRL_MQ_CLASS, CTRL_MQ_VQ_PAIRS_SET) => {
                 let n = cmd.data.get(..2).map(|d| u16::from_le_bytes([d[0], d[1]])).unwrap_or(0);
                 if n == 0 || n > self.shared.opts.queues {
-                    return Err(self.shared.error(format!(
-                        "VQ_PAIRS_SET {n}: the device has 1..={} queue pairs",
-                        self.shared.opts.queues
-                    )));
+                    return Err(VirtioError::VhostPairs { pairs: n, max: self.shared.opts.queues });
                 }
                 let mut st = self.lock();
                 st.pairs = n;
@@ -651,7 +592,7 @@ impl VhostUser {
                 }
                 Ok(())
             }
-            _ => Err(EthError::NotSupported { driver: crate::USER_DRIVER_NAME, what: "this control-queue command" }),
+            (class, command) => Err(VirtioError::VhostCtrlUnsupported { class, command }),
         }
     }
 }
@@ -682,12 +623,10 @@ impl Transport for VhostUser {
         (self.lock().backend_features & FROM_BACKEND) | EMULATED
     }
 
-    fn set_driver_features(&self, features: u64) -> Result<(), EthError> {
+    fn set_driver_features(&self, features: u64) -> Result<(), VirtioError> {
         let offered = self.device_features();
         if features & !offered != 0 {
-            return Err(self
-                .shared
-                .error(format!("features {:#x} were not offered (offered {offered:#x})", features & !offered)));
+            return Err(VirtioError::VhostNotOffered { extra: features & !offered, offered });
         }
         self.lock().driver_features = features;
         Ok(())
@@ -697,7 +636,7 @@ impl Transport for VhostUser {
         self.lock().status
     }
 
-    fn set_status(&self, status: u8) -> Result<(), EthError> {
+    fn set_status(&self, status: u8) -> Result<(), VirtioError> {
         if status == 0 {
             return self.reset();
         }
@@ -719,7 +658,7 @@ impl Transport for VhostUser {
     /// Takes the rings back. When that fails the socket is closed before this returns, so the
     /// back-end no longer holds the rings either way (it destroys the device on close): this
     /// never fails.
-    fn reset(&self) -> Result<(), EthError> {
+    fn reset(&self) -> Result<(), VirtioError> {
         let mut st = self.lock();
         if let Err(e) = st.stop() {
             tracing::warn!(device = %self.shared.opts.name,
@@ -766,16 +705,15 @@ impl Transport for VhostUser {
         false
     }
 
-    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, EthError> {
-        let io_err =
-            |e: io::Error| self.shared.error(format!("cannot make an eventfd for queue {}: {e}", layout.index));
+    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, VirtioError> {
+        let io_err = |source| VirtioError::EventFd { queue: layout.index, source };
         let kick = Arc::new(eventfd().map_err(io_err)?);
         if layout.index == 2 * self.shared.opts.queues {
             // The control queue is emulated: nothing reads it, nobody needs the kick.
             return Ok(Notifier::EventFd(kick));
         }
         if layout.index > 2 * self.shared.opts.queues {
-            return Err(self.shared.error(format!("there is no queue {}", layout.index)));
+            return Err(VirtioError::NoVirtqueue { index: layout.index, has: None });
         }
         let call = eventfd().map_err(io_err)?;
         let mut st = self.lock();
@@ -787,7 +725,7 @@ impl Transport for VhostUser {
         true
     }
 
-    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), EthError>> {
+    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), VirtioError>> {
         Some(self.answer(cmd))
     }
 
@@ -828,7 +766,7 @@ impl Listener {
     /// link goes down and the monitor replays the whole start with the current table. A broken
     /// socket is not an error here (the reconnect sends the whole table, this segment included);
     /// a refusal is (the segment is refused, so the reservation fails).
-    fn update(&self, st: &mut State) -> Result<(), String> {
+    fn update(&self, st: &mut State) -> Result<(), VirtioError> {
         if !st.live || st.conn.is_none() {
             return Ok(());
         }
@@ -839,18 +777,18 @@ impl Listener {
         let outcome = st.enable_rings(false).and_then(|()| st.send_mem_table()).and_then(|()| st.enable_rings(true));
         match outcome {
             Ok(()) => Ok(()),
-            Err(Fail::Io(e)) => {
+            Err(e) if e.breaks_connection() => {
                 tracing::warn!(device = %self.0.opts.name,
                     "vhost-user back-end lost while updating its memory table: {e}; reconnecting");
                 st.disconnect(&self.0.connected);
                 Ok(())
             }
-            Err(Fail::Refused(m)) => {
+            Err(e) => {
                 tracing::warn!(device = %self.0.opts.name,
-                    "updating the vhost-user memory table: {m}; closing the connection (link down), the \
+                    "updating the vhost-user memory table: {e}; closing the connection (link down), the \
                      monitor reconnects and replays the start");
                 st.disconnect(&self.0.connected);
-                Err(format!("updating the vhost-user memory table: {m}"))
+                Err(VirtioError::VhostMemTable { source: Box::new(e) })
             }
         }
     }

@@ -82,7 +82,7 @@ fn random_mac() -> [u8; 6] {
 /// hands the transport to the net device.
 pub(crate) fn probe(p: VdevProbe<'_>) -> Result<Box<dyn EthDev>, EthError> {
     let (opts, mac) = options(p.name, p.args)?;
-    let mut transport = VhostUser::connect(opts)?;
+    let mut transport = VhostUser::connect(opts).map_err(|e| EthError::driver(crate::USER_DRIVER_NAME, p.name, e))?;
     transport.share(p.memory)?;
     let ctx = DevContext {
         driver: crate::USER_DRIVER_NAME,

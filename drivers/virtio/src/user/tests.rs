@@ -487,7 +487,7 @@ fn a_restarted_backend_gets_the_rings_back_where_they_were() {
 }
 
 /// Sets up queues 0, 1 and the control queue with memory, and asks for DRIVER_OK.
-fn try_go_live(t: &VhostUser, shm: &Shm) -> Result<(), burst_ethdev::EthError> {
+fn try_go_live(t: &VhostUser, shm: &Shm) -> Result<(), crate::VirtioError> {
     t.listener().segment_added(&shm.segment(0, 0x10000)).unwrap();
     t.set_driver_features(bits::VERSION_1 | bits::MRG_RXBUF | bits::CTRL_VQ | bits::MAC | bits::MQ).unwrap();
     for (i, off) in [(0, 0), (1, 0x3000), (2, 0x6000)] {
