@@ -16,9 +16,11 @@
 //! - `pci`: the legacy and modern PCI transports and the PCI probe.
 //! - `user`: the vhost-user frontend and the virtual-device probe.
 
+mod config;
 mod ctrl;
 mod dev;
 mod error;
+mod init;
 mod pci;
 mod rx;
 mod stats;

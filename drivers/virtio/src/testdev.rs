@@ -380,7 +380,7 @@ impl TestDevice {
     /// Allocates nothing. Returns how many.
     pub fn fill_rx(&self, index: u16, len: u32) -> u16 {
         let mut s = self.state();
-        let hdr_len = crate::dev::hdr_len(s.driver_features);
+        let hdr_len = crate::init::hdr_len(s.driver_features);
         let q = s.queues.get_mut(&index).unwrap_or_else(|| panic!("queue {index} is not set up"));
         let end = q.view.avail_idx();
         let n = end.wrapping_sub(q.last_avail);

@@ -59,23 +59,9 @@ pub(crate) fn options(name: &str, args: &burst_ethdev::DevArgs) -> Result<(Optio
             return Err(args.error(format!("mac={m} is not a unicast address")));
         }
     }
-    let config_mac = mac.map(|m| m.bytes()).unwrap_or_else(random_mac);
+    let config_mac = mac.unwrap_or_else(crate::config::random_mac).bytes();
     let opts = Options { path, queues, queue_size: queue_size as u16, mac: config_mac, name: name.to_string() };
     Ok((opts, mac))
-}
-
-/// A random locally administered unicast MAC (as DPDK's `rte_eth_random_addr`).
-fn random_mac() -> [u8; 6] {
-    let mut mac = [0u8; 6];
-    // SAFETY: getrandom writes at most `mac.len()` bytes into `mac`.
-    let n = unsafe { libc::getrandom(mac.as_mut_ptr().cast(), mac.len(), 0) };
-    if n != 6 {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let seed = t.as_nanos() as u64 ^ u64::from(std::process::id());
-        mac.copy_from_slice(&seed.to_le_bytes()[..6]);
-    }
-    mac[0] = (mac[0] & 0xfe) | 0x02;
-    mac
 }
 
 /// Probes a `virtio_user` virtual device: connects to the back-end, shares the DMA memory, and
