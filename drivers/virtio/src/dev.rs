@@ -61,8 +61,8 @@ const LINK_SPEED_MBPS: u32 = 10_000;
 /// Fewest descriptors asked for (the device's size is used anyway unless it is settable).
 const MIN_DESC: u16 = 32;
 
-/// One virtio-net port. Its fields are the crate's: [`crate::init`] brings the device up and
-/// resets it, this file serves the port, on the same state.
+/// One virtio-net port. Its fields are the crate's: `init.rs` brings the device up and resets
+/// it, `dev.rs` serves the port, on the same state.
 pub struct VirtioNet {
     pub(crate) transport: Box<dyn Transport>,
     pub(crate) driver: &'static str,

@@ -1,8 +1,8 @@
 //! The transport: how the net device reaches a virtio device's features, status, config space,
 //! queues and notifications (virtio 1.2, 4: "Virtio Transport Options"). The PCI transports
-//! ([`crate::pci`]: legacy I/O-port registers, modern capabilities) and virtio-user over vhost-user
-//! ([`crate::user`]) implement it; the net device ([`crate::dev`]) is written once against it,
-//! the way DPDK's `virtio_ethdev.c` is written against `struct virtio_ops`.
+//! (`pci/`: legacy I/O-port registers, modern capabilities) and virtio-user over vhost-user
+//! (`user/`) implement it; the net device (`init.rs`, `dev.rs`) is written once against it, the
+//! way DPDK's `virtio_ethdev.c` is written against `struct virtio_ops`.
 //!
 //! Only the control path goes through the trait (a `dyn Transport` call is fine there). The data
 //! path gets a [`Notifier`] per queue at setup and never calls the transport again.

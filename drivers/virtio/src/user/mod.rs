@@ -13,9 +13,12 @@
 //! `--single-file-segments` (see `docs/virtio-user.md`).
 //!
 //! - [`msg`]: the protocol's messages and their transport over the socket.
+//! - `backend`: the conversation with the back-end: one connection's requests and replies, and
+//!   what the back-end holds (rings, memory table) through start, stop and memory updates.
 //! - [`frontend`]: the [`crate::transport::Transport`] implementation, emulated config and control
-//!   queue, the memory table, reconnection.
+//!   queue, memory updates, reconnection.
 
+mod backend;
 pub(crate) mod frontend;
 pub(crate) mod msg;
 #[cfg(test)]

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use burst_mem::shared::{FileId, MemoryListener, SharedSegment};
 
-use super::frontend::{bits, Options, VhostUser};
+use super::frontend::{Options, VhostUser};
 use super::msg::{self, proto, req};
+use crate::spec::features as bits;
 use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
 
 const BACKEND_FEATURES: u64 =
