@@ -138,3 +138,31 @@ impl CtrlQueue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::error::VirtioError;
+    use crate::testdev::{device, memory, pool, started};
+
+    #[test]
+    fn a_device_that_uses_more_than_the_command_in_flight_stops_the_queue_until_restart() {
+        let dev = device();
+        let mem = memory();
+        let pool = pool(&mem, 300);
+        let mut port = started(&dev, &mem, 1, &pool);
+        let ctrl = *dev.state().queues.keys().next_back().expect("the control queue, last");
+        dev.state().ctrl_silent = true;
+        dev.used_jump(ctrl, 2);
+        let err = port.set_promiscuous(true).unwrap_err();
+        assert!(matches!(err.driver_error::<VirtioError>(), Some(VirtioError::CtrlOverclaim { .. })), "{err}");
+        dev.state().ctrl_silent = false;
+        let err = port.set_allmulticast(true).unwrap_err();
+        assert!(matches!(err.driver_error::<VirtioError>(), Some(VirtioError::CtrlStuck { .. })), "{err}");
+        assert!(!port.promiscuous() && !port.allmulticast(), "neither setting took");
+        port.stop().unwrap();
+        port.start().unwrap();
+        port.set_allmulticast(true).unwrap();
+        port.stop().unwrap();
+        assert!(pool.mempool().is_full());
+    }
+}

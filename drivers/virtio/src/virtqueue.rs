@@ -13,8 +13,8 @@
 //!
 //! A `used.idx` that claims more entries than are in flight means the device is confused:
 //! guessing which chains are done could hand back buffers it still writes, so the queue stops
-//! (nothing more goes out or comes in) until the port is reset and started again. Linux marks
-//! such a queue broken too (`virtqueue_get_buf_ctx_split`, "Buffer ... is not a head!").
+//! (nothing more goes out or comes in) until the port is stopped and started again. Linux marks
+//! a queue whose used ring makes no sense broken too (`BAD_RING` in `virtio_ring.c`).
 
 use crate::transport::Notifier;
 use crate::vring::{RingView, Vring};
