@@ -1,13 +1,11 @@
-//! The virtio-net port: feature negotiation and the control path ([`EthDev`], DPDK's
-//! `virtio_eth_dev_ops`), written once against [`Transport`].
-//!
-//! Device initialisation follows virtio 1.2, 3.1.1: reset, ACKNOWLEDGE, DRIVER, read the
-//! device's features, write ours, FEATURES_OK (and check the device kept it), set up the
-//! virtqueues, DRIVER_OK. Probe does it up to the features to learn the MAC, link, queue pairs
-//! and ring sizes, then resets the device again; every start does it all.
+//! The virtio-net port: the control path ([`EthDev`], DPDK's `virtio_eth_dev_ops`), written
+//! once against [`Transport`]. Bringing the device up and resetting it is [`crate::init`]'s; the
+//! configuration space is [`crate::config`]'s.
 //!
 //! Queues: RX of pair `i` is virtqueue `2i`, TX `2i + 1`, the control queue `2 * max_pairs`
-//! (5.1.2). Every queue's `avail.flags` says `VRING_AVAIL_F_NO_INTERRUPT`: we poll.
+//! (virtio 1.2, 5.1.2). Every queue's `avail.flags` says `VRING_AVAIL_F_NO_INTERRUPT`: we poll.
+//! Control commands (5.1.6.5) go on the control queue, or to a transport that answers them
+//! itself (virtio-user).
 //!
 //! What it does not: offloads (checksum, TSO, VLAN), multi-buffer frames (a frame longer than
 //! one buffer is dropped and counted), packed rings, indirect descriptors, event index, RSS,
@@ -22,14 +20,16 @@ use burst_ethdev::{
 };
 use burst_mem::{Memory, MemzoneFlags};
 
-use crate::ctrl::{self, CtrlQueue};
+use crate::config;
+use crate::ctrl::CtrlQueue;
+use crate::error::VirtioError;
 use crate::rx::{RxQueue, VirtioRx};
 use crate::spec::ctrl::*;
-use crate::spec::{config, features as f, net_hdr, status};
+use crate::spec::features as f;
 use crate::stats::PortStats;
 use crate::transport::{CtrlCommand, Transport};
 use crate::tx::{TxQueue, VirtioTx};
-use crate::virtqueue::{ring_size, Vring};
+use crate::vring::{ring_size, Vring};
 
 /// What a transport's probe hands the net device besides the transport.
 pub(crate) struct DevContext {
@@ -53,7 +53,7 @@ pub(crate) struct DevContext {
 pub const MAX_RX_PKTLEN: u32 = 9728;
 
 /// Ethernet header, VLAN tag and CRC around the MTU (DPDK's virtio counts the same).
-const FRAME_OVERHEAD: u32 = 14 + 4 + 4;
+pub(crate) const FRAME_OVERHEAD: u32 = 14 + 4 + 4;
 
 /// Speed reported with the link up: virtio has none (DPDK's virtio reports 10G by default too).
 const LINK_SPEED_MBPS: u32 = 10_000;
@@ -61,39 +61,37 @@ const LINK_SPEED_MBPS: u32 = 10_000;
 /// Fewest descriptors asked for (the device's size is used anyway unless it is settable).
 const MIN_DESC: u16 = 32;
 
-/// Largest control queue used.
-const CTRL_RING_MAX: u16 = 64;
-
-/// One virtio-net port.
+/// One virtio-net port. Its fields are the crate's: `init.rs` brings the device up and resets
+/// it, `dev.rs` serves the port, on the same state.
 pub struct VirtioNet {
-    transport: Box<dyn Transport>,
-    driver: &'static str,
-    device: DeviceName,
-    memory: Memory,
-    port: PortId,
-    socket: Option<u32>,
-    _keep: Option<Box<dyn Send + Sync>>,
+    pub(crate) transport: Box<dyn Transport>,
+    pub(crate) driver: &'static str,
+    pub(crate) device: DeviceName,
+    pub(crate) memory: Memory,
+    pub(crate) port: PortId,
+    pub(crate) socket: Option<u32>,
+    pub(crate) _keep: Option<Box<dyn Send + Sync>>,
     /// Negotiated at probe (the same set is asked for at every start).
-    features: u64,
-    hdr_len: usize,
-    max_pairs: u16,
+    pub(crate) features: u64,
+    pub(crate) hdr_len: usize,
+    pub(crate) max_pairs: u16,
     /// The device's `max_virtqueue_pairs` (1 without MQ): the control queue is virtqueue
     /// `2 * cfg_pairs` (5.1.2) even when fewer pairs are usable.
-    cfg_pairs: u16,
-    max_mtu: u16,
+    pub(crate) cfg_pairs: u16,
+    pub(crate) max_mtu: u16,
     /// The address the port comes with: the context's, the device's config, or a random one.
-    default_mac: MacAddr,
+    pub(crate) default_mac: MacAddr,
     /// The address in the device's config (with MAC): the one it filters on until told another.
-    config_mac: Option<MacAddr>,
-    started: bool,
-    /// Why the port is unusable: the device did not finish a reset, so its queues were kept.
-    wedged: Option<String>,
-    nb_rx: u16,
-    nb_tx: u16,
-    rx: Vec<Slot<RxQueue>>,
-    tx: Vec<Slot<TxQueue>>,
-    ctrl: Mutex<Option<CtrlQueue>>,
-    stats: PortStats,
+    pub(crate) config_mac: Option<MacAddr>,
+    pub(crate) started: bool,
+    /// The port is unusable: the device did not finish a reset, so its queues were kept.
+    pub(crate) wedged: bool,
+    pub(crate) nb_rx: u16,
+    pub(crate) nb_tx: u16,
+    pub(crate) rx: Vec<Slot<RxQueue>>,
+    pub(crate) tx: Vec<Slot<TxQueue>>,
+    pub(crate) ctrl: Mutex<Option<CtrlQueue>>,
+    pub(crate) stats: PortStats,
 }
 
 impl std::fmt::Debug for VirtioNet {
@@ -106,203 +104,38 @@ impl std::fmt::Debug for VirtioNet {
     }
 }
 
-/// A random locally administered unicast address.
-fn random_mac() -> MacAddr {
-    let mut b = [0u8; 6];
-    // SAFETY: writes at most 6 bytes into a live local buffer.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 6 {
-        // No entropy source: something unlikely to collide still.
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let pid = std::process::id();
-        b = [0, (t >> 24) as u8, (t >> 16) as u8, (t >> 8) as u8, t as u8, pid as u8];
-    }
-    b[0] = (b[0] & 0xfe) | 0x02;
-    MacAddr(b)
-}
-
-/// What features to ask for from what the device offers: everything [`f::WANTED`], minus what
-/// depends on a feature that is missing (virtio 1.2, 5.1.3.1: the control queue's commands and
-/// MQ need CTRL_VQ).
-pub(crate) fn choose_features(offered: u64) -> u64 {
-    let mut want = offered & f::WANTED;
-    if want & f::CTRL_VQ == 0 {
-        want &= !(f::CTRL_RX | f::CTRL_MAC_ADDR | f::MQ);
-    }
-    want
-}
-
-/// The net header's length for `features` (5.1.6: `num_buffers` is there with MRG_RXBUF or
-/// VERSION_1).
-pub(crate) fn hdr_len(features: u64) -> usize {
-    if features & (f::MRG_RXBUF | f::VERSION_1) != 0 {
-        net_hdr::LEN_MRG
-    } else {
-        net_hdr::LEN
-    }
-}
-
 impl VirtioNet {
-    /// Probes the device behind `transport`: reset, negotiate, read MAC, link and queue counts.
-    pub(crate) fn new(transport: Box<dyn Transport>, ctx: DevContext) -> Result<VirtioNet, EthError> {
-        let mut dev = VirtioNet {
-            transport,
-            driver: ctx.driver,
-            device: ctx.device,
-            memory: ctx.memory,
-            port: ctx.port,
-            socket: ctx.socket,
-            _keep: ctx.keep,
-            features: 0,
-            hdr_len: net_hdr::LEN,
-            max_pairs: 1,
-            cfg_pairs: 1,
-            max_mtu: (MAX_RX_PKTLEN - FRAME_OVERHEAD) as u16,
-            default_mac: MacAddr::ZERO,
-            config_mac: None,
-            started: false,
-            wedged: None,
-            nb_rx: 0,
-            nb_tx: 0,
-            rx: Vec::new(),
-            tx: Vec::new(),
-            ctrl: Mutex::new(None),
-            stats: PortStats::new(0, 0),
-        };
-        let result = dev.negotiate();
-        let features = match result {
-            Ok(v) => v,
-            Err(e) => {
-                // No queue was given yet: nothing to keep if the reset fails too.
-                let _ = dev.transport.reset();
-                return Err(e);
-            }
-        };
-        dev.features = features;
-        dev.hdr_len = hdr_len(features);
-        if features & f::MQ != 0 {
-            let pairs = dev.config_u16(config::MAX_VIRTQUEUE_PAIRS);
-            // The spec allows 0x8000 pairs, but then the control queue (2 * pairs) would be
-            // virtqueue 65536, past a u16 index: one pair fewer keeps it addressable.
-            dev.max_pairs = pairs.clamp(VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX - 1);
-            dev.cfg_pairs = dev.max_pairs;
-        }
-        if features & f::MTU != 0 {
-            let mtu = dev.config_u16(config::MTU);
-            if mtu >= 68 {
-                dev.max_mtu = mtu;
-            }
-        }
-        // Pairs whose queues exist (a device may offer MQ but fewer queues).
-        while dev.max_pairs > 1
-            && (dev.transport.queue_max_size(2 * (dev.max_pairs - 1)) == 0
-                || dev.transport.queue_max_size(2 * dev.max_pairs - 1) == 0)
-        {
-            dev.max_pairs -= 1;
-        }
-        if dev.transport.queue_max_size(0) == 0 || dev.transport.queue_max_size(1) == 0 {
-            let _ = dev.transport.reset();
-            return Err(dev.error("the device has no RX or TX queue 0: is it a network device?".into()));
-        }
-        dev.config_mac = (features & f::MAC != 0).then(|| dev.config_mac()).filter(|m| m.is_valid_unicast());
-        let mac = ctx.mac.or(dev.config_mac).unwrap_or_else(random_mac);
-        dev.default_mac = mac;
-        // Quiet until start.
-        dev.transport.reset()?;
-        tracing::debug!(
-            device = %dev.device,
-            transport = dev.transport.kind(),
-            %mac,
-            pairs = dev.max_pairs,
-            features = %f::describe(features),
-            "virtio-net probed"
-        );
-        Ok(dev)
+    /// `e`, for this port's driver and device.
+    pub(crate) fn error(&self, e: VirtioError) -> EthError {
+        EthError::driver(self.driver, &self.device, e)
     }
 
-    fn modern(&self) -> bool {
-        self.transport.kind() == "modern"
-    }
-
-    fn error(&self, message: String) -> EthError {
-        EthError::Device { driver: self.driver, device: self.device.to_string(), message }
-    }
-
-    fn config_u16(&self, off: usize) -> u16 {
-        let mut b = [0u8; 2];
-        self.transport.read_config(off, &mut b);
-        u16::from_le_bytes(b)
-    }
-
-    fn config_mac(&self) -> MacAddr {
-        let mut b = [0u8; 6];
-        self.transport.read_config(config::MAC, &mut b);
-        MacAddr(b)
-    }
-
-    /// Reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK (virtio 1.2, 3.1.1 steps 1-6).
-    /// Returns the negotiated features; the device is left in FEATURES_OK (or DRIVER, legacy).
-    fn negotiate(&self) -> Result<u64, EthError> {
-        let t = &*self.transport;
-        t.reset()?;
-        t.set_status(status::ACKNOWLEDGE)?;
-        t.set_status(status::ACKNOWLEDGE | status::DRIVER)?;
-        let offered = t.device_features();
-        if self.modern() && offered & f::VERSION_1 == 0 {
-            return Err(self.error(format!(
-                "the modern device does not offer VERSION_1 (it offers {}): a virtio 1.x device must; check the \
-                 device or its emulator",
-                f::describe(offered)
-            )));
-        }
-        let want = choose_features(offered);
-        t.set_driver_features(want)?;
-        if want & f::VERSION_1 != 0 {
-            // 3.1.1 step 5-6: FEATURES_OK, then check the device kept it.
-            t.set_status(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK)?;
-            if t.status() & status::FEATURES_OK == 0 {
-                let _ = t.set_status(status::ACKNOWLEDGE | status::DRIVER | status::FAILED);
-                return Err(self.error(format!(
-                    "the device refused the features {} (FEATURES_OK not kept): check what it offers ({})",
-                    f::describe(want),
-                    f::describe(offered)
-                )));
-            }
-        }
-        Ok(want)
-    }
-
-    fn base_status(&self) -> u8 {
-        let s = status::ACKNOWLEDGE | status::DRIVER;
-        if self.features & f::VERSION_1 != 0 {
-            s | status::FEATURES_OK
-        } else {
-            s
-        }
-    }
-
-    fn has(&self, bits: u64) -> bool {
+    /// Whether every feature in `bits` was negotiated.
+    pub(crate) fn has(&self, bits: u64) -> bool {
         self.features & bits == bits
     }
 
     /// A name for one of this port's memzones.
-    fn zone_name(&self, what: &str) -> String {
+    pub(crate) fn zone_name(&self, what: &str) -> String {
         let mut dev = self.device.to_string();
         dev.truncate(28);
         format!("vnet_{dev}_{}_{what}", self.port)
     }
 
     /// A ring for virtqueue `index` sized for `nb_desc`.
-    fn make_vring(&self, index: u16, nb_desc: u16, socket: Option<u32>, cap: u16) -> Result<Vring, EthError> {
+    pub(crate) fn make_vring(
+        &self,
+        index: u16,
+        nb_desc: u16,
+        socket: Option<u32>,
+        cap: u16,
+    ) -> Result<Vring, EthError> {
         let max = self.transport.queue_max_size(index);
         let settable = self.transport.queue_size_settable();
         // A legacy device takes only its own size: the cap applies where the size is ours to pick.
         let limit = if settable { max.min(cap) } else { max };
-        let size = ring_size(limit, settable, nb_desc).ok_or_else(|| {
-            self.error(format!(
-                "virtqueue {index} has a size of {max}: the device must offer a queue whose size is a power of two"
-            ))
-        })?;
+        let size =
+            ring_size(limit, settable, nb_desc).ok_or_else(|| self.error(VirtioError::QueueSize { index, max }))?;
         Vring::new(&self.memory, &self.zone_name(&format!("vq{index}")), index, size, socket)
     }
 
@@ -310,13 +143,13 @@ impl VirtioNet {
     /// control queue (the device must be started).
     fn control(&self, class: u8, command: u8, data: &[u8]) -> Result<(), EthError> {
         if let Some(r) = self.transport.control(CtrlCommand { class, command, data }) {
-            return r;
+            return r.map_err(|e| self.error(e));
         }
         let mut g = self.ctrl.lock().unwrap_or_else(|e| e.into_inner());
         let Some(q) = g.as_mut() else {
-            return Err(self.error("the control queue is not running: start the port first".into()));
+            return Err(self.error(VirtioError::CtrlNotRunning));
         };
-        q.command(class, command, data).map_err(|m| self.error(m))
+        q.command(class, command, data).map_err(|e| self.error(e))
     }
 
     fn send_promiscuous(&self, on: bool) -> Result<(), EthError> {
@@ -333,7 +166,7 @@ impl VirtioNet {
         if self.has(f::CTRL_VQ | f::CTRL_MAC_ADDR) {
             self.control(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, &mac.0)
         } else if self.has(f::MAC) && !self.has(f::VERSION_1) {
-            self.transport.write_config(config::MAC, &mac.0);
+            self.transport.write_config(crate::spec::config::MAC, &mac.0);
             Ok(())
         } else {
             Err(EthError::NotSupported { driver: self.driver, what: "changing the MAC address (no CTRL_MAC_ADDR)" })
@@ -349,119 +182,10 @@ impl VirtioNet {
         self.nb_rx.max(self.nb_tx).max(1)
     }
 
-    /// Resets the device and takes every buffer back. If the device does not confirm its reset,
-    /// it may still write into the buffers and rings it was given: they are kept (leaked on
-    /// purpose, see [`VirtioNet::keep_queues`]) and the port refuses to start again.
-    fn quiesce(&mut self) -> Result<(), EthError> {
-        self.started = false;
-        if let Err(e) = self.transport.reset() {
-            self.keep_queues();
-            self.wedged = Some(e.to_string());
-            return Err(e);
-        }
-        for q in &mut self.rx {
-            if let Some(q) = q.get_mut() {
-                q.release();
-            }
-        }
-        for q in &mut self.tx {
-            if let Some(q) = q.get_mut() {
-                q.release();
-            }
-        }
-        if let Some(q) = self.ctrl.get_mut().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            q.reset(false);
-        }
-        Ok(())
-    }
-
-    /// Gives up every queue without freeing anything: their buffers stay out of their pools and
-    /// their rings stay reserved for the life of the process, since a device that did not
-    /// finish its reset may still DMA into them. The queues must be set up again to use the port,
-    /// which `wedged` refuses.
-    fn keep_queues(&mut self) {
-        for q in &mut self.rx {
-            std::mem::forget(q.replace(None));
-        }
-        for q in &mut self.tx {
-            std::mem::forget(q.replace(None));
-        }
-        if let Some(q) = self.ctrl.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
-            std::mem::forget(q);
-        }
-        tracing::error!(device = %self.device, "the device did not finish its reset: its buffers and rings are kept, never reused");
-    }
-
-    /// Refuses what needs a device that reset: after a reset that did not finish, only close.
-    fn check_usable(&self) -> Result<(), EthError> {
-        match &self.wedged {
-            Some(why) => Err(self.error(format!("{why}; this port can only be closed"))),
-            None => Ok(()),
-        }
-    }
-
-    /// The start sequence after negotiation: queues, DRIVER_OK, pairs, filters, MAC.
-    fn bring_up(&mut self, settings: &PortSettings) -> Result<(), EthError> {
-        let features = self.negotiate()?;
-        if features != self.features {
-            return Err(self.error(format!(
-                "the device now offers different features ({}, was {}): reset the port",
-                f::describe(features),
-                f::describe(self.features)
-            )));
-        }
-        let va = self.transport.uses_va();
-        for (i, slot) in self.rx.iter_mut().enumerate() {
-            let Some(q) = slot.get_mut() else { continue };
-            q.va = va;
-            q.port = self.port;
-            q.extra = std::sync::Arc::clone(&self.stats.rx[i]);
-            if q.arm() == 0 {
-                return Err(EthError::Device {
-                    driver: self.driver,
-                    device: self.device.to_string(),
-                    message: format!("RX queue {i}: its pool has no free buffer to fill the ring: make it larger"),
-                });
-            }
-            q.notifier = Some(self.transport.setup_queue(&q.vring().layout())?);
-        }
-        for (i, slot) in self.tx.iter_mut().enumerate() {
-            let Some(q) = slot.get_mut() else { continue };
-            q.va = va;
-            q.extra = std::sync::Arc::clone(&self.stats.tx[i]);
-            q.release();
-            q.notifier = Some(self.transport.setup_queue(&q.vring().layout())?);
-        }
-        if self.has(f::CTRL_VQ) {
-            let index = 2 * self.cfg_pairs;
-            let mut g = self.ctrl.lock().unwrap_or_else(|e| e.into_inner());
-            if g.is_none() {
-                let vq = self.make_vring(index, CTRL_RING_MAX, self.socket, CTRL_RING_MAX)?;
-                if vq.size() < 4 {
-                    return Err(self.error(format!("the control queue has {} descriptors: 4 needed", vq.size())));
-                }
-                let buf = self.memory.reserve(
-                    &self.zone_name("ctrl"),
-                    ctrl::BUF_LEN,
-                    self.socket,
-                    64,
-                    MemzoneFlags::IOVA_CONTIG,
-                )?;
-                *g = Some(CtrlQueue::new(vq, buf));
-            }
-            if let Some(q) = g.as_mut() {
-                q.reset(va);
-                q.notifier = Some(self.transport.setup_queue(&q.vring().layout())?);
-            }
-        }
-        self.transport.set_status(self.base_status() | status::DRIVER_OK)?;
-        self.started = true;
-        // The RX rings were filled before the device was live.
-        for slot in &mut self.rx {
-            if let Some(n) = slot.get_mut().and_then(|q| q.notifier.as_ref()) {
-                n.notify();
-            }
-        }
+    /// What a live device takes only on the control queue, after DRIVER_OK (5.1.5): the queue
+    /// pairs in use (an error if refused), then the receive modes and the MAC (warned about if
+    /// refused: the port works without them).
+    pub(crate) fn apply_settings(&self, settings: &PortSettings) -> Result<(), EthError> {
         if self.has(f::CTRL_VQ | f::MQ) && self.pairs() > 1 {
             self.control(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &self.pairs().to_le_bytes())?;
         }
@@ -497,7 +221,7 @@ impl EthDev for VirtioNet {
             tx_desc_lim: lim(1),
             rx_offload_capa: RxOffloads::NONE,
             tx_offload_capa: TxOffloads::NONE,
-            min_mtu: 68,
+            min_mtu: config::MIN_MTU,
             max_mtu: self.max_mtu,
             max_rx_pktlen: u32::from(self.max_mtu) + FRAME_OVERHEAD,
             min_rx_bufsize: 64,
@@ -521,11 +245,7 @@ impl EthDev for VirtioNet {
     fn rx_queue_setup(&mut self, queue: u16, conf: &RxQueueConf) -> Result<(), EthError> {
         let headroom = usize::from(conf.pool.headroom());
         if headroom < self.hdr_len {
-            return Err(self.error(format!(
-                "the pool's headroom is {headroom} bytes: the virtio-net header needs {}; use a pool with a \
-                 headroom of at least {} (the default is 128)",
-                self.hdr_len, self.hdr_len
-            )));
+            return Err(self.error(VirtioError::Headroom { headroom, hdr_len: self.hdr_len }));
         }
         let slot = &mut self.rx[usize::from(queue)];
         drop(slot.replace(None));
@@ -569,7 +289,7 @@ impl EthDev for VirtioNet {
     }
 
     fn close(&mut self) -> Result<(), EthError> {
-        if self.wedged.is_none() {
+        if !self.wedged {
             // A failed reset has kept the queues; close still forgets the rest.
             let _ = self.quiesce();
         }
@@ -594,10 +314,7 @@ impl EthDev for VirtioNet {
     }
 
     fn link(&self) -> LinkStatus {
-        if !self.transport.connected() {
-            return LinkStatus::DOWN;
-        }
-        if self.has(f::STATUS) && self.config_u16(config::STATUS) & config::VIRTIO_NET_S_LINK_UP == 0 {
+        if !config::link_up(&*self.transport, self.features) {
             return LinkStatus::DOWN;
         }
         LinkStatus { autoneg: false, ..LinkStatus::up(LINK_SPEED_MBPS) }
@@ -675,121 +392,8 @@ impl Drop for VirtioNet {
 mod tests {
     use super::*;
     use crate::spec::ring::VRING_DESC_F_NEXT;
-    use crate::testdev::{device, frames, memory, pool, started};
-
-    #[test]
-    fn probe_reads_mac_link_and_pairs_and_leaves_the_device_reset() {
-        let dev = device();
-        let mem = memory();
-        let port = dev.probe(&mem, None).unwrap();
-        assert_eq!(port.mac().to_string(), "52:54:00:12:34:56");
-        assert!(port.link().up);
-        let info = port.info();
-        assert_eq!((info.max_rx_queues, info.max_tx_queues, info.max_mtu), (2, 2, 9000));
-        assert_eq!(info.rx_desc_lim.default, 64);
-        assert_eq!(dev.state().status, 0, "quiet until start");
-        assert_eq!(
-            dev.probe_dev(&mem, None).unwrap().features,
-            f::WANTED & !f::IN_ORDER,
-            "CSUM and EVENT_IDX are not asked for"
-        );
-        dev.state().config[config::STATUS] = 0;
-        assert!(!port.link().up, "link from config status");
-        dev.state().config[config::STATUS] = 1;
-        dev.state().connected = false;
-        assert!(!port.link().up, "and from the transport");
-        // A MAC from the context wins.
-        let mac: MacAddr = "02:00:00:00:00:07".parse().unwrap();
-        assert_eq!(dev.probe(&mem, Some(mac)).unwrap().mac(), mac);
-    }
-
-    #[test]
-    fn a_modern_device_without_version_1_is_refused() {
-        let dev = device();
-        dev.state().features &= !f::VERSION_1;
-        let err = dev.probe(&memory(), None).unwrap_err().to_string();
-        assert!(err.contains("does not offer VERSION_1"), "{err}");
-        // The same features on a transport that is not modern are fine.
-        dev.state().kind = "vhost-user";
-        assert!(dev.probe(&memory(), None).is_ok());
-    }
-
-    #[test]
-    fn a_refused_feature_set_is_an_error_naming_it() {
-        let dev = device();
-        dev.state().refuse = f::MRG_RXBUF;
-        let err = dev.probe(&memory(), None).unwrap_err().to_string();
-        assert!(err.contains("refused the features") && err.contains("MRG_RXBUF"), "{err}");
-        assert_eq!(dev.state().status, 0, "left reset");
-    }
-
-    #[test]
-    fn missing_optional_features_are_no_error() {
-        let dev = device();
-        dev.state().kind = "vhost-user";
-        dev.state().features = f::CTRL_RX | f::MQ | f::CTRL_MAC_ADDR; // without CTRL_VQ: unusable
-        let mem = memory();
-        let pool = pool(&mem, 256);
-        let probed = dev.probe_dev(&mem, None).unwrap();
-        assert_eq!(probed.features, 0, "the control queue's features need CTRL_VQ");
-        assert_eq!(probed.hdr_len, net_hdr::LEN);
-        drop(probed);
-        let port = started(&dev, &mem, 1, &pool);
-        assert!(port.mac().is_local() && port.mac().is_valid_unicast(), "a random local MAC");
-        assert!(matches!(port.set_promiscuous(true), Err(EthError::NotSupported { .. })));
-        assert!(matches!(port.set_allmulticast(true), Err(EthError::NotSupported { .. })));
-        assert!(matches!(port.set_mac(port.mac()), Err(EthError::NotSupported { .. })));
-        assert_eq!(port.info().max_rx_queues, 1);
-        assert!(dev.has_queue(0) && dev.has_queue(1) && !dev.has_queue(2), "no control queue");
-        assert!(port.link().up, "no STATUS: up");
-        // The data path works: TX (two descriptors, no ANY_LAYOUT) and RX (10-byte header).
-        let mut tx = port.tx_queue(0).unwrap();
-        let mut bufs = frames(&pool, 1, 60);
-        assert_eq!(tx.tx_burst(&mut bufs), 1);
-        let got = dev.tx_pop(1);
-        assert_eq!((got[0].0.len(), got[0].1), (70, 2));
-        assert!(dev.rx_push(0, &[7u8; 60], net_hdr::LEN));
-        let mut rx = port.rx_queue(0).unwrap();
-        let mut out = Vec::new();
-        assert_eq!(rx.rx_burst(&mut out, 32), 1);
-        assert_eq!(out[0].data(), &[7u8; 60]);
-    }
-
-    #[test]
-    fn start_sets_up_the_queues_and_stop_and_close_return_every_buffer() {
-        let dev = device();
-        let mem = memory();
-        let pool = pool(&mem, 300);
-        let mut port = started(&dev, &mem, 2, &pool);
-        {
-            let s = dev.state();
-            assert_eq!(s.status, status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK);
-            assert_eq!(s.queues.keys().copied().collect::<Vec<_>>(), [0, 1, 2, 3, 4], "2 pairs and control");
-        }
-        for q in [0, 1, 2, 3, 4] {
-            assert_eq!(dev.avail_flags(q), crate::spec::ring::VRING_AVAIL_F_NO_INTERRUPT);
-        }
-        assert_eq!(dev.avail_pending(0), 64, "RX ring full");
-        assert_eq!(pool.mempool().in_use(), 128);
-        {
-            let mut tx = port.tx_queue(1).unwrap();
-            let mut bufs = frames(&pool, 10, 100);
-            assert_eq!(tx.tx_burst(&mut bufs), 10);
-        }
-        assert_eq!(pool.mempool().in_use(), 138, "TX buffers held until the device is done");
-        port.stop().unwrap();
-        assert!(pool.mempool().is_full(), "stop gives every buffer back");
-        assert_eq!(dev.state().status, 0);
-        port.start().unwrap();
-        assert_eq!(pool.mempool().in_use(), 128);
-        assert!(dev.rx_push(2, &[1u8; 64], 12), "the refilled rings work again");
-        let mut out = Vec::new();
-        assert_eq!(port.rx_queue(1).unwrap().rx_burst(&mut out, 8), 1);
-        drop(out);
-        port.close().unwrap();
-        assert!(pool.mempool().is_full(), "close too");
-        assert!(dev.state().queues.is_empty());
-    }
+    use crate::testdev::{device, memory, pool, started};
+    use crate::transport::TransportKind;
 
     #[test]
     fn control_commands_go_on_the_control_queue() {
@@ -869,27 +473,6 @@ mod tests {
     }
 
     #[test]
-    fn a_device_that_does_not_finish_its_reset_keeps_its_buffers() {
-        let dev = device();
-        let mem = memory();
-        let pool = pool(&mem, 300);
-        let mut port = started(&dev, &mem, 1, &pool);
-        let posted = pool.mempool().in_use();
-        assert!(posted > 0, "the RX ring holds buffers");
-        dev.state().reset_stuck = true;
-        let err = port.stop().unwrap_err().to_string();
-        assert!(err.contains("still not 0"), "{err}");
-        // The device may still write into them: none went back to the pool.
-        assert_eq!(pool.mempool().in_use(), posted);
-        assert!(dev.state().queues.contains_key(&0), "the device kept its queues");
-        let err = port.start().unwrap_err().to_string();
-        assert!(err.contains("can only be closed"), "{err}");
-        port.close().unwrap();
-        assert_eq!(pool.mempool().in_use(), posted, "kept for the life of the process");
-        dev.state().reset_stuck = false;
-    }
-
-    #[test]
     fn settings_made_while_stopped_are_applied_at_start() {
         let dev = device();
         let mem = memory();
@@ -933,7 +516,7 @@ mod tests {
         let dev = device();
         {
             let mut s = dev.state();
-            s.kind = "legacy";
+            s.kind = TransportKind::Legacy;
             s.features = f::MAC | f::STATUS | f::MRG_RXBUF | f::ANY_LAYOUT;
         }
         let mem = memory();

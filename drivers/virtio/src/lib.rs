@@ -7,17 +7,32 @@
 //!   same host (DPDK's `net_vhost`, OVS-DPDK, VPP) reads and writes our rings in memory we share
 //!   with it by file descriptor. `--vdev virtio_user0,path=SOCK[,queues=N]`.
 //!
-//! Modules:
-//! - [`spec`]: feature bits, status bits, config layout, the net header, control commands.
-//! - [`transport`]: the trait both transports implement, and the data path's [`Notifier`].
-//! - `virtqueue`: a split virtqueue in DMA memory (volatile access only).
-//! - `rx`, `tx`, `ctrl`: the burst functions and the control queue.
-//! - `dev`: feature negotiation and the control path ([`burst_ethdev::EthDev`]).
-//! - `pci`: the legacy and modern PCI transports and the PCI probe.
-//! - `user`: the vhost-user frontend and the virtual-device probe.
+//! Where to read what (each file cites the spec sections it implements):
+//! - [`spec`]: the spec's constants: feature bits, status bits, the split ring, the config
+//!   layout, the net header, control commands.
+//! - `init`: device initialisation, virtio 1.2, 3.1.1, as one list of steps (reset,
+//!   ACKNOWLEDGE, DRIVER, features, FEATURES_OK, virtqueues, DRIVER_OK), the probe, and the reset
+//!   that stops the port.
+//! - `rx`, `tx`: the burst functions (5.1.6.3-4, 5.1.6.2).
+//! - `virtqueue`: the split virtqueue the driver keeps (2.7), shared by RX, TX and the control
+//!   queue: free descriptors, the available ring, the used ring, the in-order rule.
+//! - `vring`: the ring's memory and its volatile accessors, for the driver and the test device.
+//! - `ctrl`: the control queue's commands (5.1.6.5).
+//! - `config`: the device's configuration space (5.1.4): MAC, link, MTU, queue pairs.
+//! - `dev`: the port ([`burst_ethdev::EthDev`]): queue setup, start and stop, settings, stats.
+//! - `stats`: the counters only this driver keeps.
+//! - `error`: [`VirtioError`], every failure the driver reports.
+//! - [`transport`]: the trait the transports implement ([`transport::TransportKind`]), and the
+//!   data path's [`transport::Notifier`].
+//! - `pci`: the legacy and modern PCI transports (4.1) and the PCI probe.
+//! - `user`: virtio-user, the transport over a vhost-user back-end, and the virtual-device probe.
+//! - `testdev`: a software device for the unit tests and the benchmark (feature `testdev`).
 
+mod config;
 mod ctrl;
 mod dev;
+mod error;
+mod init;
 mod pci;
 mod rx;
 mod stats;
@@ -27,11 +42,13 @@ pub mod testdev;
 mod tx;
 mod user;
 mod virtqueue;
+mod vring;
 
 pub mod spec;
 pub mod transport;
 
 pub use dev::VirtioNet;
+pub use error::{StructureProblem, VirtioError};
 
 use burst_ethdev::{PciDriver, PciId, VdevDriver};
 

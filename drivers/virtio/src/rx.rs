@@ -3,12 +3,13 @@
 //! device writes the header just in front of the frame and the frame lands where the
 //! application expects it (`data_off` = the pool's headroom). As DPDK's virtio does.
 //!
-//! Bookkeeping: descriptor `id` holds the buffer `bufs[id]` while it is the device's; `free`
-//! holds the ids that are not. Used entries are untrusted: an id out of range or not in flight,
-//! a length shorter than a header and an Ethernet header or longer than the buffer, a
-//! `num_buffers` other than 1 are counted and dropped, never followed. A frame that spans
-//! several mergeable buffers cannot be returned (a `PacketBuf` has one segment): its buffers are
-//! dropped and it counts in `ierrors` and `rx_mergeable_dropped`.
+//! Bookkeeping: descriptor `id` holds the buffer `bufs[id]` while it is the device's; the ring's
+//! own bookkeeping (free descriptors, what was posted where, the used ring) is the shared
+//! [`Virtqueue`]'s. Used entries are untrusted: an id out of range or not in flight, a length
+//! shorter than a header and an Ethernet header or longer than the buffer, a `num_buffers`
+//! other than 1 are counted and dropped, never followed. A frame that spans several mergeable
+//! buffers cannot be returned (a `PacketBuf` has one segment): its buffers are dropped and it
+//! counts in `ierrors` and `rx_mergeable_dropped`.
 //!
 //! Per burst: one read of `used.idx`, one bulk allocation for the refill, one `avail.idx` store,
 //! and a kick only when the device has not set `VRING_USED_F_NO_NOTIFY`.
@@ -16,9 +17,9 @@
 //! With `IN_ORDER` (2.7.9) the device uses buffers in the order they were made available and
 //! may report a batch of them with one used entry, at the batch's first slot, carrying the id
 //! and length of its last buffer; the other slots keep whatever an earlier lap left there.
-//! Buffers are then taken by position, from our own record of the available ring (`heads`),
-//! never by the ids the device writes; a buffer before the batch's last is full. (Linux's
-//! `virtqueue_get_buf_ctx_split_in_order` does the same.)
+//! Buffers are then taken by position, from our own record of the available ring, never by the
+//! ids the device writes; a buffer before the batch's last is full. (Linux's
+//! `virtqueue_get_buf_ctx_split_in_order` does the same.) See [`RxQueue::next_in_order`].
 //!
 //! A `used.idx` that claims more buffers than are in flight stops the queue: nothing is
 //! received until the port is stopped and started again (Linux marks the queue broken too).
@@ -31,8 +32,8 @@ use burst_mem::{PacketBuf, PacketPool};
 use crate::spec::net_hdr;
 use crate::spec::ring::VRING_DESC_F_WRITE;
 use crate::stats::Extra;
-use crate::transport::Notifier;
-use crate::virtqueue::{IdFifo, Vring};
+use crate::virtqueue::Virtqueue;
+use crate::vring::Vring;
 
 /// Shortest frame accepted: an Ethernet header (DPDK drops shorter ones too).
 const ETHER_HDR_LEN: u32 = 14;
@@ -42,26 +43,18 @@ const REFILL_BATCH: u16 = 32;
 
 /// An RX queue's state.
 pub(crate) struct RxQueue {
-    vq: Vring,
-    pub(crate) notifier: Option<Notifier>,
+    pub(crate) vq: Virtqueue,
     pool: PacketPool,
     bufs: Vec<Option<PacketBuf>>,
-    free: IdFifo,
     fresh: Vec<PacketBuf>,
-    avail_idx: u16,
-    last_used: u16,
     /// Net header bytes in front of each frame.
     hdr_len: u32,
     /// `MRG_RXBUF`: `num_buffers` is read from each header.
     mergeable: bool,
-    /// `IN_ORDER`: buffers are taken by position (`heads`), not by the used entries' ids.
+    /// `IN_ORDER`: buffers are taken by position, not by the used entries' ids.
     in_order: bool,
-    /// The id put in each available-ring slot (`slot & (size - 1)`).
-    heads: Box<[u16]>,
     /// In-order: the used entry of the batch being taken (id and length of its last buffer).
     batch: Option<(u32, u32)>,
-    /// The device claimed more used buffers than were in flight: nothing more is taken.
-    broken: bool,
     /// Buffers still to come of a dropped multi-buffer frame.
     discard: u16,
     /// Offset of the descriptor's start in the buffer: headroom - header.
@@ -78,9 +71,20 @@ pub(crate) struct RxQueue {
     pub(crate) extra: Arc<Extra>,
 }
 
+/// What one burst counts, added to the counters once at its end.
+#[derive(Default)]
+struct Tally {
+    got: usize,
+    bytes: u64,
+    /// Frames of several buffers, dropped.
+    mrg: u64,
+    /// Entries or frames counted in `ierrors`.
+    bad: u64,
+}
+
 impl std::fmt::Debug for RxQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RxQueue").field("vq", &self.vq).field("free", &self.free.len()).finish()
+        f.debug_struct("RxQueue").field("vq", &self.vq).finish()
     }
 }
 
@@ -100,16 +104,11 @@ impl RxQueue {
         debug_assert!(headroom >= hdr_len);
         RxQueue {
             bufs: (0..n).map(|_| None).collect(),
-            free: IdFifo::full(vq.size()),
             fresh: Vec::with_capacity(n),
-            avail_idx: 0,
-            last_used: 0,
             hdr_len: hdr_len as u32,
             mergeable,
             in_order,
-            heads: vec![0; n].into_boxed_slice(),
             batch: None,
-            broken: false,
             discard: 0,
             desc_off: (headroom - hdr_len) as u64,
             nb_off: headroom - hdr_len + net_hdr::NUM_BUFFERS,
@@ -119,20 +118,14 @@ impl RxQueue {
             port: 0,
             counters,
             extra: Arc::default(),
-            notifier: None,
             pool,
-            vq,
+            vq: Virtqueue::new(vq),
         }
-    }
-
-    /// The ring.
-    pub(crate) fn vring(&self) -> &Vring {
-        &self.vq
     }
 
     /// Buffers the device holds.
     pub(crate) fn in_flight(&self) -> usize {
-        self.bufs.len() - self.free.len()
+        self.bufs.len() - self.vq.free_descs()
     }
 
     /// Empties and refills the ring for a start (the device is reset); returns how many
@@ -149,24 +142,19 @@ impl RxQueue {
 
     /// Takes every buffer back and clears the ring. The device must be reset.
     pub(crate) fn release(&mut self) {
-        self.vq.clear();
+        self.vq.reset();
         self.fresh.clear();
         let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
         PacketPool::free_bulk(&mut bufs);
-        self.free.refill_all();
-        self.avail_idx = 0;
-        self.last_used = 0;
         self.discard = 0;
         self.batch = None;
-        self.broken = false;
-        self.notifier = None;
     }
 
     /// Posts a fresh buffer on every free descriptor the pool can fill, with one bulk
     /// allocation and one `avail.idx` store; returns whether anything was posted.
     #[inline]
     fn refill<const VA: bool>(&mut self) -> bool {
-        let want = self.free.len();
+        let want = self.vq.free_descs();
         if want == 0 {
             return false;
         }
@@ -178,143 +166,123 @@ impl RxQueue {
                 return false;
             }
         }
-        let view = *self.vq.view();
-        let mut idx = self.avail_idx;
         for buf in self.fresh.drain(..) {
-            // `fresh` holds at most `free.len()` buffers.
-            let Some(id) = self.free.pop() else { break };
+            // `fresh` holds at most as many buffers as there are free descriptors.
+            let Some(id) = self.vq.alloc_desc() else { break };
             let base = if VA { buf.buf_addr() as u64 } else { buf.buf_iova() };
-            view.set_desc(id, base + self.desc_off, self.room, VRING_DESC_F_WRITE, 0);
-            view.set_avail_ring(idx, id);
-            self.heads[usize::from(idx & (self.vq.size() - 1))] = id;
-            idx = idx.wrapping_add(1);
+            self.vq.set_desc(id, base + self.desc_off, self.room, VRING_DESC_F_WRITE, 0);
+            self.vq.post(id);
             if let Some(slot) = self.bufs.get_mut(usize::from(id)) {
                 *slot = Some(buf);
             }
         }
-        self.avail_idx = idx;
-        view.publish_avail(idx);
+        self.vq.publish();
         true
     }
 
     /// Receives up to `max` frames into `out` (the burst body).
     #[inline]
     pub(crate) fn burst<const VA: bool>(&mut self, out: &mut Vec<PacketBuf>, max: usize) -> usize {
-        if self.broken {
+        if self.vq.is_broken() {
             return 0;
         }
-        let view = *self.vq.view();
-        let size = self.vq.size();
-        let mask = size - 1;
-        let used = view.used_idx_acquire();
-        let pending = used.wrapping_sub(self.last_used);
-        if pending > self.avail_idx.wrapping_sub(self.last_used) {
-            // More than we made available: the device is confused. Stop here rather than guess.
-            self.broken = true;
+        let Some(pending) = self.vq.used_pending() else {
+            // The device is confused: the queue stopped (logged); counted once here.
             self.counters.add_errors(1);
             self.extra.add_bad_used(1);
-            tracing::error!(
-                used,
-                last_used = self.last_used,
-                avail = self.avail_idx,
-                "virtio RX: the device used more buffers than were available; the queue is stopped: stop and \
-                 start the port"
-            );
             return 0;
-        }
+        };
         let n = pending.min(max.min(usize::from(u16::MAX)) as u16);
-        let (mut got, mut bytes, mut mrg, mut bad) = (0usize, 0u64, 0u64, 0u64);
-        let mut slot = self.last_used;
+        let mut t = Tally::default();
         for _ in 0..n {
-            let (id, len) = if self.in_order {
-                let id = self.heads[usize::from(slot & mask)];
-                let (last, last_len) = match self.batch {
-                    Some(b) => b,
-                    None => {
-                        let b = view.used_elem(slot);
-                        // The entry must name a buffer of this batch: one at or after this slot.
-                        let ahead = used.wrapping_sub(slot);
-                        let found =
-                            (0..ahead).any(|k| u32::from(self.heads[usize::from(slot.wrapping_add(k) & mask)]) == b.0);
-                        if !found {
-                            bad += 1;
-                            self.extra.add_bad_used(1);
-                            (u32::from(id), b.1)
-                        } else {
-                            b
-                        }
-                    }
-                };
-                if last == u32::from(id) {
-                    self.batch = None;
-                    (u32::from(id), last_len)
-                } else {
-                    // A buffer before the batch's last one: the device filled it.
-                    self.batch = Some((last, last_len));
-                    (u32::from(id), self.room)
-                }
-            } else {
-                view.used_elem(slot)
-            };
-            slot = slot.wrapping_add(1);
-            let Some(mut buf) = self.bufs.get_mut(id as usize).and_then(Option::take) else {
-                // Out of range, or not the device's: nothing of ours to touch.
-                bad += 1;
-                self.extra.add_bad_used(1);
-                continue;
-            };
-            // `id` named a buffer in flight, so it is in range and not in `free`.
-            self.free.push(id as u16);
-            if self.discard > 0 {
-                self.discard -= 1;
-                continue;
+            let (id, len) = if self.in_order { self.next_in_order(&mut t) } else { self.vq.next_used() };
+            if let Some(buf) = self.receive(id, len, &mut t) {
+                out.push(buf);
             }
-            if len < self.hdr_len + ETHER_HDR_LEN || len > self.room {
-                bad += 1;
-                continue;
-            }
-            if self.mergeable {
-                // SAFETY: `nb_off + 2 <= headroom <= buf_len`: inside the buffer, which the
-                // device has given back; it may be unaligned, so an unaligned read.
-                let nb = u16::from_le(unsafe { buf.buf_addr().add(self.nb_off).cast::<u16>().read_unaligned() });
-                if nb != 1 {
-                    bad += 1;
-                    if nb > 1 && nb <= size {
-                        mrg += 1;
-                        self.discard = nb - 1;
-                    }
-                    continue;
-                }
-            }
-            let flen = (len - self.hdr_len) as usize;
-            buf.set_len(flen);
-            buf.set_port(self.port);
-            bytes += flen as u64;
-            out.push(buf);
-            got += 1;
         }
-        self.last_used = self.last_used.wrapping_add(n);
-        if got > 0 {
-            self.counters.add(got as u64, bytes);
+        if t.got > 0 {
+            self.counters.add(t.got as u64, t.bytes);
         }
-        if bad > 0 {
-            self.counters.add_errors(bad);
-            self.extra.add_mergeable_dropped(mrg);
+        if t.bad > 0 {
+            self.counters.add_errors(t.bad);
+            self.extra.add_mergeable_dropped(t.mrg);
         }
-        if self.free.len() >= usize::from(self.refill_batch) && self.refill::<VA>() {
-            self.kick();
+        if self.vq.free_descs() >= usize::from(self.refill_batch) && self.refill::<VA>() {
+            self.vq.kick();
         }
-        got
+        t.got
     }
 
-    /// Notifies the device unless it asked not to be.
+    /// With `IN_ORDER` (2.7.9): the next buffer by position, and the length it was used with.
+    /// The first slot of a batch holds the batch's used entry, naming its last buffer: that
+    /// buffer gets the entry's length, every one before it is full. An entry that names no
+    /// buffer at or after its slot is counted and taken as this buffer's alone.
     #[inline]
-    fn kick(&self) {
-        if let Some(n) = &self.notifier {
-            if self.vq.view().needs_kick() {
-                n.notify();
+    fn next_in_order(&mut self, t: &mut Tally) -> (u32, u32) {
+        let (last, last_len) = match self.batch {
+            Some(b) => b,
+            None => {
+                let (id, len) = self.vq.peek_used();
+                // The entry must name a buffer of this batch: one at or after this slot.
+                if (0..self.vq.pending()).any(|k| u32::from(self.vq.pending_head(k)) == id) {
+                    (id, len)
+                } else {
+                    t.bad += 1;
+                    self.extra.add_bad_used(1);
+                    (u32::from(self.vq.pending_head(0)), len)
+                }
+            }
+        };
+        let id = u32::from(self.vq.next_in_order());
+        if last == id {
+            self.batch = None;
+            (id, last_len)
+        } else {
+            // A buffer before the batch's last one: the device filled it.
+            self.batch = Some((last, last_len));
+            (id, self.room)
+        }
+    }
+
+    /// The buffer of descriptor `id`, which the device used with `len` bytes: the frame, or
+    /// `None` when the entry or the frame is bad (counted in `t`) or part of a dropped one.
+    #[inline(always)]
+    fn receive(&mut self, id: u32, len: u32, t: &mut Tally) -> Option<PacketBuf> {
+        let Some(mut buf) = self.bufs.get_mut(id as usize).and_then(Option::take) else {
+            // Out of range, or not the device's: nothing of ours to touch.
+            t.bad += 1;
+            self.extra.add_bad_used(1);
+            return None;
+        };
+        // `id` named a buffer in flight, so it is in range and not free.
+        self.vq.free_desc(id as u16);
+        if self.discard > 0 {
+            self.discard -= 1;
+            return None;
+        }
+        if len < self.hdr_len + ETHER_HDR_LEN || len > self.room {
+            t.bad += 1;
+            return None;
+        }
+        if self.mergeable {
+            // SAFETY: `nb_off + 2 <= headroom <= buf_len`: inside the buffer, which the
+            // device has given back; it may be unaligned, so an unaligned read.
+            let nb = u16::from_le(unsafe { buf.buf_addr().add(self.nb_off).cast::<u16>().read_unaligned() });
+            if nb != 1 {
+                t.bad += 1;
+                if nb > 1 && nb <= self.vq.size() {
+                    t.mrg += 1;
+                    self.discard = nb - 1;
+                }
+                return None;
             }
         }
+        let flen = (len - self.hdr_len) as usize;
+        buf.set_len(flen);
+        buf.set_port(self.port);
+        t.bytes += flen as u64;
+        t.got += 1;
+        Some(buf)
     }
 }
 
@@ -341,6 +309,7 @@ mod tests {
 
     use crate::spec::features as f;
     use crate::testdev::{device, memory, pool, started};
+    use crate::transport::TransportKind;
 
     fn frame(len: usize, seed: u8) -> Vec<u8> {
         (0..len).map(|k| seed.wrapping_add(k as u8)).collect()
@@ -396,7 +365,7 @@ mod tests {
         let dev = device();
         {
             let mut s = dev.state();
-            s.kind = "vhost-user";
+            s.kind = TransportKind::VhostUser;
             s.features = f::ANY_LAYOUT | f::MAC;
         }
         let mem = memory();

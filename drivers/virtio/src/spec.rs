@@ -183,6 +183,8 @@ pub mod ctrl {
     pub const VIRTIO_NET_CTRL_MAC_TABLE_SET: u8 = 0;
     /// Set the default MAC address (`CTRL_MAC_ADDR`).
     pub const VIRTIO_NET_CTRL_MAC_ADDR_SET: u8 = 1;
+    /// Class: gratuitous packets after a migration (`GUEST_ANNOUNCE`, 5.1.6.5.4).
+    pub const VIRTIO_NET_CTRL_ANNOUNCE: u8 = 3;
     /// Class: multiqueue (5.1.6.5.5).
     pub const VIRTIO_NET_CTRL_MQ: u8 = 4;
     /// Set the number of queue pairs in use (u16).

@@ -14,13 +14,15 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use burst_ethdev::{DeviceName, EthError, MacAddr, Port};
+
+use crate::error::VirtioError;
 use burst_mem::{IovaMode, MemConfig, Memory, PacketPool, PacketPoolConfig};
 
 use crate::dev::{DevContext, VirtioNet};
 use crate::spec::ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 use crate::spec::{config, features as f, net_hdr, status};
-use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
-use crate::virtqueue::RingView;
+use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport, TransportKind};
+use crate::vring::RingView;
 
 /// One queue as the device sees it.
 pub struct DevQueue {
@@ -33,7 +35,7 @@ pub struct DevQueue {
 
 /// The device's state, shared by the transport and the test.
 pub struct Shared {
-    pub kind: &'static str,
+    pub kind: TransportKind,
     pub features: u64,
     pub driver_features: u64,
     pub status: u8,
@@ -99,7 +101,7 @@ pub fn device() -> TestDevice {
     config[config::MAX_VIRTQUEUE_PAIRS..config::MAX_VIRTQUEUE_PAIRS + 2].copy_from_slice(&2u16.to_le_bytes());
     config[config::MTU..config::MTU + 2].copy_from_slice(&9000u16.to_le_bytes());
     TestDevice(Arc::new(Mutex::new(Shared {
-        kind: "modern",
+        kind: TransportKind::Modern,
         // IN_ORDER only where a test asks for it: the default exercises the general path.
         features: (f::WANTED & !f::IN_ORDER) | f::CSUM | f::RING_EVENT_IDX,
         driver_features: 0,
@@ -378,7 +380,7 @@ impl TestDevice {
     /// Allocates nothing. Returns how many.
     pub fn fill_rx(&self, index: u16, len: u32) -> u16 {
         let mut s = self.state();
-        let hdr_len = crate::dev::hdr_len(s.driver_features);
+        let hdr_len = crate::init::hdr_len(s.driver_features);
         let q = s.queues.get_mut(&index).unwrap_or_else(|| panic!("queue {index} is not set up"));
         let end = q.view.avail_idx();
         let n = end.wrapping_sub(q.last_avail);
@@ -462,20 +464,20 @@ fn serve_ctrl(s: &mut Shared, index: u16) {
 }
 
 impl Transport for TestTransport {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> TransportKind {
         lock(&self.0).kind
     }
 
     fn device_features(&self) -> u64 {
         let s = lock(&self.0);
-        if s.kind == "legacy" {
+        if s.kind == TransportKind::Legacy {
             s.features & 0xffff_ffff
         } else {
             s.features
         }
     }
 
-    fn set_driver_features(&self, features: u64) -> Result<(), EthError> {
+    fn set_driver_features(&self, features: u64) -> Result<(), VirtioError> {
         let mut s = lock(&self.0);
         assert_eq!(features & !s.features, 0, "the driver asked for features the device does not offer");
         s.driver_features = features;
@@ -486,7 +488,7 @@ impl Transport for TestTransport {
         lock(&self.0).status
     }
 
-    fn set_status(&self, v: u8) -> Result<(), EthError> {
+    fn set_status(&self, v: u8) -> Result<(), VirtioError> {
         let mut s = lock(&self.0);
         if v == 0 {
             s.reset();
@@ -506,14 +508,10 @@ impl Transport for TestTransport {
         Ok(())
     }
 
-    fn reset(&self) -> Result<(), EthError> {
+    fn reset(&self) -> Result<(), VirtioError> {
         let mut s = lock(&self.0);
         if s.reset_stuck {
-            return Err(EthError::Device {
-                driver: crate::DRIVER_NAME,
-                device: "testdev".into(),
-                message: "device_status is still not 0 after a reset".into(),
-            });
+            return Err(VirtioError::ResetTimeout { waited: Duration::from_secs(1) });
         }
         s.reset();
         Ok(())
@@ -528,7 +526,7 @@ impl Transport for TestTransport {
 
     fn write_config(&self, offset: usize, data: &[u8]) {
         let mut s = lock(&self.0);
-        if s.kind == "legacy" {
+        if s.kind == TransportKind::Legacy {
             for (i, b) in data.iter().enumerate() {
                 if let Some(c) = s.config.get_mut(offset + i) {
                     *c = *b;
@@ -551,7 +549,7 @@ impl Transport for TestTransport {
         lock(&self.0).settable
     }
 
-    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, EthError> {
+    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, VirtioError> {
         let mut s = lock(&self.0);
         assert_eq!(s.status & status::DRIVER_OK, 0, "queues are set up before DRIVER_OK");
         assert!(layout.size.is_power_of_two() && layout.size <= s.queue_max);
@@ -591,7 +589,7 @@ impl Transport for TestTransport {
         lock(&self.0).uses_va
     }
 
-    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), EthError>> {
+    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), VirtioError>> {
         let mut s = lock(&self.0);
         if !s.emulate_ctrl {
             return None;

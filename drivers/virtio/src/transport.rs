@@ -1,8 +1,8 @@
 //! The transport: how the net device reaches a virtio device's features, status, config space,
 //! queues and notifications (virtio 1.2, 4: "Virtio Transport Options"). The PCI transports
-//! ([`crate::pci`]: legacy I/O-port registers, modern capabilities) and virtio-user over vhost-user
-//! ([`crate::user`]) implement it; the net device ([`crate::dev`]) is written once against it,
-//! the way DPDK's `virtio_ethdev.c` is written against `struct virtio_ops`.
+//! (`pci/`: legacy I/O-port registers, modern capabilities) and virtio-user over vhost-user
+//! (`user/`) implement it; the net device (`init.rs`, `dev.rs`) is written once against it, the
+//! way DPDK's `virtio_ethdev.c` is written against `struct virtio_ops`.
 //!
 //! Only the control path goes through the trait (a `dyn Transport` call is fine there). The data
 //! path gets a [`Notifier`] per queue at setup and never calls the transport again.
@@ -10,8 +10,9 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
-use burst_ethdev::EthError;
 use burst_pci::Bar;
+
+use crate::error::VirtioError;
 
 /// Where a split virtqueue's three parts are (virtio 1.2, 2.7), both as the device addresses them
 /// and as this process sees them. The net device lays a queue out once, in one IOVA-contiguous
@@ -103,6 +104,28 @@ impl Notifier {
     }
 }
 
+/// Which transport carries the device: the PCI interfaces of virtio 1.2, 4.1 (the legacy one of
+/// a transitional device, 4.1.4.8, or the modern one, 4.1.4), or vhost-user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The legacy PCI interface: I/O-port registers, 32 feature bits, fixed ring sizes.
+    Legacy,
+    /// The modern PCI interface: the virtio capabilities' structures, virtio 1.x.
+    Modern,
+    /// A vhost-user back-end over a unix socket (virtio-user).
+    VhostUser,
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportKind::Legacy => "legacy",
+            TransportKind::Modern => "modern",
+            TransportKind::VhostUser => "vhost-user",
+        })
+    }
+}
+
 /// A control-queue command a transport answers itself (virtio-user emulates the control queue,
 /// as DPDK's does): class and command of virtio 1.2, 5.1.6.5, and the command's data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,15 +144,16 @@ pub struct CtrlCommand<'a> {
 /// Calls come from the control path only, one at a time (the port's `&mut self` methods, or
 /// under its lock); implementations may block briefly (a vhost-user round trip).
 pub trait Transport: Send + Sync {
-    /// `legacy`, `modern` or `vhost-user`: for logs and errors.
-    fn kind(&self) -> &'static str;
+    /// Which transport this is: what the device can do follows from it (a legacy device has no
+    /// VERSION_1 and bypasses the IOMMU), and logs name it.
+    fn kind(&self) -> TransportKind;
 
     /// The device's feature bits (virtio 1.2, 2.2). Legacy devices have only the low 32.
     fn device_features(&self) -> u64;
 
     /// Writes the driver's feature bits: a subset of [`Transport::device_features`]. The
     /// transport may refuse a set it cannot carry (vhost-user: the backend's reply).
-    fn set_driver_features(&self, features: u64) -> Result<(), EthError>;
+    fn set_driver_features(&self, features: u64) -> Result<(), VirtioError>;
 
     /// The device status byte (virtio 1.2, 2.1).
     fn status(&self) -> u8;
@@ -137,7 +161,7 @@ pub trait Transport: Send + Sync {
     /// Writes the device status byte. Writing `DRIVER_OK` makes the device live: for vhost-user
     /// that is when the memory table and every queue set up since the last reset go to the
     /// backend. Writing 0 is [`Transport::reset`].
-    fn set_status(&self, status: u8) -> Result<(), EthError>;
+    fn set_status(&self, status: u8) -> Result<(), VirtioError>;
 
     /// Resets the device (status 0) and waits until it reports the reset done (virtio 1.2,
     /// 4.1.4.3.2): afterwards the device touches no queue memory, and every queue set up before
@@ -146,7 +170,7 @@ pub trait Transport: Send + Sync {
     /// `Err`: the device did not confirm the reset in time. It may still read and write the
     /// memory of every queue it was given, so the caller must never free or reuse that memory
     /// (nor the buffers posted in it).
-    fn reset(&self) -> Result<(), EthError>;
+    fn reset(&self) -> Result<(), VirtioError>;
 
     /// Reads `buf.len()` bytes of the device-specific config space (`struct virtio_net_config`,
     /// virtio 1.2, 5.1.4) at `offset`. Bytes beyond what the device has read as 0.
@@ -165,7 +189,7 @@ pub trait Transport: Send + Sync {
 
     /// Gives the device a queue, laid out as `layout` says, and returns how to notify it. For
     /// vhost-user the queue reaches the backend at `DRIVER_OK`.
-    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, EthError>;
+    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, VirtioError>;
 
     /// Whether descriptors carry virtual addresses instead of IOVAs (vhost-user: the memory table
     /// gives each region's virtual address as its "guest physical" address, as DPDK's
@@ -176,7 +200,7 @@ pub trait Transport: Send + Sync {
 
     /// Answers a control-queue command without a control queue, for transports that emulate it.
     /// `None`: the device has a real control queue; put the command on it.
-    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), EthError>> {
+    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), VirtioError>> {
         let _ = cmd;
         None
     }

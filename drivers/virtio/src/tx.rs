@@ -4,14 +4,14 @@
 //! the header from this queue's header area (one per descriptor, zeroed once), then the data.
 //!
 //! Bookkeeping: a chain's head id holds the buffer in `bufs[head]` and its second descriptor
-//! (if any) in `chain[head]`; `free` holds the ids not in flight. Completed chains are reclaimed
-//! lazily, when free descriptors run short, and their buffers freed with one bulk put. Used
-//! entries naming no chain in flight are counted, never followed.
+//! (if any) in `chain[head]`; the ring's own bookkeeping is the shared [`Virtqueue`]'s.
+//! Completed chains are reclaimed lazily, when free descriptors run short, and their buffers
+//! freed with one bulk put. Used entries naming no chain in flight are counted, never followed.
 //!
 //! With `IN_ORDER` (2.7.9) the device uses chains in the order they were made available, so
-//! `used.idx` alone says which chains are done: reclaim takes the heads from our own record of
-//! the available ring (`heads`) and never reads the used entries (DPDK's in-order path does the
-//! same). The device's cache keeps those lines; reading them would pull each one to this CPU
+//! `used.idx` alone says which chains are done: reclaim takes the heads by position, from our
+//! own record of the available ring, and never reads the used entries (DPDK's in-order path does
+//! the same). The device's cache keeps those lines; reading them would pull each one to this CPU
 //! and back, which is what costs most when the device polls from another core.
 
 use std::sync::Arc;
@@ -22,8 +22,8 @@ use burst_mem::{Memzone, PacketBuf, PacketPool};
 use crate::spec::net_hdr;
 use crate::spec::ring::VRING_DESC_F_NEXT;
 use crate::stats::Extra;
-use crate::transport::Notifier;
-use crate::virtqueue::{IdFifo, Vring};
+use crate::virtqueue::Virtqueue;
+use crate::vring::Vring;
 
 /// No second descriptor.
 const NONE: u16 = u16::MAX;
@@ -33,25 +33,17 @@ const FREE_THRESH: u16 = 32;
 
 /// A TX queue's state.
 pub(crate) struct TxQueue {
-    vq: Vring,
+    pub(crate) vq: Virtqueue,
     /// `size` headers of `hdr_len` bytes, all zero, for the two-descriptor path.
     hdrs: Memzone,
-    pub(crate) notifier: Option<Notifier>,
     bufs: Vec<Option<PacketBuf>>,
     chain: Vec<u16>,
-    free: IdFifo,
     done: Vec<PacketBuf>,
-    avail_idx: u16,
-    last_used: u16,
     hdr_len: u32,
     /// The header may share the data's descriptor (`ANY_LAYOUT` or `VERSION_1`).
     can_push: bool,
-    /// `IN_ORDER` was negotiated: reclaim from `heads`, without reading used entries.
+    /// `IN_ORDER` was negotiated: reclaim by position, without reading used entries.
     in_order: bool,
-    /// The head put in each available-ring slot (`slot & (size - 1)`).
-    heads: Box<[u16]>,
-    /// The device claimed more used chains than were in flight: nothing more is sent.
-    broken: bool,
     free_thresh: u16,
     /// Base address of `hdrs` as descriptors carry it (IOVA or VA).
     hdr_base: u64,
@@ -62,7 +54,7 @@ pub(crate) struct TxQueue {
 
 impl std::fmt::Debug for TxQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TxQueue").field("vq", &self.vq).field("free", &self.free.len()).finish()
+        f.debug_struct("TxQueue").field("vq", &self.vq).finish()
     }
 }
 
@@ -84,98 +76,61 @@ impl TxQueue {
         let mut q = TxQueue {
             bufs: (0..n).map(|_| None).collect(),
             chain: vec![NONE; n],
-            free: IdFifo::full(vq.size()),
             done: Vec::with_capacity(n),
-            avail_idx: 0,
-            last_used: 0,
             hdr_len: hdr_len as u32,
             can_push,
             in_order,
-            heads: vec![NONE; n].into_boxed_slice(),
-            broken: false,
             free_thresh: FREE_THRESH.min(vq.size() / 4).max(1),
             hdr_base: 0,
             va: false,
             counters,
             extra: Arc::default(),
-            notifier: None,
             hdrs,
-            vq,
+            vq: Virtqueue::new(vq),
         };
         q.release();
         q
     }
 
-    /// The ring.
-    pub(crate) fn vring(&self) -> &Vring {
-        &self.vq
-    }
-
     /// Takes every buffer back and clears the ring (the device must be reset); sets the header
     /// area's address for [`TxQueue::va`].
     pub(crate) fn release(&mut self) {
-        self.vq.clear();
+        self.vq.reset();
         let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
         PacketPool::free_bulk(&mut bufs);
         self.chain.fill(NONE);
-        self.free.refill_all();
-        self.avail_idx = 0;
-        self.last_used = 0;
-        self.broken = false;
-        self.notifier = None;
         self.hdr_base = if self.va { self.hdrs.as_ptr() as u64 } else { self.hdrs.iova() };
     }
 
     /// Frees the buffers of every chain the device has used.
     #[inline]
     fn reclaim(&mut self) {
-        let view = *self.vq.view();
-        let used = view.used_idx_acquire();
-        let pending = used.wrapping_sub(self.last_used);
+        let Some(pending) = self.vq.used_pending() else {
+            // The device is confused: guessing which chains are done could free buffers it
+            // still reads. The queue stopped (logged); counted once here.
+            self.counters.add_errors(1);
+            self.extra.add_bad_used(1);
+            return;
+        };
         if pending == 0 {
             return;
         }
-        let mask = self.vq.size() - 1;
         let mut bad = 0u64;
-        if pending > self.avail_idx.wrapping_sub(self.last_used) {
-            // More than we made available: the device is confused. Guessing which chains are
-            // done could free buffers it still reads: the queue stops until the next start.
-            self.broken = true;
-            self.counters.add_errors(1);
-            self.extra.add_bad_used(1);
-            tracing::error!(
-                used,
-                last_used = self.last_used,
-                avail = self.avail_idx,
-                "virtio TX: the device used more chains than were available; the queue is stopped: stop and \
-                 start the port"
-            );
-            return;
-        }
-        {
-            let mut slot = self.last_used;
-            for _ in 0..pending {
-                let id = if self.in_order {
-                    u32::from(self.heads[usize::from(slot & mask)])
-                } else {
-                    view.used_elem(slot).0
-                };
-                slot = slot.wrapping_add(1);
-                match self.bufs.get_mut(id as usize).and_then(Option::take) {
-                    Some(buf) => {
-                        self.done.push(buf);
-                        self.free.push(id as u16);
-                        // `id` < size: it named a buffer.
-                        let second = std::mem::replace(&mut self.chain[id as usize], NONE);
-                        if second != NONE {
-                            self.free.push(second);
-                        }
+        for _ in 0..pending {
+            let id = if self.in_order { u32::from(self.vq.next_in_order()) } else { self.vq.next_used().0 };
+            match self.bufs.get_mut(id as usize).and_then(Option::take) {
+                Some(buf) => {
+                    self.done.push(buf);
+                    self.vq.free_desc(id as u16);
+                    // `id` < size: it named a buffer.
+                    let second = std::mem::replace(&mut self.chain[id as usize], NONE);
+                    if second != NONE {
+                        self.vq.free_desc(second);
                     }
-                    None => bad += 1,
                 }
+                None => bad += 1,
             }
         }
-        self.last_used = used;
         if bad > 0 {
             self.counters.add_errors(bad);
             self.extra.add_bad_used(bad);
@@ -183,42 +138,43 @@ impl TxQueue {
         PacketPool::free_bulk(&mut self.done);
     }
 
+    /// How many buffers from the front of `bufs` fit in `free` descriptors: one each when the
+    /// header can be pushed into the headroom, two otherwise.
+    #[inline]
+    fn fit(&self, bufs: &[PacketBuf], free: usize) -> usize {
+        if !self.can_push {
+            return bufs.len().min(free / 2);
+        }
+        let (mut need, mut take) = (0usize, 0usize);
+        for b in bufs {
+            let d = if b.headroom() >= net_hdr::LEN_MRG { 1 } else { 2 };
+            if need + d > free {
+                break;
+            }
+            need += d;
+            take += 1;
+        }
+        take
+    }
+
     /// Takes what fits from the front of `bufs` (the burst body).
     #[inline]
     pub(crate) fn burst<const VA: bool>(&mut self, bufs: &mut Vec<PacketBuf>) -> usize {
-        if bufs.is_empty() || self.broken {
+        if bufs.is_empty() || self.vq.is_broken() {
             return 0;
         }
         let per = if self.can_push { 1 } else { 2 };
-        if self.free.len() < bufs.len() * per + usize::from(self.free_thresh) {
+        if self.vq.free_descs() < bufs.len() * per + usize::from(self.free_thresh) {
             self.reclaim();
-            if self.broken {
+            if self.vq.is_broken() {
                 return 0;
             }
         }
-        // How many fit: one descriptor each when the header can be pushed into the headroom,
-        // two otherwise.
-        let free = self.free.len();
-        let take = if self.can_push {
-            let (mut need, mut take) = (0usize, 0usize);
-            for b in bufs.iter() {
-                let d = if b.headroom() >= net_hdr::LEN_MRG { 1 } else { 2 };
-                if need + d > free {
-                    break;
-                }
-                need += d;
-                take += 1;
-            }
-            take
-        } else {
-            bufs.len().min(free / 2)
-        };
+        let take = self.fit(bufs, self.vq.free_descs());
         if take == 0 {
             return 0;
         }
-        let view = *self.vq.view();
         let hdr_len = self.hdr_len;
-        let mut idx = self.avail_idx;
         let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
         for buf in bufs.drain(..take) {
             let len = buf.len() as u32;
@@ -234,31 +190,25 @@ impl TxQueue {
                 // SAFETY: the 12 bytes before the data are headroom of a buffer we own
                 // (`headroom() >= 12`); zeroing them covers a 10- or 12-byte header.
                 unsafe { zero_header(buf.buf_addr().add(usize::from(buf.data_off()) - 12)) };
-                let Some(id) = self.free.pop() else { break };
-                view.set_desc(id, data - u64::from(hdr_len), len + hdr_len, 0, 0);
+                let Some(id) = self.vq.alloc_desc() else { break };
+                self.vq.set_desc(id, data - u64::from(hdr_len), len + hdr_len, 0, 0);
                 id
             } else {
-                let (Some(h), Some(d)) = (self.free.pop(), self.free.pop()) else { break };
-                view.set_desc(h, self.hdr_base + u64::from(h) * u64::from(hdr_len), hdr_len, VRING_DESC_F_NEXT, d);
-                view.set_desc(d, data, len, 0, 0);
+                let (Some(h), Some(d)) = (self.vq.alloc_desc(), self.vq.alloc_desc()) else { break };
+                let hdr = self.hdr_base + u64::from(h) * u64::from(hdr_len);
+                self.vq.set_desc(h, hdr, hdr_len, VRING_DESC_F_NEXT, d);
+                self.vq.set_desc(d, data, len, 0, 0);
                 self.chain[usize::from(h)] = d;
                 h
             };
-            view.set_avail_ring(idx, head);
-            self.heads[usize::from(idx & (self.vq.size() - 1))] = head;
-            idx = idx.wrapping_add(1);
+            self.vq.post(head);
             self.bufs[usize::from(head)] = Some(buf);
             sent += 1;
             bytes += u64::from(len);
         }
-        if idx != self.avail_idx {
-            self.avail_idx = idx;
-            view.publish_avail(idx);
-            if view.needs_kick() {
-                if let Some(n) = &self.notifier {
-                    n.notify();
-                }
-            }
+        if sent > 0 {
+            self.vq.publish();
+            self.vq.kick();
         }
         self.counters.add(sent, bytes);
         if dropped > 0 {
@@ -308,6 +258,7 @@ mod tests {
 
     use crate::spec::features as f;
     use crate::testdev::{device, frames, memory, pool, started};
+    use crate::transport::TransportKind;
 
     #[test]
     fn one_descriptor_with_the_header_in_the_headroom() {
@@ -350,7 +301,7 @@ mod tests {
         let dev = device();
         {
             let mut s = dev.state();
-            s.kind = "vhost-user";
+            s.kind = TransportKind::VhostUser;
             s.features = f::MRG_RXBUF;
         }
         let mem = memory();

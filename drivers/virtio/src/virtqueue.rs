@@ -1,243 +1,236 @@
-//! A split virtqueue (virtio 1.2, 2.7) in one IOVA-contiguous memzone, laid out with legacy's
-//! alignment so every transport can take it (2.7.2): the descriptor table at offset 0
-//! (4096-aligned), the available ring right after it, the used ring on the next 4096-byte
-//! boundary.
+//! The driver's side of a split virtqueue (virtio 1.2, 2.7), shared by RX, TX and the control
+//! queue: which descriptors are free, what was posted at each slot of the available ring, how
+//! far the device has got in the used ring, and whether the device can still be trusted.
 //!
-//! ```text
-//! desc:  size x { addr u64, len u32, flags u16, next u16 }          (2.7.5)
-//! avail: flags u16, idx u16, ring[size] u16, used_event u16         (2.7.6)
-//! used:  flags u16, idx u16, ring[size] { id u32, len u32 }, avail_event u16   (2.7.8)
-//! ```
+//! A chain goes out in three steps: its head is put on the available ring ([`Virtqueue::post`],
+//! 2.7.13.2), every head posted so far is published with one `avail.idx` store
+//! ([`Virtqueue::publish`], 2.7.13.3), and the device is notified unless it asked not to be
+//! ([`Virtqueue::kick`], 2.7.13.4). It comes back through the used ring (2.7.8): one read of
+//! `used.idx` says how many entries are pending ([`Virtqueue::used_pending`]), then each is
+//! taken either by its entry ([`Virtqueue::next_used`]: an id the device wrote, untrusted) or,
+//! with `IN_ORDER` (2.7.9), by position ([`Virtqueue::next_in_order`]: the head we posted at
+//! that slot, never what the device wrote).
 //!
-//! The device reads and writes this memory behind our back: every access is a volatile load or
-//! store through a raw pointer, and every index is masked with `size - 1` (sizes are powers of
-//! two), so no value the device writes can make an access leave the ring.
+//! A `used.idx` that claims more entries than are in flight means the device is confused:
+//! guessing which chains are done could hand back buffers it still writes, so the queue stops
+//! (nothing more goes out or comes in) until the port is stopped and started again. Linux marks
+//! a queue whose used ring makes no sense broken too (`BAD_RING` in `virtio_ring.c`).
 
-use std::sync::atomic::{fence, Ordering};
+use crate::transport::Notifier;
+use crate::vring::{RingView, Vring};
 
-use burst_ethdev::EthError;
-use burst_mem::{Memory, Memzone, MemzoneFlags};
-
-use crate::spec::ring::{DESC_SIZE, LEGACY_ALIGN, VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY};
-use crate::transport::QueueLayout;
-
-/// Byte offsets of the three parts for a ring of `size` descriptors: (avail, used, total).
-pub(crate) fn offsets(size: u16) -> (usize, usize, usize) {
-    let n = usize::from(size);
-    let avail = n * DESC_SIZE;
-    let used = (avail + 6 + 2 * n).next_multiple_of(LEGACY_ALIGN);
-    (avail, used, used + 6 + 8 * n)
-}
-
-/// Raw views of a split ring's three parts: the driver's accessors and, for the test device,
-/// the device's. Holds no memory itself; whoever makes one keeps the memory alive.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct RingView {
-    desc: *mut u8,
-    avail: *mut u8,
-    used: *mut u8,
+/// One split virtqueue as the driver keeps it.
+pub(crate) struct Virtqueue {
+    ring: Vring,
+    /// `ring`'s accessors, copied out so the data path reaches them without a hop.
+    view: RingView,
     mask: u16,
+    /// The next available-ring slot (free-running; published as `avail.idx`).
+    avail_idx: u16,
+    /// The next used-ring slot to take (free-running).
+    last_used: u16,
+    /// `used.idx` as [`Virtqueue::used_pending`] last read it (checked).
+    used_idx: u16,
+    /// The head posted at each available-ring slot (`slot & mask`).
+    heads: Box<[u16]>,
+    /// The descriptors not in flight.
+    free: IdFifo,
+    /// The device claimed more used entries than were in flight: nothing more is taken.
+    broken: bool,
+    notifier: Option<Notifier>,
 }
 
-// SAFETY: the view is a set of addresses into DMA memory whose owner (a `Vring`, or a test
-// device holding the layout of one) keeps it mapped; all accesses are volatile and any thread
-// may make them.
-unsafe impl Send for RingView {}
-
-impl RingView {
-    /// A view of the ring at `desc`/`avail`/`used` (virtual addresses) of `size` descriptors.
-    ///
-    /// # Safety
-    /// The three parts must be mapped, aligned as [`offsets`] lays them out (desc 16-byte,
-    /// avail and used 4-byte aligned), at least as long as a ring of `size` needs, for as long
-    /// as the view is used; `size` is a power of two.
-    pub(crate) unsafe fn new(desc: usize, avail: usize, used: usize, size: u16) -> RingView {
-        debug_assert!(size.is_power_of_two());
-        RingView { desc: desc as *mut u8, avail: avail as *mut u8, used: used as *mut u8, mask: size - 1 }
+impl std::fmt::Debug for Virtqueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Virtqueue")
+            .field("ring", &self.ring)
+            .field("free", &self.free.len())
+            .field("broken", &self.broken)
+            .finish()
     }
+}
 
-    /// Writes descriptor `i` (masked).
-    #[inline]
-    pub(crate) fn set_desc(&self, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
-        let i = usize::from(i & self.mask);
-        let hi = u64::from(len) | u64::from(flags) << 32 | u64::from(next) << 48;
-        // SAFETY: i < size, so both 8-byte halves are inside the table; 16-byte aligned (the
-        // table is 4096-aligned); volatile stores into memory the device reads.
-        unsafe {
-            let p = self.desc.add(i * DESC_SIZE).cast::<u64>();
-            p.write_volatile(addr.to_le());
-            p.add(1).write_volatile(hi.to_le());
+impl Virtqueue {
+    /// The queue on `ring`, every descriptor free.
+    pub(crate) fn new(ring: Vring) -> Virtqueue {
+        let size = ring.size();
+        Virtqueue {
+            view: *ring.view(),
+            mask: size - 1,
+            avail_idx: 0,
+            last_used: 0,
+            used_idx: 0,
+            heads: vec![0; usize::from(size)].into_boxed_slice(),
+            free: IdFifo::full(size),
+            broken: false,
+            notifier: None,
+            ring,
         }
     }
 
-    /// Descriptor `i` (masked): addr, len, flags, next.
-    #[inline]
-    #[cfg(any(test, feature = "testdev"))]
-    pub(crate) fn desc(&self, i: u16) -> (u64, u32, u16, u16) {
-        let i = usize::from(i & self.mask);
-        // SAFETY: as in `set_desc`; volatile loads.
-        let (addr, hi) = unsafe {
-            let p = self.desc.add(i * DESC_SIZE).cast::<u64>();
-            (u64::from_le(p.read_volatile()), u64::from_le(p.add(1).read_volatile()))
-        };
-        (addr, hi as u32, (hi >> 32) as u16, (hi >> 48) as u16)
+    /// The ring's memory (its layout goes to the transport).
+    pub(crate) fn ring(&self) -> &Vring {
+        &self.ring
     }
 
+    /// Descriptors in the ring.
     #[inline]
-    fn u16_at(base: *mut u8, off: usize) -> *mut u16 {
-        // Callers pass offsets inside the part `base` starts (masked indices); dereferencing is
-        // theirs to justify.
-        base.wrapping_add(off).cast::<u16>()
+    pub(crate) fn size(&self) -> u16 {
+        self.ring.size()
     }
 
-    /// Writes `avail.ring[slot]` (masked), unless it already holds `id`: when descriptors are
-    /// reused in ring order (a device that completes in order, and [`IdFifo`]), the entry is
-    /// unchanged, and not writing it keeps the device's cached copy of the line valid (DPDK's
-    /// `vq_update_avail_ring` does the same).
+    /// Clears the ring and forgets every chain, for a start: the device must be reset (it no
+    /// longer uses the ring), and whoever held buffers in the chains has taken them back.
+    pub(crate) fn reset(&mut self) {
+        self.ring.clear();
+        self.free.refill_all();
+        self.avail_idx = 0;
+        self.last_used = 0;
+        self.used_idx = 0;
+        self.broken = false;
+        self.notifier = None;
+    }
+
+    /// How to notify the device of this queue, from the transport's `setup_queue`.
+    pub(crate) fn set_notifier(&mut self, notifier: Notifier) {
+        self.notifier = Some(notifier);
+    }
+
+    /// Whether the queue stopped: the device claimed more than was in flight, or its owner
+    /// gave up on it ([`Virtqueue::mark_broken`]).
     #[inline]
-    pub(crate) fn set_avail_ring(&self, slot: u16, id: u16) {
-        let p = Self::u16_at(self.avail, 4 + 2 * usize::from(slot & self.mask));
-        // SAFETY: inside the available ring, 2-byte aligned; only the driver writes it.
-        unsafe {
-            if p.read_volatile() != id.to_le() {
-                p.write_volatile(id.to_le())
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Stops the queue until the next [`Virtqueue::reset`]: the device may still complete what
+    /// is in flight, so nothing it answers can be matched to a new chain.
+    pub(crate) fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
+    /// Descriptors not in flight.
+    #[inline]
+    pub(crate) fn free_descs(&self) -> usize {
+        self.free.len()
+    }
+
+    /// A free descriptor, in the order they came back (ring order when the device completes in
+    /// order, which `IN_ORDER` asks of the driver too: 2.7.9).
+    #[inline]
+    pub(crate) fn alloc_desc(&mut self) -> Option<u16> {
+        self.free.pop()
+    }
+
+    /// Gives back descriptor `id`, which must be one of a chain the device has used.
+    #[inline]
+    pub(crate) fn free_desc(&mut self, id: u16) {
+        self.free.push(id);
+    }
+
+    /// Writes descriptor `id` (2.7.5).
+    #[inline]
+    pub(crate) fn set_desc(&self, id: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        self.view.set_desc(id, addr, len, flags, next);
+    }
+
+    /// Puts the chain at `head` on the available ring (2.7.13.2), unpublished.
+    #[inline]
+    pub(crate) fn post(&mut self, head: u16) {
+        let slot = self.avail_idx;
+        self.view.set_avail_ring(slot, head);
+        self.heads[usize::from(slot & self.mask)] = head;
+        self.avail_idx = slot.wrapping_add(1);
+    }
+
+    /// Publishes every chain posted: one `avail.idx` store, after the descriptors and ring
+    /// entries (2.7.13.3).
+    #[inline]
+    pub(crate) fn publish(&self) {
+        self.view.publish_avail(self.avail_idx);
+    }
+
+    /// Notifies the device after a publish, unless it set `VRING_USED_F_NO_NOTIFY` (2.7.13.4):
+    /// a polling back-end gets no kick.
+    #[inline]
+    pub(crate) fn kick(&self) {
+        if let Some(n) = &self.notifier {
+            if self.view.needs_kick() {
+                n.notify();
             }
         }
     }
 
-    /// Publishes `avail.idx`: every descriptor and ring entry written before is visible to the
-    /// device first (2.7.13: "the driver performs a suitable memory barrier").
-    #[inline]
-    pub(crate) fn publish_avail(&self, idx: u16) {
-        fence(Ordering::Release);
-        // SAFETY: `avail.idx` at offset 2 of the available ring.
-        unsafe { Self::u16_at(self.avail, 2).write_volatile(idx.to_le()) }
-    }
-
-    /// Sets `avail.flags`.
-    #[inline]
-    pub(crate) fn set_avail_flags(&self, flags: u16) {
-        // SAFETY: `avail.flags` at offset 0.
-        unsafe { Self::u16_at(self.avail, 0).write_volatile(flags.to_le()) }
-    }
-
-    /// `used.idx` as the device last wrote it. Entries below it may be read after an acquire
-    /// fence ([`RingView::used_idx_acquire`]).
-    #[inline]
-    pub(crate) fn used_idx(&self) -> u16 {
-        // SAFETY: `used.idx` at offset 2 of the used ring.
-        u16::from_le(unsafe { Self::u16_at(self.used, 2).read_volatile() })
-    }
-
-    /// `used.idx`, then a fence so the entries it covers are read after it.
-    #[inline]
-    pub(crate) fn used_idx_acquire(&self) -> u16 {
-        let idx = self.used_idx();
-        fence(Ordering::Acquire);
-        idx
-    }
-
-    /// `used.ring[slot]` (masked): id and len, untrusted.
-    #[inline]
-    pub(crate) fn used_elem(&self, slot: u16) -> (u32, u32) {
-        let off = 4 + 8 * usize::from(slot & self.mask);
-        // SAFETY: inside the used ring, 4-byte aligned (the ring is 4096-aligned, off % 4 == 0).
-        unsafe {
-            let p = self.used.add(off).cast::<u32>();
-            (u32::from_le(p.read_volatile()), u32::from_le(p.add(1).read_volatile()))
+    /// Notifies the device whatever it asked (the control queue, and the RX rings filled
+    /// before `DRIVER_OK`).
+    pub(crate) fn notify(&self) {
+        if let Some(n) = &self.notifier {
+            n.notify();
         }
     }
 
-    /// Whether the device wants a notification now: a full fence orders our `avail.idx` store
-    /// before the load of `used.flags` (2.7.13.4), then `VRING_USED_F_NO_NOTIFY` decides.
+    /// How many used entries wait to be taken: one read of `used.idx`, after which the entries
+    /// below it may be read. `None` when the device claims more than is in flight: the queue
+    /// is then broken (said once, in the log) and the caller counts the error.
     #[inline]
-    pub(crate) fn needs_kick(&self) -> bool {
-        full_fence();
-        // SAFETY: `used.flags` at offset 0.
-        let flags = u16::from_le(unsafe { Self::u16_at(self.used, 0).read_volatile() });
-        flags & VRING_USED_F_NO_NOTIFY == 0
-    }
-
-    /// The view of the ring `layout` describes, through its virtual addresses (the test
-    /// device's, and vhost-user's reading `used.idx` for a new back-end).
-    ///
-    /// # Safety
-    /// As for [`RingView::new`].
-    pub(crate) unsafe fn from_layout(layout: &QueueLayout) -> RingView {
-        // SAFETY: the caller's promise.
-        unsafe { RingView::new(layout.desc_va, layout.avail_va, layout.used_va, layout.size) }
-    }
-
-    // The device's side (the test device; a real device does this in its own process).
-
-    /// `avail.idx` (device side).
-    #[cfg(any(test, feature = "testdev"))]
-    pub(crate) fn avail_idx(&self) -> u16 {
-        fence(Ordering::Acquire);
-        // SAFETY: `avail.idx` at offset 2.
-        let idx = u16::from_le(unsafe { Self::u16_at(self.avail, 2).read_volatile() });
-        fence(Ordering::Acquire);
-        idx
-    }
-
-    /// `avail.flags` (device side).
-    #[cfg(any(test, feature = "testdev"))]
-    pub(crate) fn avail_flags(&self) -> u16 {
-        // SAFETY: `avail.flags` at offset 0.
-        u16::from_le(unsafe { Self::u16_at(self.avail, 0).read_volatile() })
-    }
-
-    /// `avail.ring[slot]` (device side).
-    #[cfg(any(test, feature = "testdev"))]
-    pub(crate) fn avail_ring(&self, slot: u16) -> u16 {
-        let p = Self::u16_at(self.avail, 4 + 2 * usize::from(slot & self.mask));
-        // SAFETY: inside the available ring.
-        u16::from_le(unsafe { p.read_volatile() })
-    }
-
-    /// Writes `used.ring[slot]` (device side).
-    #[cfg(any(test, feature = "testdev"))]
-    pub(crate) fn set_used_elem(&self, slot: u16, id: u32, len: u32) {
-        let off = 4 + 8 * usize::from(slot & self.mask);
-        // SAFETY: inside the used ring, 4-byte aligned.
-        unsafe {
-            let p = self.used.add(off).cast::<u32>();
-            p.write_volatile(id.to_le());
-            p.add(1).write_volatile(len.to_le());
+    pub(crate) fn used_pending(&mut self) -> Option<u16> {
+        let used = self.view.used_idx_acquire();
+        let pending = used.wrapping_sub(self.last_used);
+        if pending > self.avail_idx.wrapping_sub(self.last_used) {
+            self.overclaimed(used);
+            return None;
         }
+        self.used_idx = used;
+        Some(pending)
     }
 
-    /// Publishes `used.idx` (device side).
-    #[cfg(any(test, feature = "testdev"))]
-    pub(crate) fn set_used_idx(&self, idx: u16) {
-        fence(Ordering::Release);
-        // SAFETY: `used.idx` at offset 2.
-        unsafe { Self::u16_at(self.used, 2).write_volatile(idx.to_le()) }
+    #[cold]
+    fn overclaimed(&mut self, used: u16) {
+        self.broken = true;
+        tracing::error!(
+            queue = self.ring.index(),
+            used,
+            last_used = self.last_used,
+            avail = self.avail_idx,
+            "virtio: the device used more buffers than were made available on this virtqueue; the queue is \
+             stopped: stop and start the port"
+        );
     }
 
-    /// Sets `used.flags` (device side).
-    #[cfg(any(test, feature = "testdev"))]
-    pub(crate) fn set_used_flags(&self, flags: u16) {
-        // SAFETY: `used.flags` at offset 0.
-        unsafe { Self::u16_at(self.used, 0).write_volatile(flags.to_le()) }
+    /// Pending used entries left to take (as of the last [`Virtqueue::used_pending`]).
+    #[inline]
+    pub(crate) fn pending(&self) -> u16 {
+        self.used_idx.wrapping_sub(self.last_used)
     }
-}
 
-/// A full barrier: stores before it are visible before loads after it. On x86-64 a locked
-/// read-modify-write of a stack slot does that at about half the cost of `mfence` (DPDK's
-/// `rte_smp_mb` is a locked add 128 bytes below the stack pointer; this one is a locked `or` of
-/// 0 into the word at it); elsewhere a sequentially consistent fence.
-#[inline(always)]
-fn full_fence() {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `lock or` of 0 into the word at the stack pointer leaves its value unchanged and
-    // touches nothing else; the stack pointer always points at mapped, writable stack memory.
-    // Only the flags are clobbered (not declared `preserves_flags`).
-    unsafe {
-        std::arch::asm!("lock or dword ptr [rsp], 0", options(nostack))
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    fence(Ordering::SeqCst);
+    /// Takes the next used entry: id and length as the device wrote them, untrusted.
+    #[inline]
+    pub(crate) fn next_used(&mut self) -> (u32, u32) {
+        let e = self.view.used_elem(self.last_used);
+        self.last_used = self.last_used.wrapping_add(1);
+        e
+    }
+
+    /// The next used entry, not taken.
+    #[inline]
+    pub(crate) fn peek_used(&self) -> (u32, u32) {
+        self.view.used_elem(self.last_used)
+    }
+
+    /// Takes the next used slot by position (`IN_ORDER`, 2.7.9): the head we posted there.
+    #[inline]
+    pub(crate) fn next_in_order(&mut self) -> u16 {
+        let head = self.pending_head(0);
+        self.last_used = self.last_used.wrapping_add(1);
+        head
+    }
+
+    /// The head posted `k` slots after the next used one (`k <` [`Virtqueue::pending`] for a
+    /// head the device has used).
+    #[inline]
+    pub(crate) fn pending_head(&self, k: u16) -> u16 {
+        self.heads[usize::from(self.last_used.wrapping_add(k) & self.mask)]
+    }
 }
 
 /// The free descriptor ids of a ring, handed out in the order they came back (a FIFO). A device
@@ -300,111 +293,15 @@ impl IdFifo {
     }
 }
 
-/// A split virtqueue's memory: the memzone and the view into it.
-pub(crate) struct Vring {
-    zone: Memzone,
-    view: RingView,
-    index: u16,
-    size: u16,
-}
-
-impl std::fmt::Debug for Vring {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vring")
-            .field("zone", &self.zone.name())
-            .field("index", &self.index)
-            .field("size", &self.size)
-            .finish()
-    }
-}
-
-impl Vring {
-    /// Reserves and zeroes queue `index`'s ring of `size` descriptors (a power of two).
-    pub(crate) fn new(
-        memory: &Memory,
-        name: &str,
-        index: u16,
-        size: u16,
-        socket: Option<u32>,
-    ) -> Result<Vring, EthError> {
-        assert!(size.is_power_of_two(), "virtqueue sizes are powers of two (checked by the caller)");
-        let (avail, used, total) = offsets(size);
-        let zone = memory.reserve(name, total, socket, LEGACY_ALIGN, MemzoneFlags::IOVA_CONTIG)?;
-        let base = zone.as_ptr() as usize;
-        // SAFETY: the memzone is `total` bytes, 4096-aligned, laid out by `offsets`, and lives
-        // as long as `self` (the view is never handed out beyond it).
-        let view = unsafe { RingView::new(base, base + avail, base + used, size) };
-        let ring = Vring { zone, view, index, size };
-        ring.clear();
-        Ok(ring)
-    }
-
-    /// Zeroes the ring and sets `VRING_AVAIL_F_NO_INTERRUPT` (we poll). The device must be
-    /// reset (not using the queue).
-    pub(crate) fn clear(&self) {
-        // SAFETY: the whole memzone is ours and the device does not use it now.
-        unsafe { std::ptr::write_bytes(self.zone.as_ptr(), 0, self.zone.len()) };
-        self.view.set_avail_flags(VRING_AVAIL_F_NO_INTERRUPT);
-    }
-
-    /// The accessors.
-    #[inline]
-    pub(crate) fn view(&self) -> &RingView {
-        &self.view
-    }
-
-    /// Descriptors in the ring.
-    #[inline]
-    pub(crate) fn size(&self) -> u16 {
-        self.size
-    }
-
-    /// Where the parts are, for [`crate::transport::Transport::setup_queue`].
-    pub(crate) fn layout(&self) -> QueueLayout {
-        let (avail, used, _) = offsets(self.size);
-        let (iova, va) = (self.zone.iova(), self.zone.as_ptr() as usize);
-        QueueLayout {
-            index: self.index,
-            size: self.size,
-            desc_iova: iova,
-            avail_iova: iova + avail as u64,
-            used_iova: iova + used as u64,
-            desc_va: va,
-            avail_va: va + avail,
-            used_va: va + used,
-        }
-    }
-}
-
-/// The ring size for a queue whose device takes at most `max` descriptors, when `nb_desc` were
-/// asked for: the device's size when it cannot be changed, else `nb_desc` rounded up to a power
-/// of two and clamped to `max` (DPDK's virtio also uses the device's size). `None`: no usable
-/// size (no queue, or a fixed size that is not a power of two).
-pub(crate) fn ring_size(max: u16, settable: bool, nb_desc: u16) -> Option<u16> {
-    if max == 0 {
-        return None;
-    }
-    let max = max.min(crate::spec::ring::MAX_QUEUE_SIZE);
-    if !settable {
-        return max.is_power_of_two().then_some(max);
-    }
-    // The largest power of two not above max.
-    let cap = 1u16 << (15 - max.leading_zeros().min(15));
-    let want = nb_desc.max(1).checked_next_power_of_two().unwrap_or(cap);
-    Some(want.min(cap))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdev::memory;
 
-    #[test]
-    fn the_layout_follows_legacy_alignment() {
-        assert_eq!(offsets(256), (4096, 8192, 8192 + 6 + 2048));
-        let (avail, used, _) = offsets(1024);
-        assert_eq!((avail, used), (16384, 16384 + 4096));
-        let (_, used, _) = offsets(8);
-        assert_eq!(used, 4096);
+    fn queue(size: u16) -> Virtqueue {
+        let mem = memory();
+        let name = crate::testdev::name("vq");
+        Virtqueue::new(Vring::new(&mem, &name, 0, size, None).unwrap())
     }
 
     #[test]
@@ -425,14 +322,43 @@ mod tests {
     }
 
     #[test]
-    fn ring_sizes_follow_the_device() {
-        assert_eq!(ring_size(256, false, 1024), Some(256));
-        assert_eq!(ring_size(256, false, 32), Some(256));
-        assert_eq!(ring_size(0, true, 32), None);
-        assert_eq!(ring_size(1000, false, 32), None);
-        assert_eq!(ring_size(1024, true, 100), Some(128));
-        assert_eq!(ring_size(1024, true, 4096), Some(1024));
-        assert_eq!(ring_size(1000, true, 4096), Some(512));
-        assert_eq!(ring_size(u16::MAX, true, u16::MAX), Some(32768));
+    fn posted_heads_come_back_by_entry_or_by_position() {
+        let mut q = queue(8);
+        let view = *q.ring().view();
+        let heads: Vec<u16> = (0..3).map(|_| q.alloc_desc().unwrap()).collect();
+        for &h in &heads {
+            q.post(h);
+        }
+        q.publish();
+        assert_eq!((view.avail_idx(), view.avail_ring(1)), (3, 1));
+        assert_eq!(q.used_pending(), Some(0));
+        // The device uses the first two, reporting them out of order.
+        view.set_used_elem(0, 1, 60);
+        view.set_used_elem(1, 0, 70);
+        view.set_used_idx(2);
+        assert_eq!(q.used_pending(), Some(2));
+        assert_eq!(q.peek_used(), (1, 60));
+        assert_eq!(q.next_used(), (1, 60));
+        assert_eq!(q.pending(), 1);
+        // By position the next slot holds head 1, whatever the entry says.
+        assert_eq!((q.pending_head(0), q.next_in_order()), (1, 1));
+        assert_eq!((q.pending(), q.used_pending()), (0, Some(0)));
+    }
+
+    #[test]
+    fn a_used_idx_past_what_is_in_flight_breaks_the_queue_until_reset() {
+        let mut q = queue(8);
+        let view = *q.ring().view();
+        let h = q.alloc_desc().unwrap();
+        q.post(h);
+        q.publish();
+        view.set_used_idx(2);
+        assert_eq!(q.used_pending(), None, "two used, one in flight");
+        assert!(q.is_broken());
+        q.reset();
+        assert!(!q.is_broken());
+        assert_eq!((q.free_descs(), view.avail_idx(), view.used_idx()), (8, 0, 0), "the ring is cleared");
+        q.mark_broken();
+        assert!(q.is_broken());
     }
 }

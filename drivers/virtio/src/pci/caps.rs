@@ -10,6 +10,8 @@
 use burst_pci::config::{CAP_ID_MSIX, CAP_ID_VENDOR};
 use burst_pci::Capability;
 
+use crate::error::VirtioError;
+
 /// `cfg_type` of the common configuration structure (4.1.4.3).
 pub(crate) const VIRTIO_PCI_CAP_COMMON_CFG: u8 = 1;
 /// `cfg_type` of the notification structure (4.1.4.4).
@@ -50,12 +52,12 @@ pub(crate) struct VirtioCaps {
 }
 
 /// Reads `buf.len()` config-space bytes at an offset.
-pub(crate) type ConfigRead<'a> = &'a dyn Fn(u16, &mut [u8]) -> Result<(), String>;
+pub(crate) type ConfigRead<'a> = &'a dyn Fn(u16, &mut [u8]) -> Result<(), VirtioError>;
 
 /// Finds the virtio structures among `caps` (the device's capability list), reading each vendor
 /// capability's body with `read`. Common configuration and notification are required; ISR and
 /// device configuration are optional here (the net device reads zeros without the latter).
-pub(crate) fn parse(caps: &[Capability], read: ConfigRead<'_>) -> Result<VirtioCaps, String> {
+pub(crate) fn parse(caps: &[Capability], read: ConfigRead<'_>) -> Result<VirtioCaps, VirtioError> {
     let (mut common, mut notify, mut isr, mut device) = (None, None, None, None);
     for cap in caps.iter().filter(|c| c.id == CAP_ID_VENDOR) {
         let mut head = [0u8; CAP_LEN];
@@ -88,12 +90,7 @@ pub(crate) fn parse(caps: &[Capability], read: ConfigRead<'_>) -> Result<VirtioC
             _ => {}
         }
     }
-    let missing = |what: &str| {
-        format!(
-            "no usable virtio {what} capability (virtio 1.2, 4.1.4): is this a modern (1.x) virtio device? \
-             A transitional device (1af4:1000) is driven through its legacy registers"
-        )
-    };
+    let missing = |what| VirtioError::NoCapability { what };
     let common = common.ok_or_else(|| missing("common configuration"))?;
     let (notify, notify_off_multiplier) = notify.ok_or_else(|| missing("notification"))?;
     Ok(VirtioCaps { common, notify, notify_off_multiplier, isr, device })
@@ -101,7 +98,7 @@ pub(crate) fn parse(caps: &[Capability], read: ConfigRead<'_>) -> Result<VirtioC
 
 /// Whether MSI-X is enabled in config space: the legacy device-specific config then starts at
 /// 0x18 instead of 0x14 (virtio 1.2, 4.1.4.8).
-pub(crate) fn msix_enabled(caps: &[Capability], read: ConfigRead<'_>) -> Result<bool, String> {
+pub(crate) fn msix_enabled(caps: &[Capability], read: ConfigRead<'_>) -> Result<bool, VirtioError> {
     let Some(cap) = caps.iter().find(|c| c.id == CAP_ID_MSIX) else { return Ok(false) };
     let mut ctl = [0u8; 2];
     read(cap.offset + MSIX_CONTROL, &mut ctl)?;
@@ -110,6 +107,8 @@ pub(crate) fn msix_enabled(caps: &[Capability], read: ConfigRead<'_>) -> Result<
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use burst_pci::ConfigError;
+
     use super::*;
 
     /// A config space with a capability list, and the reader `parse` takes.
@@ -135,10 +134,16 @@ pub(crate) mod tests {
             self.caps.push(Capability { id: CAP_ID_VENDOR, offset: at });
         }
 
-        pub(crate) fn read(&self) -> impl Fn(u16, &mut [u8]) -> Result<(), String> + '_ {
+        pub(crate) fn read(&self) -> impl Fn(u16, &mut [u8]) -> Result<(), VirtioError> + '_ {
             |off, buf| {
                 let a = usize::from(off);
-                let src = self.bytes.get(a..a + buf.len()).ok_or(format!("config read past the end at {off:#x}"))?;
+                let past = || ConfigError::OutOfRange {
+                    addr: "0000:00:02.0".parse().expect("a PCI address"),
+                    offset: off,
+                    len: buf.len(),
+                    size: 256,
+                };
+                let src = self.bytes.get(a..a + buf.len()).ok_or_else(past)?;
                 buf.copy_from_slice(src);
                 Ok(())
             }
@@ -194,10 +199,10 @@ pub(crate) mod tests {
     fn a_legacy_only_device_is_refused_with_a_reason() {
         let mut c = FakeConfig::new();
         c.caps.push(Capability { id: CAP_ID_MSIX, offset: 0x98 });
-        let err = parse(&c.caps, &c.read()).unwrap_err();
+        let err = parse(&c.caps, &c.read()).unwrap_err().to_string();
         assert!(err.contains("common configuration") && err.contains("legacy registers"), "{err}");
         c.virtio_cap(0x40, VIRTIO_PCI_CAP_COMMON_CFG, 4, 0, 0x1000, &[]);
-        let err = parse(&c.caps, &c.read()).unwrap_err();
+        let err = parse(&c.caps, &c.read()).unwrap_err().to_string();
         assert!(err.contains("notification"), "{err}");
     }
 

@@ -10,10 +10,9 @@
 
 use std::sync::Arc;
 
-use burst_ethdev::EthError;
-
 use super::regs::{read_chunked, write_chunked, Regs};
-use crate::transport::{Notifier, QueueLayout, Transport};
+use crate::error::VirtioError;
+use crate::transport::{Notifier, QueueLayout, Transport, TransportKind};
 
 /// Device features, 32 bits, read-only.
 pub(crate) const HOST_FEATURES: usize = 0x00;
@@ -46,67 +45,52 @@ pub(crate) struct Legacy<R: Regs> {
     regs: Arc<R>,
     /// Where the device-specific config starts: [`CONFIG`] or [`CONFIG_MSIX`].
     config: usize,
-    /// The PCI address, for messages.
-    name: String,
 }
 
 impl<R: Regs> Legacy<R> {
     /// The transport over `regs`; `msix_enabled` says where the device config is.
-    pub(crate) fn new(regs: Arc<R>, msix_enabled: bool, name: String) -> Result<Legacy<R>, String> {
+    pub(crate) fn new(regs: Arc<R>, msix_enabled: bool) -> Result<Legacy<R>, VirtioError> {
         let config = if msix_enabled { CONFIG_MSIX } else { CONFIG };
         if regs.len() < config {
-            return Err(format!(
-                "BAR0 is {:#x} bytes: a legacy virtio device has {config:#x} bytes of registers before its config",
-                regs.len()
-            ));
+            return Err(VirtioError::LegacyBarTooShort { len: regs.len(), need: config });
         }
-        Ok(Legacy { regs, config, name })
-    }
-
-    fn err(&self, message: String) -> EthError {
-        EthError::Device { driver: crate::DRIVER_NAME, device: self.name.clone(), message }
+        Ok(Legacy { regs, config })
     }
 }
 
 /// Checks that `l` is a legacy ring: desc table page-aligned, available ring right after it, used
 /// ring on the next 4096-byte boundary (virtio 1.2, 2.7.2), addressable by a 32-bit PFN; returns
 /// the PFN.
-pub(crate) fn legacy_pfn(l: &QueueLayout) -> Result<u32, String> {
+pub(crate) fn legacy_pfn(l: &QueueLayout) -> Result<u32, VirtioError> {
     let size = u64::from(l.size);
     let avail = l.desc_iova + 16 * size;
     // flags, idx, ring[size], used_event: 2 + 2 + 2 * size + 2 bytes.
     let used = (avail + 6 + 2 * size).next_multiple_of(VRING_ALIGN);
     if l.desc_iova % VRING_ALIGN != 0 || l.avail_iova != avail || l.used_iova != used {
-        return Err(format!(
-            "queue {} is not laid out as a legacy device needs (desc {:#x} 4096-aligned, avail {avail:#x}, used \
-             {used:#x}; got avail {:#x}, used {:#x}): a driver bug",
-            l.index, l.desc_iova, l.avail_iova, l.used_iova
-        ));
+        return Err(VirtioError::LegacyLayout {
+            index: l.index,
+            desc: l.desc_iova,
+            avail,
+            used,
+            got_avail: l.avail_iova,
+            got_used: l.used_iova,
+        });
     }
-    u32::try_from(l.desc_iova >> QUEUE_ADDR_SHIFT).map_err(|_| {
-        format!(
-            "queue {} is at IOVA {:#x}, above the 16 TiB a legacy device can address (a 32-bit page number): \
-             run with `--iova-mode pa`",
-            l.index, l.desc_iova
-        )
-    })
+    u32::try_from(l.desc_iova >> QUEUE_ADDR_SHIFT)
+        .map_err(|_| VirtioError::LegacyAbove16TiB { index: l.index, desc: l.desc_iova })
 }
 
 impl<R: Regs> Transport for Legacy<R> {
-    fn kind(&self) -> &'static str {
-        "legacy"
+    fn kind(&self) -> TransportKind {
+        TransportKind::Legacy
     }
 
     fn device_features(&self) -> u64 {
         u64::from(self.regs.read32(HOST_FEATURES))
     }
 
-    fn set_driver_features(&self, features: u64) -> Result<(), EthError> {
-        let low = u32::try_from(features).map_err(|_| {
-            self.err(format!(
-                "driver features {features:#x} include bits above 31, which a legacy device does not have: a driver bug"
-            ))
-        })?;
+    fn set_driver_features(&self, features: u64) -> Result<(), VirtioError> {
+        let low = u32::try_from(features).map_err(|_| VirtioError::LegacyFeatureBits { features })?;
         self.regs.write32(GUEST_FEATURES, low);
         Ok(())
     }
@@ -115,7 +99,7 @@ impl<R: Regs> Transport for Legacy<R> {
         self.regs.read8(STATUS)
     }
 
-    fn set_status(&self, status: u8) -> Result<(), EthError> {
+    fn set_status(&self, status: u8) -> Result<(), VirtioError> {
         if status == 0 {
             self.reset()?;
         } else {
@@ -126,18 +110,11 @@ impl<R: Regs> Transport for Legacy<R> {
 
     /// Writing 0 resets a legacy device at once; the read flushes the write (Linux's
     /// `vp_legacy_set_status` comment: "Flush out the status write").
-    fn reset(&self) -> Result<(), EthError> {
+    fn reset(&self) -> Result<(), VirtioError> {
         self.regs.write8(STATUS, 0);
         match self.regs.read8(STATUS) {
             0 => Ok(()),
-            s => Err(EthError::Device {
-                driver: crate::DRIVER_NAME,
-                device: self.name.clone(),
-                message: format!(
-                    "the legacy device still reports status {s:#04x} after a reset: it may still use its queues' \
-                     memory, which is kept; unbind and rebind the device"
-                ),
-            }),
+            status => Err(VirtioError::LegacyResetFailed { status }),
         }
     }
 
@@ -160,26 +137,21 @@ impl<R: Regs> Transport for Legacy<R> {
 
     /// Virtio 1.2, 4.1.5.1.3.1 (legacy virtqueue configuration): select the queue, check its
     /// size, write the ring's page frame number.
-    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, EthError> {
-        self.regs.write16(QUEUE_SEL, layout.index);
+    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, VirtioError> {
+        let index = layout.index;
+        self.regs.write16(QUEUE_SEL, index);
         let size = self.regs.read16(QUEUE_NUM);
         if size == 0 {
-            return Err(self.err(format!("the device has no virtqueue {}", layout.index)));
+            return Err(VirtioError::NoVirtqueue { index, has: None });
         }
         if size != layout.size {
-            return Err(self.err(format!(
-                "virtqueue {} has {size} descriptors and a legacy device takes no other size, {} were laid out: a driver bug",
-                layout.index, layout.size
-            )));
+            return Err(VirtioError::LegacyQueueSize { index, size, laid_out: layout.size });
         }
-        let pfn = legacy_pfn(layout).map_err(|m| self.err(m))?;
+        let pfn = legacy_pfn(layout)?;
         self.regs.write32(QUEUE_PFN, pfn);
         let back = self.regs.read32(QUEUE_PFN);
         if back != pfn {
-            return Err(self.err(format!(
-                "virtqueue {}: page frame {pfn:#x} written, the device reads back {back:#x}",
-                layout.index
-            )));
+            return Err(VirtioError::LegacyPfnReadBack { index, pfn, back });
         }
         Ok(R::notifier(&self.regs, QUEUE_NOTIFY, layout.index))
     }
@@ -230,8 +202,8 @@ mod tests {
     #[test]
     fn features_status_and_config_go_through_the_legacy_registers() {
         let regs = qemu_legacy();
-        let t = Legacy::new(regs.clone(), false, "0000:00:02.0".into()).unwrap();
-        assert_eq!(t.kind(), "legacy");
+        let t = Legacy::new(regs.clone(), false).unwrap();
+        assert_eq!(t.kind(), TransportKind::Legacy);
         assert_eq!(t.device_features(), 0x0003_8020);
         t.set_driver_features(0x0001_0020).unwrap();
         let err = t.set_driver_features(1 << 32).unwrap_err().to_string();
@@ -260,7 +232,7 @@ mod tests {
     fn msix_moves_the_config_by_four_bytes() {
         let regs = qemu_legacy();
         regs.poke(CONFIG_MSIX, &[0xaa, 0xbb]);
-        let t = Legacy::new(regs.clone(), true, "x".into()).unwrap();
+        let t = Legacy::new(regs.clone(), true).unwrap();
         let mut b = [0u8; 2];
         t.read_config(0, &mut b);
         assert_eq!(b, [0xaa, 0xbb]);
@@ -269,7 +241,7 @@ mod tests {
     #[test]
     fn queue_setup_writes_the_page_frame_number_and_kicks_queue_notify() {
         let regs = qemu_legacy();
-        let t = Legacy::new(regs.clone(), false, "0000:00:02.0".into()).unwrap();
+        let t = Legacy::new(regs.clone(), false).unwrap();
         assert_eq!((t.queue_max_size(0), t.queue_max_size(2), t.queue_max_size(3)), (256, 64, 0));
         assert!(!t.queue_size_settable());
         regs.take_log();
@@ -284,7 +256,7 @@ mod tests {
     #[test]
     fn queue_setup_refuses_what_a_legacy_device_cannot_take() {
         let regs = qemu_legacy();
-        let t = Legacy::new(regs.clone(), false, "0000:00:02.0".into()).unwrap();
+        let t = Legacy::new(regs.clone(), false).unwrap();
         let err = |l: QueueLayout| t.setup_queue(&l).unwrap_err().to_string();
         assert!(err(layout(5, 256, 0x10000)).contains("no virtqueue 5"));
         assert!(err(layout(0, 128, 0x10000)).contains("takes no other size"));

@@ -31,8 +31,9 @@ use burst_mem::IovaMode;
 use burst_pci::{Bar, Binding, DeviceError, PciDevice};
 
 use crate::dev::{DevContext, VirtioNet};
+use crate::error::VirtioError;
 use crate::spec::features::ACCESS_PLATFORM;
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportKind};
 
 /// Transitional virtio-net (virtio 1.2, 4.1.2.3: legacy device ID 0x1000 = network card).
 pub(crate) const DEVICE_ID_TRANSITIONAL_NET: u16 = 0x1000;
@@ -43,19 +44,15 @@ pub(crate) const DEVICE_ID_MODERN_NET: u16 = 0x1041;
 /// the net device on top.
 pub(crate) fn probe(p: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
     let addr = p.device.address();
-    let err = |message: String| EthError::Device { driver: crate::DRIVER_NAME, device: addr.to_string(), message };
+    let err = |e: VirtioError| EthError::driver(crate::DRIVER_NAME, addr, e);
     let transport: Box<dyn Transport> = match p.id.device {
         DEVICE_ID_TRANSITIONAL_NET => Box::new(open_legacy(&p.device).map_err(err)?),
         DEVICE_ID_MODERN_NET => Box::new(open_modern(&p.device).map_err(err)?),
-        other => {
-            return Err(err(format!(
-                "device ID {other:04x} is not a virtio network device this driver knows (1000 or 1041)"
-            )))
-        }
+        device => return Err(err(VirtioError::UnknownDevice { device })),
     };
     check_iommu(&*transport, p.device.binding(), p.memory.iova_mode()).map_err(err)?;
     p.device.enable_bus_master().map_err(DeviceError::from)?;
-    tracing::debug!(%addr, kind = transport.kind(), features = format_args!("{:#x}", transport.device_features()), "virtio PCI transport ready");
+    tracing::debug!(%addr, kind = %transport.kind(), features = format_args!("{:#x}", transport.device_features()), "virtio PCI transport ready");
     let ctx = DevContext {
         driver: crate::DRIVER_NAME,
         device: DeviceName::Pci(addr),
@@ -70,33 +67,29 @@ pub(crate) fn probe(p: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
 }
 
 /// Reads config space for [`caps`].
-fn config_reader(device: &PciDevice) -> impl Fn(u16, &mut [u8]) -> Result<(), String> + '_ {
-    |offset, buf| device.config().read(offset, buf).map_err(|e| e.to_string())
+fn config_reader(device: &PciDevice) -> impl Fn(u16, &mut [u8]) -> Result<(), VirtioError> + '_ {
+    |offset, buf| Ok(device.config().read(offset, buf)?)
 }
 
-fn open_legacy(device: &PciDevice) -> Result<legacy::Legacy<Bar>, String> {
-    let caps = device.capabilities().map_err(|e| e.to_string())?;
+fn open_legacy(device: &PciDevice) -> Result<legacy::Legacy<Bar>, VirtioError> {
+    let caps = device.capabilities()?;
     let msix = caps::msix_enabled(&caps, &config_reader(device))?;
-    let bar = device.bar(0).map_err(|e| e.to_string())?;
+    let bar = device.bar(0)?;
     if bar.is_mmio() {
-        return Err(format!(
-            "BAR0 is a memory BAR of {:#x} bytes: a transitional virtio device has its legacy registers in an \
-             I/O-port BAR 0",
-            bar.len()
-        ));
+        return Err(VirtioError::LegacyBarIsMmio { len: bar.len() });
     }
-    legacy::Legacy::new(Arc::new(bar), msix, device.address().to_string())
+    legacy::Legacy::new(Arc::new(bar), msix)
 }
 
-fn open_modern(device: &PciDevice) -> Result<modern::Modern<Bar>, String> {
-    let list = device.capabilities().map_err(|e| e.to_string())?;
+fn open_modern(device: &PciDevice) -> Result<modern::Modern<Bar>, VirtioError> {
+    let list = device.capabilities()?;
     let found = caps::parse(&list, &config_reader(device))?;
     tracing::debug!(addr = %device.address(), ?found, "virtio capabilities");
     modern::Modern::new(&found, |i| open_bar(device, i), device.address().to_string())
 }
 
-fn open_bar(device: &PciDevice, index: u8) -> Result<Arc<Bar>, String> {
-    let bar = device.bar(index).map_err(|e| e.to_string())?;
+fn open_bar(device: &PciDevice, index: u8) -> Result<Arc<Bar>, VirtioError> {
+    let bar = device.bar(index)?;
     if !bar.is_mmio() {
         // An I/O BAR works through `Bar::read*`, only slower; say so once.
         tracing::info!(addr = %device.address(), "virtio structures in BAR{index}, which is not mapped: register accesses are system calls");
@@ -107,18 +100,11 @@ fn open_bar(device: &PciDevice, index: u8) -> Result<Arc<Bar>, String> {
 /// Refuses IOVA as VA under vfio-pci for a device whose DMA bypasses the IOMMU: a legacy
 /// device, or a modern one without ACCESS_PLATFORM. It would DMA to our virtual addresses taken
 /// as physical ones.
-fn check_iommu(t: &dyn Transport, binding: Binding, iova: IovaMode) -> Result<(), String> {
-    let bypasses = t.kind() == "legacy" || t.device_features() & ACCESS_PLATFORM == 0;
+fn check_iommu(t: &dyn Transport, binding: Binding, iova: IovaMode) -> Result<(), VirtioError> {
+    let legacy = t.kind() == TransportKind::Legacy;
+    let bypasses = legacy || t.device_features() & ACCESS_PLATFORM == 0;
     if binding == Binding::Vfio && iova == IovaMode::Va && bypasses {
-        let why = if t.kind() == "legacy" {
-            "a legacy (transitional) virtio device"
-        } else {
-            "this virtio device does not offer VIRTIO_F_ACCESS_PLATFORM, so it"
-        };
-        return Err(format!(
-            "{why} bypasses the IOMMU and DMAs to physical addresses, but IOVA is VA: run with `--iova-mode pa` \
-             (it stays bound to vfio-pci), or bind it to uio_pci_generic"
-        ));
+        return Err(VirtioError::IommuBypass { legacy });
     }
     Ok(())
 }
@@ -131,8 +117,8 @@ mod tests {
     #[test]
     fn va_under_vfio_is_refused_for_devices_that_bypass_the_iommu() {
         let regs = Arc::new(FakeRegs::new(0x40, None));
-        let legacy = legacy::Legacy::new(regs, false, "0000:00:02.0".into()).unwrap();
-        let err = check_iommu(&legacy, Binding::Vfio, IovaMode::Va).unwrap_err();
+        let legacy = legacy::Legacy::new(regs, false).unwrap();
+        let err = check_iommu(&legacy, Binding::Vfio, IovaMode::Va).unwrap_err().to_string();
         assert!(err.contains("legacy") && err.contains("--iova-mode pa"), "{err}");
         assert!(check_iommu(&legacy, Binding::Vfio, IovaMode::Pa).is_ok());
         assert!(check_iommu(&legacy, Binding::Uio, IovaMode::Pa).is_ok());
@@ -142,22 +128,22 @@ mod tests {
     struct Features(u64);
 
     impl Transport for Features {
-        fn kind(&self) -> &'static str {
-            "modern"
+        fn kind(&self) -> TransportKind {
+            TransportKind::Modern
         }
         fn device_features(&self) -> u64 {
             self.0
         }
-        fn set_driver_features(&self, _: u64) -> Result<(), EthError> {
+        fn set_driver_features(&self, _: u64) -> Result<(), VirtioError> {
             Ok(())
         }
         fn status(&self) -> u8 {
             0
         }
-        fn set_status(&self, _: u8) -> Result<(), EthError> {
+        fn set_status(&self, _: u8) -> Result<(), VirtioError> {
             Ok(())
         }
-        fn reset(&self) -> Result<(), EthError> {
+        fn reset(&self) -> Result<(), VirtioError> {
             Ok(())
         }
         fn read_config(&self, _: usize, buf: &mut [u8]) {
@@ -170,7 +156,7 @@ mod tests {
         fn queue_size_settable(&self) -> bool {
             true
         }
-        fn setup_queue(&self, _: &crate::transport::QueueLayout) -> Result<crate::transport::Notifier, EthError> {
+        fn setup_queue(&self, _: &crate::transport::QueueLayout) -> Result<crate::transport::Notifier, VirtioError> {
             unreachable!("not used by check_iommu")
         }
     }
@@ -179,7 +165,7 @@ mod tests {
     fn a_modern_device_goes_through_the_iommu_only_with_access_platform() {
         let version_1 = 1u64 << 32;
         assert!(check_iommu(&Features(version_1 | ACCESS_PLATFORM), Binding::Vfio, IovaMode::Va).is_ok());
-        let err = check_iommu(&Features(version_1), Binding::Vfio, IovaMode::Va).unwrap_err();
+        let err = check_iommu(&Features(version_1), Binding::Vfio, IovaMode::Va).unwrap_err().to_string();
         assert!(err.contains("VIRTIO_F_ACCESS_PLATFORM") && err.contains("--iova-mode pa"), "{err}");
         assert!(check_iommu(&Features(version_1), Binding::Vfio, IovaMode::Pa).is_ok());
     }

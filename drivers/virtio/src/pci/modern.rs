@@ -19,11 +19,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burst_ethdev::EthError;
-
 use super::caps::{CapRegion, VirtioCaps};
 use super::regs::{notify_reg_fits, read_chunked, write_chunked, Regs};
-use crate::transport::{Notifier, QueueLayout, Transport};
+use crate::error::{StructureProblem, VirtioError};
+use crate::transport::{Notifier, QueueLayout, Transport, TransportKind};
 
 // `struct virtio_pci_common_cfg` (4.1.4.3).
 /// Selects which 32 bits of the device features `DEVICE_FEATURE` shows, le32.
@@ -90,26 +89,26 @@ pub(crate) struct Region<R: Regs> {
 impl<R: Regs> Region<R> {
     /// The structure `cap` in `regs`, which must hold it, be at least `shape.min_len` long and
     /// start at a multiple of `shape.align` (the BAR itself is page-aligned).
-    fn new(regs: Arc<R>, cap: CapRegion, shape: &Shape) -> Result<Region<R>, String> {
+    fn new(regs: Arc<R>, cap: CapRegion, shape: &Shape) -> Result<Region<R>, VirtioError> {
         let Shape { what, section, min_len, align } = *shape;
         let end = u64::from(cap.offset) + u64::from(cap.length);
         let problem = if cap.length < min_len {
-            format!("is shorter than {min_len:#x} bytes")
+            StructureProblem::TooShort { min: min_len }
         } else if end > regs.len() as u64 {
-            "ends past its BAR".into()
+            StructureProblem::PastBar
         } else if cap.offset % align != 0 {
-            format!("is not {align}-byte aligned (virtio 1.2, {section})")
+            StructureProblem::Misaligned { align, section }
         } else {
             return Ok(Region { regs, base: cap.offset as usize, len: cap.length as usize });
         };
-        Err(format!(
-            "the {what} structure ({:#x} bytes at {:#x} in BAR{}) {problem} (BAR of {:#x} bytes): the device is \
-             misconfigured",
-            cap.length,
-            cap.offset,
-            cap.bar,
-            regs.len()
-        ))
+        Err(VirtioError::BadStructure {
+            what,
+            length: cap.length,
+            offset: cap.offset,
+            bar: cap.bar,
+            bar_len: regs.len(),
+            problem,
+        })
     }
 
     fn r8(&self, off: usize) -> u8 {
@@ -156,11 +155,11 @@ impl<R: Regs> Modern<R> {
     /// in use). Resets the device and reads its queue sizes.
     pub(crate) fn new(
         caps: &VirtioCaps,
-        mut bar: impl FnMut(u8) -> Result<Arc<R>, String>,
+        mut bar: impl FnMut(u8) -> Result<Arc<R>, VirtioError>,
         name: String,
-    ) -> Result<Modern<R>, String> {
+    ) -> Result<Modern<R>, VirtioError> {
         let mut open: Vec<(u8, Arc<R>)> = Vec::new();
-        let mut regs = |index: u8| -> Result<Arc<R>, String> {
+        let mut regs = |index: u8| -> Result<Arc<R>, VirtioError> {
             if let Some((_, r)) = open.iter().find(|(i, _)| *i == index) {
                 return Ok(r.clone());
             }
@@ -182,7 +181,7 @@ impl<R: Regs> Modern<R> {
             max_sizes: Vec::new(),
             name,
         };
-        t.reset().map_err(|e| e.to_string())?;
+        t.reset()?;
         let queues = t.common.r16(NUM_QUEUES);
         t.max_sizes = (0..queues)
             .map(|q| {
@@ -193,32 +192,29 @@ impl<R: Regs> Modern<R> {
         Ok(t)
     }
 
-    fn err(&self, message: String) -> EthError {
-        EthError::Device { driver: crate::DRIVER_NAME, device: self.name.clone(), message }
-    }
-
-    /// Where queue `notify_off` is kicked, as an offset in the notification structure's BAR:
-    /// `cap.offset + queue_notify_off * notify_off_multiplier` (4.1.4.4). Refused unless the
-    /// 16-bit register lies inside the structure and is 2-byte aligned, so the notifier made for
-    /// it never faults (or panics) on the data path.
-    fn notify_addr(&self, notify_off: u16) -> Result<usize, String> {
-        let rel = u64::from(notify_off) * u64::from(self.notify_off_multiplier);
-        let what = format!("notification offset {notify_off} x multiplier {}", self.notify_off_multiplier);
+    /// Where virtqueue `index`, whose `queue_notify_off` is `notify_off`, is kicked, as an
+    /// offset in the notification structure's BAR: `cap.offset + queue_notify_off *
+    /// notify_off_multiplier` (4.1.4.4). Refused unless the 16-bit register lies inside the
+    /// structure and is 2-byte aligned, so the notifier made for it never faults (or panics) on
+    /// the data path.
+    fn notify_addr(&self, index: u16, notify_off: u16) -> Result<usize, VirtioError> {
+        let multiplier = self.notify_off_multiplier;
+        let rel = u64::from(notify_off) * u64::from(multiplier);
         if rel + 2 > self.notify.len as u64 {
-            return Err(format!("{what} is outside the {:#x}-byte notification structure", self.notify.len));
+            return Err(VirtioError::NotifyOutside { index, notify_off, multiplier, len: self.notify.len });
         }
         // `rel < notify.len`, and `notify.base + notify.len` fits in the BAR (`Region::new`).
         let addr = self.notify.base + rel as usize;
         if !notify_reg_fits(self.notify.regs.len(), addr) {
-            return Err(format!("{what} puts the notification register at {addr:#x}, which is not 2-byte aligned"));
+            return Err(VirtioError::NotifyMisaligned { index, notify_off, multiplier, addr });
         }
         Ok(addr)
     }
 }
 
 impl<R: Regs> Transport for Modern<R> {
-    fn kind(&self) -> &'static str {
-        "modern"
+    fn kind(&self) -> TransportKind {
+        TransportKind::Modern
     }
 
     fn device_features(&self) -> u64 {
@@ -229,7 +225,7 @@ impl<R: Regs> Transport for Modern<R> {
         u64::from(high) << 32 | u64::from(low)
     }
 
-    fn set_driver_features(&self, features: u64) -> Result<(), EthError> {
+    fn set_driver_features(&self, features: u64) -> Result<(), VirtioError> {
         self.common.w32(DRIVER_FEATURE_SELECT, 0);
         self.common.w32(DRIVER_FEATURE, features as u32);
         self.common.w32(DRIVER_FEATURE_SELECT, 1);
@@ -241,7 +237,7 @@ impl<R: Regs> Transport for Modern<R> {
         self.common.r8(DEVICE_STATUS)
     }
 
-    fn set_status(&self, status: u8) -> Result<(), EthError> {
+    fn set_status(&self, status: u8) -> Result<(), VirtioError> {
         if status == 0 {
             self.reset()?;
         } else {
@@ -252,19 +248,12 @@ impl<R: Regs> Transport for Modern<R> {
 
     /// 4.1.4.3.2: "After writing 0 to device_status, the driver MUST wait for a read of
     /// device_status to return 0 before reinitializing the device."
-    fn reset(&self) -> Result<(), EthError> {
+    fn reset(&self) -> Result<(), VirtioError> {
         self.common.w8(DEVICE_STATUS, 0);
         let deadline = Instant::now() + RESET_TIMEOUT;
         while self.common.r8(DEVICE_STATUS) != 0 {
             if Instant::now() > deadline {
-                return Err(EthError::Device {
-                    driver: crate::DRIVER_NAME,
-                    device: self.name.clone(),
-                    message: format!(
-                        "device_status is still not 0 {RESET_TIMEOUT:?} after a reset: the device may still use its \
-                         queues' memory, which is kept; unbind and rebind the device"
-                    ),
-                });
+                return Err(VirtioError::ResetTimeout { waited: RESET_TIMEOUT });
             }
             std::thread::sleep(Duration::from_micros(100));
         }
@@ -305,20 +294,14 @@ impl<R: Regs> Transport for Modern<R> {
     /// 4.1.5.1.3 "Virtqueue Configuration": select the queue, write its size and the three
     /// addresses, read its notification offset, then enable it (4.1.4.3.2: the other fields
     /// before `queue_enable`).
-    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, EthError> {
-        let max = self.queue_max_size(layout.index);
+    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, VirtioError> {
+        let (index, size) = (layout.index, layout.size);
+        let max = self.queue_max_size(index);
         if max == 0 {
-            return Err(self.err(format!(
-                "the device has no virtqueue {} (it has {})",
-                layout.index,
-                self.max_sizes.len()
-            )));
+            return Err(VirtioError::NoVirtqueue { index, has: Some(self.max_sizes.len() as u16) });
         }
-        if layout.size == 0 || layout.size > max || !layout.size.is_power_of_two() {
-            return Err(self.err(format!(
-                "virtqueue {}: {} descriptors laid out, the device takes a power of two up to {max}: a driver bug",
-                layout.index, layout.size
-            )));
+        if size == 0 || size > max || !size.is_power_of_two() {
+            return Err(VirtioError::ModernQueueSize { index, size, max });
         }
         let c = &self.common;
         c.w16(QUEUE_SELECT, layout.index);
@@ -326,10 +309,7 @@ impl<R: Regs> Transport for Modern<R> {
         c.w64(QUEUE_DESC, layout.desc_iova);
         c.w64(QUEUE_DRIVER, layout.avail_iova);
         c.w64(QUEUE_DEVICE, layout.used_iova);
-        let notify_off = c.r16(QUEUE_NOTIFY_OFF);
-        let addr = self.notify_addr(notify_off).map_err(|e| {
-            self.err(format!("virtqueue {}: {e} (virtio 1.2, 4.1.4.4): the device is misconfigured", layout.index))
-        })?;
+        let addr = self.notify_addr(index, c.r16(QUEUE_NOTIFY_OFF))?;
         c.w16(QUEUE_ENABLE, 1);
         Ok(R::notifier(&self.notify.regs, addr, layout.index))
     }
@@ -523,11 +503,11 @@ mod tests {
         let regs = qemu_modern();
         let mut caps = parse(&FakeConfig::qemu_modern().caps, &FakeConfig::qemu_modern().read()).unwrap();
         caps.device = Some(CapRegion { bar: 4, offset: 0x3f00, length: 0x200 });
-        let err = Modern::new(&caps, |_| Ok(regs.clone()), "x".into()).err().unwrap();
+        let err = Modern::new(&caps, |_| Ok(regs.clone()), "x".into()).err().unwrap().to_string();
         assert!(err.contains("device configuration") && err.contains("ends past its BAR"), "{err}");
         caps.device = None;
         caps.common.length = 0x20;
-        let err = Modern::new(&caps, |_| Ok(regs.clone()), "x".into()).err().unwrap();
+        let err = Modern::new(&caps, |_| Ok(regs.clone()), "x".into()).err().unwrap().to_string();
         assert!(err.contains("shorter than 0x38"), "{err}");
     }
 
@@ -538,8 +518,8 @@ mod tests {
         let mut caps = parse(&c.caps, &c.read()).unwrap();
         caps.notify.length = 4; // room for queues 0 only (offsets 0 and 4 with multiplier 4)
         let t = Modern::new(&caps, |_| Ok(regs.clone()), "x".into()).unwrap();
-        assert_eq!(t.notify_addr(0), Ok(NOTIFY));
-        assert!(t.notify_addr(1).is_err());
+        assert_eq!(t.notify_addr(0, 0).ok(), Some(NOTIFY));
+        assert!(t.notify_addr(1, 1).is_err());
         let l = QueueLayout {
             index: 1,
             size: 256,
@@ -570,7 +550,7 @@ mod tests {
     /// `Bar`, panics on a misaligned access).
     fn refused(caps: &VirtioCaps) -> String {
         let regs = qemu_modern();
-        let err = Modern::new(caps, |_| Ok(regs.clone()), "x".into()).err().expect("refused");
+        let err = Modern::new(caps, |_| Ok(regs.clone()), "x".into()).err().expect("refused").to_string();
         assert_eq!(regs.take_log(), [], "no register access before the refusal");
         err
     }

@@ -2,28 +2,8 @@
 //! unix socket (QEMU docs/interop/vhost-user.rst), the way DPDK's virtio-user
 //! (`drivers/net/virtio/virtio_user/`) drives one.
 //!
-//! What the back-end sees, in order:
-//! - On connect: `SET_OWNER`, `GET_FEATURES`, and with `VHOST_USER_F_PROTOCOL_FEATURES`
-//!   `GET_PROTOCOL_FEATURES` / `SET_PROTOCOL_FEATURES` (we take `REPLY_ACK` and `MQ`), then
-//!   `GET_QUEUE_NUM` with `MQ`.
-//! - At `DRIVER_OK` (port start): `SET_VRING_CALL` per queue, `SET_FEATURES`, `SET_MEM_TABLE`,
-//!   per queue `SET_VRING_NUM`, `SET_VRING_BASE`, `SET_VRING_ADDR` (our virtual addresses),
-//!   `SET_VRING_KICK`, then `SET_VRING_ENABLE` for the enabled pairs (with protocol features),
-//!   then a kick on every queue's eventfd.
-//! - At reset (port stop): `SET_VRING_ENABLE 0` on every queue, then `GET_VRING_BASE` on every
-//!   queue, which stops the back-end's use of the rings.
-//! - When memory is added or removed while live: `SET_VRING_ENABLE 0`, `SET_MEM_TABLE`,
-//!   `SET_VRING_ENABLE 1`, synchronously, before the new memory can hold a buffer.
-//!
-//! With `REPLY_ACK`, every message but the `GET_*` ones asks for an ack, so a refusal is seen
-//! where it happens.
-//!
-//! The back-end may hold our rings from the first `SET_VRING_ADDR` until `GET_VRING_BASE` has
-//! answered for every queue. Whatever goes wrong while it may hold them (a refused or
-//! unanswered message during start, stop, a memory update or `VQ_PAIRS_SET`) closes the socket:
-//! a vhost-user back-end destroys the device (stops using the rings) when its front-end goes
-//! away, and the monitor reconnects and replays. A reply that does not match its request is a
-//! protocol violation, handled the same way (the stream cannot be trusted to be in step).
+//! What the back-end sees and when, and how a failure with it is handled, is
+//! [`super::backend`]'s.
 //!
 //! The device config space, the status byte and the control queue are emulated here, as DPDK
 //! does: MAC (`mac=` or random), link up while connected, `max_virtqueue_pairs` = `queues=`.
@@ -39,9 +19,8 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -50,58 +29,29 @@ use std::time::Duration;
 use burst_ethdev::EthError;
 use burst_mem::shared::{MemoryListener, RegionSet, SharedSegment};
 
-use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
-use crate::user::msg::{self, proto, req, MemRegion, Message};
-use crate::virtqueue::RingView;
-
-/// Virtio feature bits this transport deals with (virtio 1.2, 5.1.3 and 6).
-pub(crate) mod bits {
-    pub const MAC: u64 = 1 << 5;
-    pub const MRG_RXBUF: u64 = 1 << 15;
-    pub const STATUS: u64 = 1 << 16;
-    pub const CTRL_VQ: u64 = 1 << 17;
-    pub const CTRL_RX: u64 = 1 << 18;
-    pub const MQ: u64 = 1 << 22;
-    pub const CTRL_MAC_ADDR: u64 = 1 << 23;
-    pub const ANY_LAYOUT: u64 = 1 << 27;
-    pub const VERSION_1: u64 = 1 << 32;
-    pub const IN_ORDER: u64 = 1 << 35;
-}
+use super::backend::{connect, peer_closed, too_many_regions, Conn, Queue, State};
+use super::msg;
+use crate::error::VirtioError;
+use crate::spec::ctrl::*;
+use crate::spec::status::DRIVER_OK;
+use crate::spec::{config, features as f};
+use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport, TransportKind};
 
 /// Features taken from the back-end when it offers them. Not `ACCESS_PLATFORM` (it would make
 /// DPDK's back-end translate through an IOTLB we do not feed), nor offloads we do not use.
 /// `IN_ORDER` is passed on: the net device negotiates it if it wants it.
-const FROM_BACKEND: u64 = bits::VERSION_1 | bits::MRG_RXBUF | bits::ANY_LAYOUT | bits::MQ | bits::IN_ORDER;
+const FROM_BACKEND: u64 = f::VERSION_1 | f::MRG_RXBUF | f::ANY_LAYOUT | f::MQ | f::IN_ORDER;
 /// Features this transport emulates, whatever the back-end offers.
-const EMULATED: u64 = bits::MAC | bits::STATUS | bits::CTRL_VQ | bits::CTRL_RX | bits::CTRL_MAC_ADDR | bits::MQ;
+const EMULATED: u64 = f::MAC | f::STATUS | f::CTRL_VQ | f::CTRL_RX | f::CTRL_MAC_ADDR | f::MQ;
 /// Emulated features never sent to the back-end (`MQ` is: DPDK's back-end drops all but the
 /// first queue pair without it).
-const NOT_SENT: u64 = bits::MAC | bits::STATUS | bits::CTRL_VQ | bits::CTRL_RX | bits::CTRL_MAC_ADDR;
-/// Protocol features we use.
-const PROTOCOL_WANTED: u64 = proto::REPLY_ACK | proto::MQ;
+pub(super) const NOT_SENT: u64 = f::MAC | f::STATUS | f::CTRL_VQ | f::CTRL_RX | f::CTRL_MAC_ADDR;
 
-/// Device status bits (virtio 1.2, 2.1).
-const DRIVER_OK: u8 = 4;
-
-/// How long a reply may take before the back-end is taken for dead.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the monitor looks at the socket, and retries connecting.
 const MONITOR_PERIOD: Duration = Duration::from_millis(100);
 
-/// `struct virtio_net_config` offsets (virtio 1.2, 5.1.4).
-const CFG_STATUS: usize = 6;
-const CFG_MAX_PAIRS: usize = 8;
-const CFG_MTU: usize = 10;
-const CFG_LEN: usize = 12;
-const LINK_UP: u16 = 1;
-
-/// Control-queue classes and commands (virtio 1.2, 5.1.6.5).
-const CTRL_RX_CLASS: u8 = 0;
-const CTRL_MAC_CLASS: u8 = 1;
-const CTRL_MAC_ADDR_SET: u8 = 1;
-const CTRL_ANNOUNCE_CLASS: u8 = 3;
-const CTRL_MQ_CLASS: u8 = 4;
-const CTRL_MQ_VQ_PAIRS_SET: u8 = 0;
+/// The emulated `struct virtio_net_config` (virtio 1.2, 5.1.4): up to `mtu`.
+const CONFIG_LEN: usize = config::MTU + 2;
 
 /// What `--vdev virtio_user0,...` asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,42 +68,6 @@ pub(crate) struct Options {
     pub name: String,
 }
 
-/// A queue given at `setup_queue`, kept to replay on reconnect.
-struct Queue {
-    layout: QueueLayout,
-    kick: Arc<OwnedFd>,
-    call: OwnedFd,
-}
-
-/// One connection to the back-end: the socket and what was negotiated on it.
-struct Conn {
-    sock: UnixStream,
-    /// Protocol features negotiated on this connection.
-    protocol: u64,
-}
-
-/// Everything that changes with the connection and the port, under one lock. Lock order: the
-/// memory's locks, then this (the memory listener is called with the former held), then
-/// [`Shared::mac`]; nothing here calls into the memory.
-struct State {
-    conn: Option<Conn>,
-    /// GET_FEATURES of the current (or last) connection.
-    backend_features: u64,
-    /// What the net device wrote (emulated bits included).
-    driver_features: u64,
-    status: u8,
-    /// Queues set up since the last reset, by index (the control queue is not here).
-    queues: BTreeMap<u16, Queue>,
-    /// Queue pairs enabled (VQ_PAIRS_SET; 1 until then).
-    pairs: u16,
-    /// Whether the back-end has the rings (start sequence done on this connection).
-    live: bool,
-    /// Whether the back-end may be using our rings: from the first `SET_VRING_ADDR` of a start
-    /// until a stop got every `GET_VRING_BASE` answered, or the socket is closed.
-    held: bool,
-    regions: RegionSet,
-}
-
 struct Shared {
     opts: Options,
     state: Mutex<State>,
@@ -161,35 +75,6 @@ struct Shared {
     mac: Mutex<[u8; 6]>,
     connected: AtomicBool,
     stop: AtomicBool,
-}
-
-/// Why a conversation with the back-end failed.
-#[derive(Debug)]
-enum Fail {
-    /// The socket broke (closed, timed out) or the back-end broke the protocol: reconnect.
-    Io(io::Error),
-    /// The back-end answered, but not as it should.
-    Refused(String),
-}
-
-impl std::fmt::Display for Fail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fail::Io(e) => write!(f, "{e}"),
-            Fail::Refused(m) => f.write_str(m),
-        }
-    }
-}
-
-impl From<io::Error> for Fail {
-    fn from(e: io::Error) -> Self {
-        Fail::Io(e)
-    }
-}
-
-/// A protocol violation: the stream is out of step, only a new connection resyncs it.
-fn violation(message: String) -> Fail {
-    Fail::Io(io::Error::new(io::ErrorKind::InvalidData, message))
 }
 
 /// The virtio-user transport.
@@ -217,266 +102,20 @@ fn eventfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Connects to the back-end's socket.
-fn connect(path: &Path) -> io::Result<UnixStream> {
-    let sock = UnixStream::connect(path)?;
-    sock.set_read_timeout(Some(REPLY_TIMEOUT))?;
-    sock.set_write_timeout(Some(REPLY_TIMEOUT))?;
-    Ok(sock)
-}
-
-impl Conn {
-    fn new(sock: UnixStream) -> Conn {
-        Conn { sock, protocol: 0 }
-    }
-
-    /// Sends a message that gets no reply of its own; with REPLY_ACK, asks for an ack and
-    /// checks it (every such message does, so no refusal goes unseen).
-    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd]) -> Result<(), Fail> {
-        let ack = self.protocol & proto::REPLY_ACK != 0;
-        msg::send(&self.sock, request, if ack { msg::FLAG_NEED_REPLY } else { 0 }, payload, fds)?;
-        if ack {
-            let reply = self.reply(request)?;
-            match reply.u64() {
-                Some(0) => {}
-                Some(code) => {
-                    return Err(Fail::Refused(format!("the back-end refused {} (status {code})", req::name(request))))
-                }
-                None => return Err(violation(format!("REPLY_ACK to {} without a status", req::name(request)))),
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends a request that has a reply, and returns the reply.
-    fn get(&self, request: u32, payload: &[u8]) -> Result<Message, Fail> {
-        msg::send(&self.sock, request, 0, payload, &[])?;
-        self.reply(request)
-    }
-
-    fn reply(&self, request: u32) -> Result<Message, Fail> {
-        let reply = msg::recv(&self.sock)?;
-        if reply.request != request || reply.flags & msg::FLAG_REPLY == 0 {
-            return Err(violation(format!(
-                "expected the reply to {}, got request {} with flags {:#x}: out of step with the back-end",
-                req::name(request),
-                reply.request,
-                reply.flags
-            )));
-        }
-        Ok(reply)
-    }
-
-    fn get_u64(&self, request: u32) -> Result<u64, Fail> {
-        let reply = self.get(request, &[])?;
-        reply.u64().ok_or_else(|| violation(format!("{} reply too short", req::name(request))))
-    }
-
-    /// The first messages of a connection: owner, features, protocol features, queue count.
-    /// Returns the back-end's features.
-    fn handshake(&mut self, queues: u16) -> Result<u64, Fail> {
-        self.protocol = 0;
-        self.send(req::SET_OWNER, &[], &[])?;
-        let features = self.get_u64(req::GET_FEATURES)?;
-        if features & msg::F_PROTOCOL_FEATURES != 0 {
-            let offered = self.get_u64(req::GET_PROTOCOL_FEATURES)?;
-            let take = offered & PROTOCOL_WANTED;
-            self.send(req::SET_PROTOCOL_FEATURES, &msg::u64_payload(take), &[])?;
-            self.protocol = take;
-        }
-        if queues > 1 {
-            if features & bits::MQ == 0 || self.protocol & proto::MQ == 0 {
-                return Err(Fail::Refused(format!(
-                    "queues={queues} needs a back-end with multiqueue (VIRTIO_NET_F_MQ and the MQ protocol \
-                     feature); this one has none: use queues=1, or start the back-end with queues={queues}"
-                )));
-            }
-            let max = self.get_u64(req::GET_QUEUE_NUM)?;
-            if max < u64::from(queues) {
-                return Err(Fail::Refused(format!(
-                    "queues={queues}, but the back-end takes at most {max} queue pairs: start it with queues={queues} or more"
-                )));
-            }
-        }
-        Ok(features)
-    }
-}
-
-impl State {
-    fn conn(&self) -> Result<&Conn, Fail> {
-        self.conn.as_ref().ok_or_else(|| Fail::Io(io::Error::new(io::ErrorKind::NotConnected, "not connected")))
-    }
-
-    fn send(&self, request: u32, payload: &[u8], fds: &[RawFd]) -> Result<(), Fail> {
-        self.conn()?.send(request, payload, fds)
-    }
-
-    /// Features for SET_FEATURES: what the net device took that the back-end offered, plus
-    /// the protocol-features bit when the back-end has it.
-    fn features_to_send(&self) -> u64 {
-        (self.driver_features & !NOT_SENT & self.backend_features) | (self.backend_features & msg::F_PROTOCOL_FEATURES)
-    }
-
-    /// The memory table from the regions we know.
-    fn send_mem_table(&self) -> Result<(), Fail> {
-        let regions = self.regions.regions();
-        if regions.is_empty() {
-            return Err(Fail::Refused("there is no DMA memory to share with the back-end yet".into()));
-        }
-        if regions.len() > msg::MAX_REGIONS {
-            return Err(Fail::Refused(too_many_regions(regions.len())));
-        }
-        let table: Vec<MemRegion> = regions
-            .iter()
-            .map(|r| MemRegion {
-                guest_phys_addr: r.va as u64,
-                memory_size: r.len as u64,
-                userspace_addr: r.va as u64,
-                mmap_offset: r.offset,
-            })
-            .collect();
-        let fds: Vec<RawFd> = regions.iter().map(|r| r.fd.as_raw_fd()).collect();
-        self.send(req::SET_MEM_TABLE, &msg::mem_table(&table), &fds)
-    }
-
-    fn enable_rings(&self, on: bool) -> Result<(), Fail> {
-        if self.backend_features & msg::F_PROTOCOL_FEATURES == 0 {
-            return Ok(());
-        }
-        for &index in self.queues.keys() {
-            let enable = on && index / 2 < self.pairs;
-            self.send(req::SET_VRING_ENABLE, &msg::vring_state(u32::from(index), u32::from(enable)), &[])?;
-        }
-        Ok(())
-    }
-
-    /// Gives the back-end every queue: DPDK's `virtio_user_start_device` order. `resume`: the
-    /// rings were in use before (reconnect), so each starts at its used ring's index. On
-    /// failure with `held` set, the caller must close the socket ([`State::disconnect`]).
-    fn start(&mut self, resume: bool) -> Result<(), Fail> {
-        for (&index, q) in &self.queues {
-            let payload = msg::u64_payload(u64::from(index));
-            self.send(req::SET_VRING_CALL, &payload, &[q.call.as_raw_fd()])?;
-        }
-        self.send(req::SET_FEATURES, &msg::u64_payload(self.features_to_send()), &[])?;
-        self.send_mem_table()?;
-        for (&index, q) in &self.queues {
-            let l = &q.layout;
-            let i = u32::from(index);
-            let conn = self.conn()?;
-            conn.send(req::SET_VRING_NUM, &msg::vring_state(i, u32::from(l.size)), &[])?;
-            let base = if resume { used_idx(l) } else { 0 };
-            conn.send(req::SET_VRING_BASE, &msg::vring_state(i, u32::from(base)), &[])?;
-            let addr = msg::vring_addr(i, l.desc_va as u64, l.used_va as u64, l.avail_va as u64);
-            // From here on the back-end may use this ring (DPDK's starts once a ring has its
-            // addresses and kick, even if a later message fails).
-            self.held = true;
-            let conn = self.conn()?;
-            conn.send(req::SET_VRING_ADDR, &addr, &[])?;
-            conn.send(req::SET_VRING_KICK, &msg::u64_payload(u64::from(index)), &[q.kick.as_raw_fd()])?;
-        }
-        self.enable_rings(true)?;
-        self.live = true;
-        // Announce what is already in the rings: RX buffers posted before a restart, TX chains
-        // left when the ring filled. A back-end that waits for kicks would otherwise never start.
-        for q in self.queues.values() {
-            Notifier::EventFd(Arc::clone(&q.kick)).notify();
-        }
-        Ok(())
-    }
-
-    /// Takes the rings back from the back-end (DPDK's `virtio_user_stop_device`): disables
-    /// every ring, then asks every ring's base, going on after a refusal so that every ring
-    /// the back-end accepts is stopped. On error the caller must close the socket.
-    fn stop(&mut self) -> Result<(), Fail> {
-        self.live = false;
-        if !self.held {
-            return Ok(());
-        }
-        let mut first: Option<Fail> = None;
-        let mut note = |r: Result<(), Fail>| -> bool {
-            match r {
-                Ok(()) => true,
-                Err(e) => {
-                    let broken = matches!(e, Fail::Io(_));
-                    first.get_or_insert(e);
-                    // A broken socket answers nothing more: stop trying.
-                    !broken
-                }
-            }
-        };
-        let indices: Vec<u16> = self.queues.keys().copied().collect();
-        let mut go_on = true;
-        if self.backend_features & msg::F_PROTOCOL_FEATURES != 0 {
-            for &index in &indices {
-                go_on = go_on && note(self.send(req::SET_VRING_ENABLE, &msg::vring_state(u32::from(index), 0), &[]));
-            }
-        }
-        for &index in &indices {
-            go_on = go_on
-                && note(
-                    self.conn()
-                        .and_then(|c| c.get(req::GET_VRING_BASE, &msg::vring_state(u32::from(index), 0)))
-                        .map(drop),
-                );
-        }
-        match first {
-            None => {
-                self.held = false;
-                Ok(())
-            }
-            Some(e) => Err(e),
-        }
-    }
-
-    /// Closes the socket: the back-end stops using the rings and forgets the device.
-    fn disconnect(&mut self, shared_connected: &AtomicBool) {
-        self.conn = None;
-        self.live = false;
-        self.held = false;
-        shared_connected.store(false, Ordering::Release);
-    }
-}
-
-/// The used ring's `idx` (virtio 1.2, 2.7.8: `flags` u16, then `idx` u16), read from our ring
-/// memory: where a new back-end continues.
-fn used_idx(l: &QueueLayout) -> u16 {
-    // SAFETY: the layout is of a queue the net device set up, laid out by `virtqueue`, and keeps
-    // alive until it resets the transport (which forgets the queue).
-    unsafe { RingView::from_layout(l) }.used_idx()
-}
-
-fn too_many_regions(n: usize) -> String {
-    format!(
-        "the DMA memory is {n} regions, a vhost-user back-end takes at most {}: run with \
-         --single-file-segments (one file per socket's memory) and keep the memory in few pieces \
-         (e.g. reserve it up front with --socket-mem / -m)",
-        msg::MAX_REGIONS
-    )
-}
-
 impl Shared {
-    fn error(&self, message: String) -> EthError {
-        EthError::Device { driver: crate::USER_DRIVER_NAME, device: self.opts.name.clone(), message }
-    }
-
     /// Handles a failed conversation. A broken socket or a protocol violation disconnects (the
     /// monitor reconnects); so does any failure while the back-end may hold the rings: closing
     /// the socket is what makes it let go of them.
-    fn failed(&self, st: &mut State, what: &str, fail: Fail) -> EthError {
-        match &fail {
-            Fail::Io(e) => {
-                tracing::warn!(device = %self.opts.name, "vhost-user back-end lost during {what}: {e}; reconnecting");
-                st.disconnect(&self.connected);
-            }
-            Fail::Refused(m) if st.held => {
-                tracing::warn!(device = %self.opts.name,
-                    "{what}: {m}; closing the connection so the back-end lets go of the rings, then reconnecting");
-                st.disconnect(&self.connected);
-            }
-            Fail::Refused(_) => {}
+    fn failed(&self, st: &mut State, what: &'static str, fail: VirtioError) -> VirtioError {
+        if fail.breaks_connection() {
+            tracing::warn!(device = %self.opts.name, "vhost-user back-end lost during {what}: {fail}; reconnecting");
+            st.disconnect(&self.connected);
+        } else if st.held {
+            tracing::warn!(device = %self.opts.name,
+                "{what}: {fail}; closing the connection so the back-end lets go of the rings, then reconnecting");
+            st.disconnect(&self.connected);
         }
-        self.error(format!("{what}: {fail}"))
+        VirtioError::VhostStep { what, source: Box::new(fail) }
     }
 
     /// Watches the socket and reconnects; runs until `stop`.
@@ -515,10 +154,7 @@ impl Shared {
         let started = st.status & DRIVER_OK != 0;
         let wanted = st.driver_features & !NOT_SENT & FROM_BACKEND;
         let outcome = if started && features & wanted != wanted {
-            Err(Fail::Refused(format!(
-                "the back-end now offers features {features:#x}, without {:#x} that the port uses",
-                wanted & !features
-            )))
+            Err(VirtioError::VhostFeaturesLost { offered: features, missing: wanted & !features })
         } else if started {
             st.start(true)
         } else {
@@ -538,44 +174,17 @@ impl Shared {
     }
 }
 
-/// Whether the peer closed the socket (or it broke). Called with the state lock held, so no
-/// reply is in flight: anything readable is an end of file or an unexpected message.
-fn peer_closed(sock: &UnixStream) -> bool {
-    let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
-    // SAFETY: polls one descriptor we own, without waiting.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    if n <= 0 {
-        return false;
-    }
-    if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLRDHUP) != 0 {
-        return true;
-    }
-    let mut byte = 0u8;
-    // SAFETY: peeks at most one byte into a local.
-    let r =
-        unsafe { libc::recv(sock.as_raw_fd(), (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
-    r == 0
-}
-
 impl VhostUser {
     /// Connects to the back-end at `opts.path` and does the handshake. The monitor thread
     /// starts here. Memory to share comes through [`VhostUser::listener`].
-    pub(crate) fn connect(opts: Options) -> Result<VhostUser, EthError> {
-        let name = opts.name.clone();
-        let err = |message: String| EthError::Device { driver: crate::USER_DRIVER_NAME, device: name.clone(), message };
-        let sock = connect(&opts.path).map_err(|e| {
-            err(format!(
-                "cannot connect to the vhost-user socket {}: {e}: start the back-end first (e.g. \
-                 `dpdk-testpmd --vdev net_vhost0,iface={}`), or fix path=",
-                opts.path.display(),
-                opts.path.display()
-            ))
-        })?;
+    pub(crate) fn connect(opts: Options) -> Result<VhostUser, VirtioError> {
+        let sock =
+            connect(&opts.path).map_err(|source| VirtioError::VhostConnect { path: opts.path.clone(), source })?;
         let mut conn = Conn::new(sock);
         let features = conn
             .handshake(opts.queues)
-            .map_err(|e| err(format!("vhost-user handshake on {}: {e}", opts.path.display())))?;
-        if features & bits::VERSION_1 == 0 && features & bits::MRG_RXBUF == 0 {
+            .map_err(|e| VirtioError::VhostHandshake { path: opts.path.clone(), source: Box::new(e) })?;
+        if features & f::VERSION_1 == 0 && features & f::MRG_RXBUF == 0 {
             tracing::info!(device = %opts.name, "the back-end offers neither VERSION_1 nor MRG_RXBUF: 10-byte net headers");
         }
         let st = State {
@@ -601,7 +210,7 @@ impl VhostUser {
             std::thread::Builder::new()
                 .name("vhost-user-mon".into())
                 .spawn(move || shared.monitor())
-                .map_err(|e| err(format!("cannot start the vhost-user monitor thread: {e}")))?
+                .map_err(|source| VirtioError::MonitorThread { source })?
         };
         Ok(VhostUser { shared, monitor: Some(monitor), memory: None })
     }
@@ -623,24 +232,23 @@ impl VhostUser {
     }
 
     /// Control-queue command answers, shared by [`Transport::control`].
-    fn answer(&self, cmd: CtrlCommand<'_>) -> Result<(), EthError> {
+    fn answer(&self, cmd: CtrlCommand<'_>) -> Result<(), VirtioError> {
         match (cmd.class, cmd.command) {
-            (CTRL_RX_CLASS, _) | (CTRL_ANNOUNCE_CLASS, _) => Ok(()),
-            (CTRL_MAC_CLASS, CTRL_MAC_ADDR_SET) => {
-                let mac: [u8; 6] = cmd.data.get(..6).and_then(|d| d.try_into().ok()).ok_or_else(|| {
-                    self.shared.error(format!("MAC_ADDR_SET with {} bytes of data, 6 needed", cmd.data.len()))
-                })?;
+            (VIRTIO_NET_CTRL_RX, _) | (VIRTIO_NET_CTRL_ANNOUNCE, _) => Ok(()),
+            (VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET) => {
+                let mac: [u8; 6] = cmd
+                    .data
+                    .get(..6)
+                    .and_then(|d| d.try_into().ok())
+                    .ok_or(VirtioError::VhostMacData { len: cmd.data.len() })?;
                 *lock(&self.shared.mac) = mac;
                 Ok(())
             }
-            (CTRL_MAC_CLASS, _) => Ok(()),
-            (CTRL_MQ_CLASS, CTRL_MQ_VQ_PAIRS_SET) => {
+            (VIRTIO_NET_CTRL_MAC, _) => Ok(()),
+            (VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET) => {
                 let n = cmd.data.get(..2).map(|d| u16::from_le_bytes([d[0], d[1]])).unwrap_or(0);
                 if n == 0 || n > self.shared.opts.queues {
-                    return Err(self.shared.error(format!(
-                        "VQ_PAIRS_SET {n}: the device has 1..={} queue pairs",
-                        self.shared.opts.queues
-                    )));
+                    return Err(VirtioError::VhostPairs { pairs: n, max: self.shared.opts.queues });
                 }
                 let mut st = self.lock();
                 st.pairs = n;
@@ -651,7 +259,7 @@ impl VhostUser {
                 }
                 Ok(())
             }
-            _ => Err(EthError::NotSupported { driver: crate::USER_DRIVER_NAME, what: "this control-queue command" }),
+            (class, command) => Err(VirtioError::VhostCtrlUnsupported { class, command }),
         }
     }
 }
@@ -674,20 +282,18 @@ impl Drop for VhostUser {
 }
 
 impl Transport for VhostUser {
-    fn kind(&self) -> &'static str {
-        "vhost-user"
+    fn kind(&self) -> TransportKind {
+        TransportKind::VhostUser
     }
 
     fn device_features(&self) -> u64 {
         (self.lock().backend_features & FROM_BACKEND) | EMULATED
     }
 
-    fn set_driver_features(&self, features: u64) -> Result<(), EthError> {
+    fn set_driver_features(&self, features: u64) -> Result<(), VirtioError> {
         let offered = self.device_features();
         if features & !offered != 0 {
-            return Err(self
-                .shared
-                .error(format!("features {:#x} were not offered (offered {offered:#x})", features & !offered)));
+            return Err(VirtioError::VhostNotOffered { extra: features & !offered, offered });
         }
         self.lock().driver_features = features;
         Ok(())
@@ -697,7 +303,7 @@ impl Transport for VhostUser {
         self.lock().status
     }
 
-    fn set_status(&self, status: u8) -> Result<(), EthError> {
+    fn set_status(&self, status: u8) -> Result<(), VirtioError> {
         if status == 0 {
             return self.reset();
         }
@@ -719,7 +325,7 @@ impl Transport for VhostUser {
     /// Takes the rings back. When that fails the socket is closed before this returns, so the
     /// back-end no longer holds the rings either way (it destroys the device on close): this
     /// never fails.
-    fn reset(&self) -> Result<(), EthError> {
+    fn reset(&self) -> Result<(), VirtioError> {
         let mut st = self.lock();
         if let Err(e) = st.stop() {
             tracing::warn!(device = %self.shared.opts.name,
@@ -734,12 +340,13 @@ impl Transport for VhostUser {
     }
 
     fn read_config(&self, offset: usize, buf: &mut [u8]) {
-        let mut cfg = [0u8; CFG_LEN];
+        let mut cfg = [0u8; CONFIG_LEN];
         cfg[..6].copy_from_slice(&*lock(&self.shared.mac));
-        let link = if self.shared.connected.load(Ordering::Acquire) { LINK_UP } else { 0 };
-        cfg[CFG_STATUS..CFG_STATUS + 2].copy_from_slice(&link.to_le_bytes());
-        cfg[CFG_MAX_PAIRS..CFG_MAX_PAIRS + 2].copy_from_slice(&self.shared.opts.queues.to_le_bytes());
-        cfg[CFG_MTU..CFG_MTU + 2].copy_from_slice(&1500u16.to_le_bytes());
+        let link = if self.shared.connected.load(Ordering::Acquire) { config::VIRTIO_NET_S_LINK_UP } else { 0 };
+        cfg[config::STATUS..config::STATUS + 2].copy_from_slice(&link.to_le_bytes());
+        let pairs = config::MAX_VIRTQUEUE_PAIRS;
+        cfg[pairs..pairs + 2].copy_from_slice(&self.shared.opts.queues.to_le_bytes());
+        cfg[config::MTU..config::MTU + 2].copy_from_slice(&1500u16.to_le_bytes());
         for (i, b) in buf.iter_mut().enumerate() {
             *b = offset.checked_add(i).and_then(|o| cfg.get(o)).copied().unwrap_or(0);
         }
@@ -766,16 +373,15 @@ impl Transport for VhostUser {
         false
     }
 
-    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, EthError> {
-        let io_err =
-            |e: io::Error| self.shared.error(format!("cannot make an eventfd for queue {}: {e}", layout.index));
+    fn setup_queue(&self, layout: &QueueLayout) -> Result<Notifier, VirtioError> {
+        let io_err = |source| VirtioError::EventFd { queue: layout.index, source };
         let kick = Arc::new(eventfd().map_err(io_err)?);
         if layout.index == 2 * self.shared.opts.queues {
             // The control queue is emulated: nothing reads it, nobody needs the kick.
             return Ok(Notifier::EventFd(kick));
         }
         if layout.index > 2 * self.shared.opts.queues {
-            return Err(self.shared.error(format!("there is no queue {}", layout.index)));
+            return Err(VirtioError::NoVirtqueue { index: layout.index, has: None });
         }
         let call = eventfd().map_err(io_err)?;
         let mut st = self.lock();
@@ -787,7 +393,7 @@ impl Transport for VhostUser {
         true
     }
 
-    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), EthError>> {
+    fn control(&self, cmd: CtrlCommand<'_>) -> Option<Result<(), VirtioError>> {
         Some(self.answer(cmd))
     }
 
@@ -828,7 +434,7 @@ impl Listener {
     /// link goes down and the monitor replays the whole start with the current table. A broken
     /// socket is not an error here (the reconnect sends the whole table, this segment included);
     /// a refusal is (the segment is refused, so the reservation fails).
-    fn update(&self, st: &mut State) -> Result<(), String> {
+    fn update(&self, st: &mut State) -> Result<(), VirtioError> {
         if !st.live || st.conn.is_none() {
             return Ok(());
         }
@@ -839,18 +445,18 @@ impl Listener {
         let outcome = st.enable_rings(false).and_then(|()| st.send_mem_table()).and_then(|()| st.enable_rings(true));
         match outcome {
             Ok(()) => Ok(()),
-            Err(Fail::Io(e)) => {
+            Err(e) if e.breaks_connection() => {
                 tracing::warn!(device = %self.0.opts.name,
                     "vhost-user back-end lost while updating its memory table: {e}; reconnecting");
                 st.disconnect(&self.0.connected);
                 Ok(())
             }
-            Err(Fail::Refused(m)) => {
+            Err(e) => {
                 tracing::warn!(device = %self.0.opts.name,
-                    "updating the vhost-user memory table: {m}; closing the connection (link down), the \
+                    "updating the vhost-user memory table: {e}; closing the connection (link down), the \
                      monitor reconnects and replays the start");
                 st.disconnect(&self.0.connected);
-                Err(format!("updating the vhost-user memory table: {m}"))
+                Err(VirtioError::VhostMemTable { source: Box::new(e) })
             }
         }
     }

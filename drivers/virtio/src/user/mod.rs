@@ -13,9 +13,12 @@
 //! `--single-file-segments` (see `docs/virtio-user.md`).
 //!
 //! - [`msg`]: the protocol's messages and their transport over the socket.
+//! - `backend`: the conversation with the back-end: one connection's requests and replies, and
+//!   what the back-end holds (rings, memory table) through start, stop and memory updates.
 //! - [`frontend`]: the [`crate::transport::Transport`] implementation, emulated config and control
-//!   queue, the memory table, reconnection.
+//!   queue, memory updates, reconnection.
 
+mod backend;
 pub(crate) mod frontend;
 pub(crate) mod msg;
 #[cfg(test)]
@@ -59,30 +62,16 @@ pub(crate) fn options(name: &str, args: &burst_ethdev::DevArgs) -> Result<(Optio
             return Err(args.error(format!("mac={m} is not a unicast address")));
         }
     }
-    let config_mac = mac.map(|m| m.bytes()).unwrap_or_else(random_mac);
+    let config_mac = mac.unwrap_or_else(crate::config::random_mac).bytes();
     let opts = Options { path, queues, queue_size: queue_size as u16, mac: config_mac, name: name.to_string() };
     Ok((opts, mac))
-}
-
-/// A random locally administered unicast MAC (as DPDK's `rte_eth_random_addr`).
-fn random_mac() -> [u8; 6] {
-    let mut mac = [0u8; 6];
-    // SAFETY: getrandom writes at most `mac.len()` bytes into `mac`.
-    let n = unsafe { libc::getrandom(mac.as_mut_ptr().cast(), mac.len(), 0) };
-    if n != 6 {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let seed = t.as_nanos() as u64 ^ u64::from(std::process::id());
-        mac.copy_from_slice(&seed.to_le_bytes()[..6]);
-    }
-    mac[0] = (mac[0] & 0xfe) | 0x02;
-    mac
 }
 
 /// Probes a `virtio_user` virtual device: connects to the back-end, shares the DMA memory, and
 /// hands the transport to the net device.
 pub(crate) fn probe(p: VdevProbe<'_>) -> Result<Box<dyn EthDev>, EthError> {
     let (opts, mac) = options(p.name, p.args)?;
-    let mut transport = VhostUser::connect(opts)?;
+    let mut transport = VhostUser::connect(opts).map_err(|e| EthError::driver(crate::USER_DRIVER_NAME, p.name, e))?;
     transport.share(p.memory)?;
     let ctx = DevContext {
         driver: crate::USER_DRIVER_NAME,

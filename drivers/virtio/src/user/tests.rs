@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use burst_mem::shared::{FileId, MemoryListener, SharedSegment};
 
-use super::frontend::{bits, Options, VhostUser};
+use super::frontend::{Options, VhostUser};
 use super::msg::{self, proto, req};
+use crate::spec::features as bits;
 use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport};
 
 const BACKEND_FEATURES: u64 =
@@ -487,7 +488,7 @@ fn a_restarted_backend_gets_the_rings_back_where_they_were() {
 }
 
 /// Sets up queues 0, 1 and the control queue with memory, and asks for DRIVER_OK.
-fn try_go_live(t: &VhostUser, shm: &Shm) -> Result<(), burst_ethdev::EthError> {
+fn try_go_live(t: &VhostUser, shm: &Shm) -> Result<(), crate::VirtioError> {
     t.listener().segment_added(&shm.segment(0, 0x10000)).unwrap();
     t.set_driver_features(bits::VERSION_1 | bits::MRG_RXBUF | bits::CTRL_VQ | bits::MAC | bits::MQ).unwrap();
     for (i, off) in [(0, 0), (1, 0x3000), (2, 0x6000)] {
