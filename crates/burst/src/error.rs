@@ -91,7 +91,7 @@ impl EalError {
 fn probe_message(device: &str, source: &EthError) -> String {
     match source {
         EthError::DevArgs { .. } | EthError::UnknownVdev { .. } => source.to_string(),
-        EthError::Device { device: d, .. } | EthError::Driver { device: d, .. } if d == device => source.to_string(),
+        EthError::Driver { device: d, .. } if d == device => source.to_string(),
         _ => format!("{device}: {source}"),
     }
 }
@@ -121,9 +121,6 @@ mod tests {
         let named = EthError::driver("net_virtio_user", "virtio_user0", std::io::Error::other("no"));
         let e = EalError::Probe { device: "virtio_user0".into(), source: named };
         assert_eq!(e.to_string(), "net_virtio_user virtio_user0: no");
-        let typed = EthError::driver("net_virtio_user", "virtio_user0", std::io::Error::other("no"));
-        let e = EalError::Probe { device: "virtio_user0".into(), source: typed };
-        assert_eq!(e.to_string(), "net_virtio_user virtio_user0: no", "a driver's own error too");
         let other = EthError::NotSupported { driver: "x", what: "probe" };
         let e = EalError::Probe { device: "net_x0".into(), source: other };
         assert!(e.to_string().starts_with("net_x0: "), "{e}");

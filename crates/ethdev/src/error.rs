@@ -199,16 +199,6 @@ pub enum EthError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
-    /// The device misbehaved or a driver step failed; the message says which.
-    #[error("{driver} {device}: {message}")]
-    Device {
-        /// The driver.
-        driver: &'static str,
-        /// The device.
-        device: String,
-        /// What happened and what to do.
-        message: String,
-    },
 }
 
 impl EthError {
