@@ -43,12 +43,18 @@ pub trait EthDev: Send + Sync {
     fn tx_queue_setup(&mut self, queue: u16, conf: &TxQueueConf) -> Result<(), EthError>;
 
     /// Starts the device with the port's `settings` applied: every configured queue has been set
-    /// up.
-    fn start(&mut self, settings: &PortSettings) -> Result<(), EthError>;
+    /// up. The default, for a software port with nothing to start, does nothing.
+    fn start(&mut self, settings: &PortSettings) -> Result<(), EthError> {
+        let _ = settings;
+        Ok(())
+    }
 
     /// Stops the device: no queue handle exists. Afterwards the device moves no packet and every
     /// buffer the driver held for the device is back in its pool (or kept for the next start).
-    fn stop(&mut self) -> Result<(), EthError>;
+    /// The default, for a software port that holds no buffer between bursts, does nothing.
+    fn stop(&mut self) -> Result<(), EthError> {
+        Ok(())
+    }
 
     /// Releases queues and buffers; the device stays quiet. The port is stopped first.
     fn close(&mut self) -> Result<(), EthError>;
@@ -58,8 +64,9 @@ pub trait EthDev: Send + Sync {
         Err(EthError::NotSupported { driver: self.info().driver, what: "reset" })
     }
 
-    /// The link now.
-    fn link(&self) -> LinkStatus;
+    /// The link now. `started`: the port is started (a software port's link follows it:
+    /// [`crate::soft::link`]).
+    fn link(&self, started: bool) -> LinkStatus;
 
     /// Gives the device the port's new address `settings.mac` (a valid unicast one). `started`:
     /// the device is running; when it is not, the driver only checks that it can take the

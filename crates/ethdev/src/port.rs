@@ -346,7 +346,7 @@ impl Port {
         if self.closed.is_some() {
             return LinkStatus::DOWN;
         }
-        self.dev.link()
+        self.dev.link(self.state == PortState::Started)
     }
 
     /// The port's MAC address (after close, the last one).

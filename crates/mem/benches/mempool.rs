@@ -9,19 +9,11 @@ mod cycles;
 use std::hint::black_box;
 use std::ptr::NonNull;
 
-use burst_mem::{lcore, IovaMode, MemConfig, Memory, Mempool, MempoolConfig, PacketPool, PacketPoolConfig};
+use burst_mem::{lcore, Mempool, MempoolConfig, PacketPool, PacketPoolConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use cycles::Cycles;
 
-fn memory() -> Memory {
-    Memory::new(MemConfig {
-        iova_mode: IovaMode::Va,
-        no_huge: true,
-        max_mem_per_socket: 1 << 30,
-        ..MemConfig::default()
-    })
-    .expect("--no-huge memory (run as root, or raise `ulimit -l`)")
-}
+use burst_mem::testing::memory;
 
 /// As DPDK's test: get `keep` objects in bulks of 32, then put them back in bulks of 32.
 fn get_put(c: &mut criterion::BenchmarkGroup<'_, Cycles>, name: &str, pool: &Mempool, keep: usize) {

@@ -27,6 +27,8 @@ pub mod ring;
 mod segment;
 pub mod shared;
 pub mod socket_mem;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::MemError;
 pub use iova::{DmaMapper, IovaMode};

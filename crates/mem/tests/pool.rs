@@ -8,18 +8,10 @@ use std::sync::Arc;
 
 use burst_mem::lcore;
 use burst_mem::mbuf::{DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
-use burst_mem::{IovaMode, MemConfig, Memory, Mempool, MempoolConfig, PacketBuf, PacketPool, PacketPoolConfig};
+use burst_mem::{Memory, Mempool, MempoolConfig, PacketBuf, PacketPool, PacketPoolConfig};
 use proptest::prelude::*;
 
-fn memory() -> Memory {
-    Memory::new(MemConfig {
-        iova_mode: IovaMode::Va,
-        no_huge: true,
-        max_mem_per_socket: 512 << 20,
-        ..MemConfig::default()
-    })
-    .expect("--no-huge memory (needs permission to mlock: run as root)")
-}
+use burst_mem::testing::memory;
 
 fn pool(mem: &Memory, name: &str, count: usize, elt: usize, cache: usize) -> Mempool {
     let mut cfg = MempoolConfig::new(name, count, elt);

@@ -87,7 +87,7 @@ pub(crate) fn probe(p: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
     };
     // Counters start from zero at probe (a previous user may have left some).
     dev.hw_stats.reset(&dev.bar);
-    tracing::debug!(%addr, %mac, link = %dev.link(), "e1000 probed ({:04x}:{:04x})", p.id.vendor, p.id.device);
+    tracing::debug!(%addr, %mac, link = %dev.link(false), "e1000 probed ({:04x}:{:04x})", p.id.vendor, p.id.device);
     Ok(Box::new(dev))
 }
 
@@ -224,7 +224,7 @@ impl EthDev for E1000Dev {
         Ok(())
     }
 
-    fn link(&self) -> LinkStatus {
+    fn link(&self, _started: bool) -> LinkStatus {
         init::link_status(&self.bar)
     }
 

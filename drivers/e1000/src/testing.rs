@@ -4,10 +4,9 @@
 //! Not an API: hidden, and built only for tests and the benchmark.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burst_ethdev::SwStats;
-use burst_mem::{IovaMode, MemConfig, Memory, PacketBuf, PacketPool, PacketPoolConfig};
+use burst_mem::{Memory, PacketBuf, PacketPool};
 
 use crate::desc::{RxDesc, TxDesc};
 use crate::regs::{RDT, RXD_STAT_DD, RXD_STAT_EOP, TDT, TXD_STAT_DD};
@@ -39,23 +38,8 @@ impl Recorder {
     }
 }
 
-/// 4 KiB-page memory (IOVA as VA: no root, no hugepages).
-pub fn memory() -> Memory {
-    Memory::new(MemConfig { iova_mode: IovaMode::Va, no_huge: true, ..Default::default() }).unwrap()
-}
-
-/// A fresh name, memzone and pool names being unique per memory.
-pub fn name(what: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{what}{}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A pool of `count` default buffers (2048 bytes of data room), without a per-lcore cache.
-pub fn pool(mem: &Memory, count: usize) -> PacketPool {
-    let mut cfg = PacketPoolConfig::new(&name("pool"), count);
-    cfg.cache_size = 0;
-    PacketPool::new(mem, &cfg).unwrap()
-}
+/// Memory, names and pools without hugepages, as every driver's tests take them.
+pub use burst_mem::testing::{memory, packet_pool as pool, unique_name as name};
 
 /// A ring of `n` descriptors.
 pub(crate) fn ring<D: Descriptor>(mem: &Memory, n: u16) -> DescRing<D> {

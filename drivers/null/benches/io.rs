@@ -14,20 +14,12 @@
 use std::hint::black_box;
 
 use burst_ethdev::{DevArgs, Port, PortConf, VdevProbe, VdevShared};
-use burst_mem::{lcore, IovaMode, MemConfig, Memory, PacketBuf, PacketPool, PacketPoolConfig};
+use burst_mem::{lcore, Memory, PacketBuf, PacketPool, PacketPoolConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const BURST: usize = 32;
 
-fn memory() -> Memory {
-    Memory::new(MemConfig {
-        iova_mode: IovaMode::Va,
-        no_huge: true,
-        max_mem_per_socket: 1 << 30,
-        ..MemConfig::default()
-    })
-    .expect("--no-huge memory (run as root, or raise `ulimit -l`)")
-}
+use burst_mem::testing::memory;
 
 fn port(mem: &Memory, spec: &str, id: u16, pool: &PacketPool) -> Port {
     let (name, args) = DevArgs::parse(spec).unwrap();

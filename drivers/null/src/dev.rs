@@ -50,7 +50,6 @@ pub struct NullDev {
     mac: MacAddr,
     /// The template copy-mode RX writes, made at probe from the port's first address.
     template: Box<[u8]>,
-    started: bool,
     rx: Vec<Slot<RxState>>,
     tx: Vec<Slot<TxState>>,
 }
@@ -78,7 +77,6 @@ impl NullDev {
             template: template(args.size, mac).into_boxed_slice(),
             mac,
             args,
-            started: false,
             rx: Vec::new(),
             tx: Vec::new(),
         }
@@ -140,27 +138,17 @@ impl EthDev for NullDev {
         Ok(())
     }
 
-    fn start(&mut self, _settings: &PortSettings) -> Result<(), EthError> {
-        self.started = true;
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<(), EthError> {
-        // Queues keep their settings for the next start, as in DPDK; a null port holds no
-        // buffer between bursts.
-        self.started = false;
-        Ok(())
-    }
-
     fn close(&mut self) -> Result<(), EthError> {
-        self.started = false;
         self.rx.clear();
         self.tx.clear();
         Ok(())
     }
 
-    fn link(&self) -> LinkStatus {
-        burst_ethdev::soft::link(self.started)
+    // Start and stop: the defaults. Queues keep their settings for the next start, as in DPDK;
+    // a null port holds no buffer between bursts.
+
+    fn link(&self, started: bool) -> LinkStatus {
+        burst_ethdev::soft::link(started)
     }
 
     /// Received packets are made to `size=`, whatever the MTU: there is no frame to check.

@@ -3,18 +3,10 @@
 //! hugepages needed, only permission to lock memory (CI runs as root).
 
 use burst_ethdev::{DevArgs, EthError, LinkStatus, MacAddr, Port, PortConf, PortId, VdevProbe, VdevShared};
-use burst_mem::{IovaMode, MemConfig, Memory, PacketBuf, PacketPool, PacketPoolConfig};
+use burst_mem::{Memory, PacketBuf, PacketPool, PacketPoolConfig};
 use burst_net_null::{default_mac, template, DRIVER};
 
-fn memory() -> Memory {
-    Memory::new(MemConfig {
-        iova_mode: IovaMode::Va,
-        no_huge: true,
-        max_mem_per_socket: 256 << 20,
-        ..MemConfig::default()
-    })
-    .expect("--no-huge memory (needs permission to mlock: run as root)")
-}
+use burst_mem::testing::memory;
 
 fn pool(mem: &Memory, name: &str, count: usize) -> PacketPool {
     PacketPool::new(mem, &PacketPoolConfig::new(name, count)).unwrap()

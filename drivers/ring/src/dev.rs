@@ -29,7 +29,6 @@ pub struct RingDev {
     args: RingArgs,
     /// The address the port comes with (`mac=`, or [`default_mac`]).
     mac: MacAddr,
-    started: bool,
     /// Queues configured each way (at most `args.queues`).
     nb_rx: u16,
     nb_tx: u16,
@@ -68,7 +67,6 @@ impl RingDev {
             port,
             mac: args.mac.unwrap_or_else(|| default_mac(port)),
             args,
-            started: false,
             nb_rx: 0,
             nb_tx: 0,
             rx_counters: Vec::new(),
@@ -128,27 +126,17 @@ impl EthDev for RingDev {
         Ok(())
     }
 
-    fn start(&mut self, _settings: &PortSettings) -> Result<(), EthError> {
-        self.started = true;
-        Ok(())
-    }
-
-    fn stop(&mut self) -> Result<(), EthError> {
-        // Packets in flight stay in the rings for the next start.
-        self.started = false;
-        Ok(())
-    }
-
     fn close(&mut self) -> Result<(), EthError> {
         // Dropping our ends; a ring and the packets in it go when the other side's end goes too.
-        self.started = false;
         self.rx.clear();
         self.tx.clear();
         Ok(())
     }
 
-    fn link(&self) -> LinkStatus {
-        burst_ethdev::soft::link(self.started)
+    // Start and stop: the defaults. Packets in flight stay in the rings for the next start.
+
+    fn link(&self, started: bool) -> LinkStatus {
+        burst_ethdev::soft::link(started)
     }
 
     /// Received buffers are the ones the other side sent, from its pool: there is nothing to

@@ -313,7 +313,7 @@ impl EthDev for VirtioNet {
         Ok(())
     }
 
-    fn link(&self) -> LinkStatus {
+    fn link(&self, _started: bool) -> LinkStatus {
         if !config::link_up(&*self.transport, self.features) {
             return LinkStatus::DOWN;
         }

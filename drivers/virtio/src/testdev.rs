@@ -9,14 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use burst_ethdev::{DeviceName, EthError, MacAddr, Port};
 
 use crate::error::VirtioError;
-use burst_mem::{IovaMode, MemConfig, Memory, PacketPool, PacketPoolConfig};
+use burst_mem::{Memory, PacketPool};
 
 use crate::dev::{DevContext, VirtioNet};
 use crate::spec::ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
@@ -124,23 +123,9 @@ pub fn device() -> TestDevice {
     })))
 }
 
-/// 4 KiB-page memory, IOVA as VA (no root, no hugepages): the device can follow addresses.
-pub fn memory() -> Memory {
-    Memory::new(MemConfig { iova_mode: IovaMode::Va, no_huge: true, ..Default::default() }).unwrap()
-}
-
-/// A fresh name (memzone and pool names are unique per memory).
-pub fn name(what: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{what}{}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A pool of `count` default buffers (2048 bytes of data room, 128 of headroom), no cache.
-pub fn pool(mem: &Memory, count: usize) -> PacketPool {
-    let mut cfg = PacketPoolConfig::new(&name("pool"), count);
-    cfg.cache_size = 0;
-    PacketPool::new(mem, &cfg).unwrap()
-}
+/// Memory (4 KiB pages, IOVA as VA: the device can follow addresses), names and pools, as
+/// every driver's tests take them.
+pub use burst_mem::testing::{memory, packet_pool as pool, unique_name as name};
 
 impl TestDevice {
     /// The state, locked.

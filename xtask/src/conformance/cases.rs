@@ -126,8 +126,14 @@ pub fn run_combo(nic: NicModel, binding: Binding) -> Vec<CaseResult> {
         });
         // A guest that died takes every later case with it: say so once, not six times.
         if let Err(e) = ctx.lab.sh("true") {
-            for (name, _) in &CASES[i + 1..] {
-                rows.push(row(name, false, 0, Duration::ZERO, format!("guest gone: {e}")));
+            // What the guest printed last says why (a panic, RCU stalls, a hung task): once.
+            let console = ctx.lab.console_tail(25);
+            for (k, (name, _)) in CASES[i + 1..].iter().enumerate() {
+                let detail = match k {
+                    0 => format!("guest gone: {e}; its console's last lines:\n{console}"),
+                    _ => format!("guest gone: {e}"),
+                };
+                rows.push(row(name, false, 0, Duration::ZERO, detail));
             }
             break;
         }

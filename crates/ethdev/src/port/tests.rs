@@ -86,7 +86,7 @@ impl EthDev for Strict {
         self.resets.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
-    fn link(&self) -> LinkStatus {
+    fn link(&self, _: bool) -> LinkStatus {
         self.live();
         LinkStatus::up(1000)
     }
