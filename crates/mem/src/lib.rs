@@ -32,7 +32,9 @@ pub mod testing;
 
 pub use error::MemError;
 pub use iova::{DmaMapper, IovaMode};
-pub use mbuf::{PacketBuf, PacketPool, PacketPoolConfig};
+pub use mbuf::{
+    ChainBuilder, ChainError, CksumStatus, OlFlags, PacketBuf, PacketPool, PacketPoolConfig, TxL4, TxOffload,
+};
 pub use memory::{MemConfig, MemStats, Memory};
 pub use mempool::{Mempool, MempoolConfig};
 pub use memzone::{Memzone, MemzoneFlags};

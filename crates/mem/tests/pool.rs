@@ -195,13 +195,13 @@ fn packet_buffers_have_dpdk_default_geometry() {
     b.set_port(3);
     b.set_rss_hash(0xdead_beef);
     b.set_vlan_tci(42);
-    b.set_ol_flags(burst_mem::mbuf::ol_flags::RX_RSS_HASH);
+    b.set_ol_flags(burst_mem::OlFlags::RX_RSS_HASH);
     assert_eq!((b.port(), b.rss_hash(), b.vlan_tci()), (3, 0xdead_beef, 42));
     drop(b);
     // A buffer comes back reset: no stale metadata from its last use.
     let mut all = Vec::with_capacity(64);
     assert!(pp.alloc_bulk(&mut all, 64));
-    assert!(all.iter().all(|b| b.port() == 0 && b.ol_flags() == 0 && b.is_empty() && b.headroom() == 128));
+    assert!(all.iter().all(|b| b.port() == 0 && b.ol_flags().is_empty() && b.is_empty() && b.headroom() == 128));
     PacketPool::free_bulk(&mut all);
     assert!(pp.mempool().is_full());
 }

@@ -6,16 +6,29 @@
 //!                  ^ buf_addr / buf_iova       ^ buf_addr + data_off: the packet
 //! ```
 //!
+//! A packet may be a chain of buffers (`rte_mbuf` chains): the first, the head, holds the
+//! packet's metadata and its whole length (`pkt_len`) and the number of segments (`nb_segs`);
+//! every segment holds its own `data_len` bytes and points at the `next`. [`PacketBuf`] is the
+//! head; dropping it gives every segment back to its own pool. Chain operations are in `chain`.
+//!
 //! The fields RX and TX touch on every packet (buffer address and IOVA, data offset, lengths,
-//! port, offload flags, VLAN tag, RSS hash) are in the header's first cache line; the pool and
-//! the buffer's size, needed only to allocate and free, are in the second. One segment per
-//! packet: chained buffers are not supported yet.
+//! port, offload flags, VLAN tag, RSS hash, the pool, the next segment) are in the header's
+//! first cache line, so allocating, filling and freeing a one-segment packet touches one line of
+//! it; the TX offload lengths an application sets for a checksum or segmentation request are in
+//! the second. A buffer in its pool always has no next segment and `nb_segs` 1 (freeing keeps
+//! that true), so allocating one need not write them.
+
+mod chain;
+mod flags;
 
 use std::ptr::NonNull;
 
 use crate::error::MemError;
 use crate::memory::Memory;
 use crate::mempool::{self, Mempool, MempoolConfig, PoolInner};
+
+pub use chain::{ChainBuilder, ChainError, Segment, Segments};
+pub use flags::{CksumStatus, OlFlags, TxL4, TxOffload};
 
 /// DPDK's RTE_PKTMBUF_HEADROOM.
 pub const DEFAULT_HEADROOM: u16 = 128;
@@ -24,56 +37,42 @@ pub const DEFAULT_DATA_ROOM: u16 = 2048;
 /// Bytes of header in front of every buffer.
 pub const HEADER_SIZE: usize = 128;
 
-/// Offload flags ([`PacketBuf::ol_flags`]), set by drivers on RX and read by them on TX.
-pub mod ol_flags {
-    /// RX: the RSS hash field is valid.
-    pub const RX_RSS_HASH: u64 = 1 << 1;
-    /// RX: the VLAN tag field holds the stripped tag.
-    pub const RX_VLAN_STRIPPED: u64 = 1 << 6;
-    /// RX: the IP checksum was checked and is good.
-    pub const RX_IP_CKSUM_GOOD: u64 = 1 << 7;
-    /// RX: the IP checksum is bad.
-    pub const RX_IP_CKSUM_BAD: u64 = 1 << 4;
-    /// RX: the L4 checksum was checked and is good.
-    pub const RX_L4_CKSUM_GOOD: u64 = 1 << 8;
-    /// RX: the L4 checksum is bad.
-    pub const RX_L4_CKSUM_BAD: u64 = 1 << 3;
-    /// TX: insert the VLAN tag field.
-    pub const TX_VLAN: u64 = 1 << 57;
-    /// TX: compute the IPv4 header checksum.
-    pub const TX_IP_CKSUM: u64 = 1 << 54;
-    /// TX: compute the TCP checksum.
-    pub const TX_TCP_CKSUM: u64 = 1 << 52;
-    /// TX: compute the UDP checksum.
-    pub const TX_UDP_CKSUM: u64 = 3 << 52;
-}
-
 /// The header at the start of each buffer object. `repr(C)` so its layout is fixed: everything
-/// the RX and TX paths touch, the pool pointer and sizes included, sits in the first 64 bytes, so
-/// allocating, filling and freeing a buffer touches one cache line of it (DPDK 22.11 keeps
-/// `pool` in its first line for the same reason).
+/// the RX and TX paths touch, the pool pointer, the next segment and the sizes included, sits in
+/// the first 64 bytes, so allocating, filling and freeing a one-segment buffer touches one cache
+/// line of it (DPDK 22.11 keeps `pool` in its first line for the same reason).
 #[repr(C, align(64))]
 pub struct MbufHeader {
     buf_addr: *mut u8,
     buf_iova: u64,
     ol_flags: u64,
     pool: *const PoolInner,
+    /// The next segment; null for the last (and for every buffer in its pool).
+    next: *mut MbufHeader,
+    /// The whole packet's length (meaningful in the head only).
     pkt_len: u32,
     rss_hash: u32,
     packet_type: u32,
     data_off: u16,
     port: u16,
+    /// This segment's length.
     data_len: u16,
     vlan_tci: u16,
     buf_len: u16,
-    headroom: u16,
-    _pad0: [u8; 8],
-    // Second cache line: free for driver or application use later (chains, timestamps).
-    _pad1: [u8; 64],
+    /// Segments in the packet (meaningful in the head only; 1 for every buffer in its pool).
+    nb_segs: u16,
+    // Second cache line: what TX offload requests need (set by the application, read by TX).
+    tx_offload: TxOffload,
+    vlan_tci_outer: u16,
+    _pad1: [u8; PAD1],
 }
 
+/// The second line's unused bytes.
+const PAD1: usize = 64 - std::mem::size_of::<TxOffload>() - 2;
+
 const _: () = assert!(std::mem::size_of::<MbufHeader>() == HEADER_SIZE);
-const _: () = assert!(std::mem::offset_of!(MbufHeader, headroom) + 2 <= 64);
+const _: () = assert!(std::mem::offset_of!(MbufHeader, nb_segs) + 2 <= 64);
+const _: () = assert!(std::mem::offset_of!(MbufHeader, tx_offload) == 64);
 
 /// A pool of packet buffers: a [`Mempool`] whose objects are formatted as buffers once, at
 /// creation.
@@ -155,11 +154,13 @@ impl PacketPool {
                     rss_hash: 0,
                     ol_flags: 0,
                     packet_type: 0,
-                    _pad0: [0; 8],
+                    next: std::ptr::null_mut(),
                     pool: pool.inner_ptr(),
                     buf_len: buf_len as u16,
-                    headroom: config.headroom,
-                    _pad1: [0; 64],
+                    nb_segs: 1,
+                    tx_offload: TxOffload::default(),
+                    vlan_tci_outer: 0,
+                    _pad1: [0; PAD1],
                 });
             }
         }
@@ -173,7 +174,7 @@ impl PacketPool {
     pub fn alloc(&self) -> Option<PacketBuf> {
         let obj = self.pool.get()?;
         // SAFETY: a fresh object of a packet pool, formatted at creation.
-        Some(unsafe { PacketBuf::from_obj(obj) })
+        Some(unsafe { PacketBuf::from_obj(obj, self.headroom) })
     }
 
     /// Appends exactly `n` empty buffers to `out`, or none (returns false). `out` should have
@@ -197,13 +198,14 @@ impl PacketPool {
                 return false;
             }
             // SAFETY: fresh objects of a packet pool.
-            out.extend(objs[..k].iter().map(|&o| unsafe { PacketBuf::from_obj(o) }));
+            out.extend(objs[..k].iter().map(|&o| unsafe { PacketBuf::from_obj(o, self.headroom) }));
             left -= k;
         }
         true
     }
 
-    /// Frees every buffer in `bufs` (emptying it) with one bulk put per pool run.
+    /// Frees every buffer in `bufs` (emptying it) with one bulk put per pool run; a chained
+    /// packet's segments each go back to their own pool.
     #[inline]
     pub fn free_bulk(bufs: &mut Vec<PacketBuf>) {
         const CHUNK: usize = 64;
@@ -211,6 +213,11 @@ impl PacketPool {
         let mut pool: *const PoolInner = std::ptr::null();
         let mut n = 0;
         for buf in bufs.drain(..) {
+            if !buf.is_contiguous() {
+                // A chain: its segments may come from other pools (rare; freed one by one).
+                drop(buf);
+                continue;
+            }
             let raw = buf.into_raw();
             // SAFETY: a live buffer's header is initialised and its pool field is fixed.
             let p = unsafe { (*raw.as_ptr()).pool };
@@ -258,13 +265,14 @@ unsafe impl Sync for PacketBuf {}
 
 impl PacketBuf {
     /// # Safety
-    /// `obj` is an object of a [`PacketPool`] that nobody else holds.
+    /// `obj` is an object of a [`PacketPool`] that nobody else holds; `headroom` is that pool's.
     #[inline]
-    unsafe fn from_obj(obj: NonNull<u8>) -> PacketBuf {
+    unsafe fn from_obj(obj: NonNull<u8>, headroom: u16) -> PacketBuf {
         let hdr = obj.cast::<MbufHeader>();
-        // SAFETY: the caller promises an exclusively held, formatted buffer.
+        // SAFETY: the caller promises an exclusively held, formatted buffer. Its `next` is null
+        // and its `nb_segs` 1: every buffer is put back in its pool that way.
         let h = unsafe { &mut *hdr.as_ptr() };
-        h.data_off = h.headroom;
+        h.data_off = headroom;
         h.data_len = 0;
         h.pkt_len = 0;
         h.port = 0;
@@ -322,22 +330,36 @@ impl PacketBuf {
         unsafe { std::slice::from_raw_parts_mut(h.buf_addr.add(h.data_off as usize), h.data_len as usize) }
     }
 
-    /// Bytes in the packet.
+    /// Bytes of data in this segment, the first (`rte_pktmbuf_data_len`): what [`PacketBuf::data`]
+    /// holds. The whole packet's length is [`PacketBuf::pkt_len`]; the two differ only for a
+    /// chain.
     #[inline]
     pub fn len(&self) -> usize {
         self.h().data_len as usize
     }
 
-    /// True for an empty packet.
+    /// True when the first segment holds no data.
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.h().data_len == 0
     }
 
-    /// The packet length over all segments (one segment today, so equal to [`PacketBuf::len`]).
+    /// The packet's length over all its segments (`rte_pktmbuf_pkt_len`).
     #[inline]
     pub fn pkt_len(&self) -> u32 {
         self.h().pkt_len
+    }
+
+    /// How many segments the packet has (1 unless it is a chain).
+    #[inline]
+    pub fn nb_segs(&self) -> u16 {
+        self.h().nb_segs
+    }
+
+    /// Whether the packet is one segment: the fast path every driver checks first.
+    #[inline]
+    pub fn is_contiguous(&self) -> bool {
+        self.h().next.is_null()
     }
 
     /// Offset of the data from the start of the buffer.
@@ -384,78 +406,6 @@ impl PacketBuf {
         h.buf_iova + h.data_off as u64
     }
 
-    /// Grows the packet at the front by `n` bytes and returns them; `None` if the headroom is
-    /// too small.
-    pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
-        let h = self.h_mut();
-        if n > h.data_off as usize {
-            return None;
-        }
-        h.data_off -= n as u16;
-        h.data_len += n as u16;
-        h.pkt_len += n as u32;
-        Some(&mut self.data_mut()[..n])
-    }
-
-    /// Grows the packet at the end by `n` bytes and returns them; `None` if the tailroom is too
-    /// small.
-    pub fn append(&mut self, n: usize) -> Option<&mut [u8]> {
-        if n > self.tailroom() {
-            return None;
-        }
-        let h = self.h_mut();
-        let old = h.data_len as usize;
-        h.data_len += n as u16;
-        h.pkt_len += n as u32;
-        Some(&mut self.data_mut()[old..])
-    }
-
-    /// Removes `n` bytes from the front; `None` (and no change) if the packet is shorter.
-    pub fn adj(&mut self, n: usize) -> Option<&mut [u8]> {
-        let h = self.h_mut();
-        if n > h.data_len as usize {
-            return None;
-        }
-        h.data_off += n as u16;
-        h.data_len -= n as u16;
-        h.pkt_len -= n as u32;
-        Some(self.data_mut())
-    }
-
-    /// Removes `n` bytes from the end; false (and no change) if the packet is shorter.
-    pub fn trim(&mut self, n: usize) -> bool {
-        let h = self.h_mut();
-        if n > h.data_len as usize {
-            return false;
-        }
-        h.data_len -= n as u16;
-        h.pkt_len -= n as u32;
-        true
-    }
-
-    /// Sets the packet's length (a driver does this on RX), clamped to the room after the data
-    /// offset: a device-written length is untrusted. Returns the length set.
-    #[inline]
-    pub fn set_len(&mut self, len: usize) -> usize {
-        let h = self.h_mut();
-        let room = h.buf_len as usize - h.data_off as usize;
-        let len = len.min(room);
-        h.data_len = len as u16;
-        h.pkt_len = len as u32;
-        len
-    }
-
-    /// Copies `bytes` in as the whole packet; false if they do not fit.
-    pub fn set_data(&mut self, bytes: &[u8]) -> bool {
-        let h = self.h_mut();
-        if bytes.len() > h.buf_len as usize - h.data_off as usize {
-            return false;
-        }
-        self.set_len(bytes.len());
-        self.data_mut().copy_from_slice(bytes);
-        true
-    }
-
     /// The input port (set on RX).
     #[inline]
     pub fn port(&self) -> u16 {
@@ -468,7 +418,7 @@ impl PacketBuf {
         self.h_mut().port = port;
     }
 
-    /// The RSS hash (valid when `ol_flags` has [`ol_flags::RX_RSS_HASH`]).
+    /// The RSS hash (valid when `ol_flags` has [`OlFlags::RX_RSS_HASH`]).
     #[inline]
     pub fn rss_hash(&self) -> u32 {
         self.h().rss_hash
@@ -480,16 +430,28 @@ impl PacketBuf {
         self.h_mut().rss_hash = hash;
     }
 
-    /// Offload flags (see [`ol_flags`]).
+    /// Offload flags: what RX found, what TX is asked to do.
     #[inline]
-    pub fn ol_flags(&self) -> u64 {
-        self.h().ol_flags
+    pub fn ol_flags(&self) -> OlFlags {
+        OlFlags::from_bits_retain(self.h().ol_flags)
     }
 
     /// Sets the offload flags.
     #[inline]
-    pub fn set_ol_flags(&mut self, flags: u64) {
-        self.h_mut().ol_flags = flags;
+    pub fn set_ol_flags(&mut self, flags: OlFlags) {
+        self.h_mut().ol_flags = flags.bits();
+    }
+
+    /// The header lengths and segment size a TX offload request needs.
+    #[inline]
+    pub fn tx_offload(&self) -> TxOffload {
+        self.h().tx_offload
+    }
+
+    /// Sets the header lengths and segment size for a TX offload request.
+    #[inline]
+    pub fn set_tx_offload(&mut self, tx: TxOffload) {
+        self.h_mut().tx_offload = tx;
     }
 
     /// The VLAN tag (stripped on RX, to insert on TX).
@@ -504,7 +466,20 @@ impl PacketBuf {
         self.h_mut().vlan_tci = tci;
     }
 
-    /// The packet type a driver recognised (0: unknown).
+    /// The outer VLAN tag of a QinQ packet (stripped on RX, to insert on TX).
+    #[inline]
+    pub fn vlan_tci_outer(&self) -> u16 {
+        self.h().vlan_tci_outer
+    }
+
+    /// Sets the outer VLAN tag.
+    #[inline]
+    pub fn set_vlan_tci_outer(&mut self, tci: u16) {
+        self.h_mut().vlan_tci_outer = tci;
+    }
+
+    /// The packet type a driver recognised, DPDK's `RTE_PTYPE_*` bits (0: unknown;
+    /// `burst_net::PacketType` names them).
     #[inline]
     pub fn packet_type(&self) -> u32 {
         self.h().packet_type
@@ -520,10 +495,16 @@ impl PacketBuf {
 impl Drop for PacketBuf {
     #[inline]
     fn drop(&mut self) {
-        let pool = self.h().pool;
-        // SAFETY: a buffer's pool is never freed while buffers are out (`Mempool`'s drop leaks
-        // it instead), and this handle owned the object.
-        unsafe { mempool::put_one(pool, self.hdr.cast()) };
+        let h = self.h();
+        if h.next.is_null() {
+            // SAFETY: a buffer's pool is never freed while buffers are out (`Mempool`'s drop
+            // leaks it instead), and this handle owned the object; a one-segment packet leaves
+            // `next` null and `nb_segs` 1, as its pool wants it.
+            unsafe { mempool::put_one(h.pool, self.hdr.cast()) };
+        } else {
+            // SAFETY: this handle owns the head and, through it, every segment of the chain.
+            unsafe { chain::free_segments(self.hdr) };
+        }
     }
 }
 
@@ -531,6 +512,8 @@ impl std::fmt::Debug for PacketBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PacketBuf")
             .field("len", &self.len())
+            .field("pkt_len", &self.pkt_len())
+            .field("nb_segs", &self.nb_segs())
             .field("data_off", &self.data_off())
             .field("port", &self.port())
             .finish()
