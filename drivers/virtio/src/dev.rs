@@ -527,6 +527,59 @@ mod tests {
         assert_eq!(&dev.state().config[..6], &mac.0);
     }
 
+    /// Review 15: the MAC a device holds after a restart is the port's. A device whose address
+    /// outlives a reset (this legacy device's config, as virtio-user's `Shared::mac` does: its
+    /// `reset` leaves the address CTRL_MAC_ADDR_SET wrote) keeps the last address it was given;
+    /// start compares the port's address with the config MAC read at probe, not with what the
+    /// device holds now, so setting the probe-time address back while stopped never reaches it.
+    /// (Before the change, a port whose MAC had been set re-sent it at every start.)
+    #[test]
+    fn the_device_holds_the_ports_mac_after_a_restart() {
+        let dev = device();
+        {
+            let mut s = dev.state();
+            s.kind = TransportKind::Legacy;
+            s.features = f::MAC | f::STATUS | f::MRG_RXBUF | f::ANY_LAYOUT;
+        }
+        let mem = memory();
+        let pool = pool(&mem, 200);
+        let mut port = started(&dev, &mem, 1, &pool);
+        let first = port.mac();
+        port.set_mac("02:11:22:33:44:77".parse().unwrap()).unwrap();
+        port.stop().unwrap();
+        port.set_mac(first).unwrap();
+        port.start().unwrap();
+        assert_eq!(
+            MacAddr(dev.state().config[..6].try_into().unwrap()),
+            port.mac(),
+            "the port says {} but the device filters on another address",
+            port.mac()
+        );
+        port.stop().unwrap();
+    }
+
+    /// Review 15: a mode set while stopped and refused by the device at start is not the
+    /// port's. `set_promiscuous` on a stopped port only checks CTRL_RX and records the mode;
+    /// start sends it, and when the device refuses, only logs a warning and starts: the port
+    /// then says promiscuous while the device filters. (DPDK's `eth_dev_config_restore` fails
+    /// the start instead.)
+    #[test]
+    fn a_mode_the_device_refuses_at_start_is_not_reported_as_on() {
+        let dev = device();
+        let mem = memory();
+        let pool = pool(&mem, 300);
+        let mut port = started(&dev, &mem, 1, &pool);
+        port.stop().unwrap();
+        port.set_promiscuous(true).unwrap();
+        dev.state().ctrl_ack = VIRTIO_NET_ERR;
+        let started = port.start();
+        assert!(
+            started.is_err() || !port.promiscuous(),
+            "started ({started:?}) with promiscuous mode refused by the device, yet the port says it is on"
+        );
+        port.stop().unwrap();
+    }
+
     #[test]
     fn queue_sizes_follow_a_settable_device() {
         let dev = device();
