@@ -81,8 +81,6 @@ pub struct VirtioNet {
     pub(crate) max_mtu: u16,
     /// The address the port comes with: the context's, the device's config, or a random one.
     pub(crate) default_mac: MacAddr,
-    /// The address in the device's config (with MAC): the one it filters on until told another.
-    pub(crate) config_mac: Option<MacAddr>,
     pub(crate) started: bool,
     /// The port is unusable: the device did not finish a reset, so its queues were kept.
     pub(crate) wedged: bool,
@@ -183,24 +181,23 @@ impl VirtioNet {
     }
 
     /// What a live device takes only on the control queue, after DRIVER_OK (5.1.5): the queue
-    /// pairs in use (an error if refused), then the receive modes and the MAC (warned about if
-    /// refused: the port works without them).
+    /// pairs in use, the receive modes, and the port's MAC when the device holds another. A
+    /// refusal fails the start, as DPDK's `eth_dev_config_restore` does: a port must not say a
+    /// mode is on that its device does not apply.
     pub(crate) fn apply_settings(&self, settings: &PortSettings) -> Result<(), EthError> {
         if self.has(f::CTRL_VQ | f::MQ) && self.pairs() > 1 {
             self.control(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &self.pairs().to_le_bytes())?;
         }
         if self.has(f::CTRL_VQ | f::CTRL_RX) {
-            if let Err(e) = self.send_promiscuous(settings.promiscuous) {
-                tracing::warn!(device = %self.device, "promiscuous mode not applied: {e}");
-            }
-            if let Err(e) = self.send_allmulticast(settings.allmulticast) {
-                tracing::warn!(device = %self.device, "all-multicast mode not applied: {e}");
-            }
+            self.send_promiscuous(settings.promiscuous)?;
+            self.send_allmulticast(settings.allmulticast)?;
         }
-        if Some(settings.mac) != self.config_mac && self.mac_settable() {
-            if let Err(e) = self.send_mac(settings.mac) {
-                tracing::warn!(device = %self.device, "MAC {} not applied: {e}", settings.mac);
-            }
+        // What the device filters on now: its config after this start's reset. A device may
+        // keep an address it was given before (a legacy config, a vhost-user back-end), so the
+        // address read at probe says nothing of it.
+        let held = crate::config::read(&*self.transport, self.features).mac;
+        if Some(settings.mac) != held && self.mac_settable() {
+            self.send_mac(settings.mac)?;
         }
         Ok(())
     }
