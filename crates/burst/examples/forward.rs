@@ -125,11 +125,13 @@ fn run(rt: &mut Runtime, frames: u64) -> Result<(), Box<dyn Error>> {
 
     let (mac0, mac1) = (rt.ports()[0].mac(), rt.ports()[1].mac());
     let shared: &Runtime = rt;
-    let (received, routed) = shared.try_scope(|s| -> Result<(u64, u64), burst::EthError> {
+    let (sent, received, routed) = shared.try_scope(|s| -> Result<(u64, u64, u64), burst::EthError> {
         let rt = s.runtime();
+        // Every queue handle is taken before a worker starts: a `?` after a launch would leave
+        // the scope waiting for a worker nobody asked to stop.
+        let (mut rx1, mut tx1) = (rt.ports()[1].rx_queue(0)?, rt.ports()[1].tx_queue(0)?);
+        let (mut rx0, mut tx0) = (rt.ports()[0].rx_queue(0)?, rt.ports()[0].tx_queue(0)?);
         // The worker lcore: whatever port 1 receives, routed back out of port 1.
-        let mut rx1 = rt.ports()[1].rx_queue(0)?;
-        let mut tx1 = rt.ports()[1].tx_queue(0)?;
         let job = s
             .launch(worker, move || {
                 let mut bufs = Vec::with_capacity(64); // allocated once, reused forever
@@ -147,18 +149,16 @@ fn run(rt: &mut Runtime, frames: u64) -> Result<(), Box<dyn Error>> {
             })
             .expect("the worker lcore exists and is free");
         // The main lcore: our own frames out of port 0, and back in on port 0.
-        let mut tx0 = rt.ports()[0].tx_queue(0)?;
-        let mut rx0 = rt.ports()[0].rx_queue(0)?;
         let (mut out, mut back) = (Vec::with_capacity(32), Vec::with_capacity(32));
         let mut seen = vec![0u64; frames.div_ceil(64) as usize]; // one bit per frame sent
-        let (mut next, mut received, mut last_news) = (0u64, 0u64, Instant::now());
+        let (mut next, mut sent, mut received, mut last_news) = (0u64, 0u64, 0u64, Instant::now());
         while received < frames && last_news.elapsed() < Duration::from_secs(2) {
             while next < frames && out.len() < 32 && next - received < WINDOW {
                 let Some(buf) = udp_frame(&pool, mac0, mac1, next) else { break };
                 out.push(buf);
                 next += 1;
             }
-            tx0.tx_burst(&mut out); // what it did not take stays in `out` for the next round
+            sent += tx0.tx_burst(&mut out) as u64; // what it did not take stays in `out`
             rx0.rx_burst(&mut back, 32);
             for buf in back.drain(..) {
                 let Some(seq) = returned_seq(buf.data(), mac0, mac1).filter(|&s| s < frames) else { continue };
@@ -171,10 +171,10 @@ fn run(rt: &mut Runtime, frames: u64) -> Result<(), Box<dyn Error>> {
             }
         }
         rt.request_stop();
-        Ok((received, job.join()))
+        Ok((sent, received, job.join()))
     })??;
 
-    println!("sent {frames} frames from port 0, port 1 routed {routed}, {received} came back intact");
+    println!("sent {sent} frames from port 0, port 1 routed {routed}, {received} came back intact");
     // The queue handles are gone with the scope, so the ports may be closed: closing a port
     // gives back every buffer its rings held, and only then is the pool whole again.
     for port in rt.ports_mut() {

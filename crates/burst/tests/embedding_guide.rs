@@ -102,3 +102,15 @@ fn the_guides_program_refuses_what_it_cannot_run_with_one_line() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.starts_with("myfwd: "), "{stderr}");
 }
+
+/// Review 15: the program's last line says how many frames it sent, and that is how many it
+/// sent. When nothing comes back (two `net_null` ports: TX frees, nothing is routed), the window
+/// stops the sender after 512 frames, yet the line says `sent {FRAMES} frames`: it prints the
+/// request, not `next`.
+#[test]
+fn the_guides_program_reports_the_frames_it_really_sent() {
+    let (code, stdout, stderr) =
+        run(&["-l", "0,1", "--no-huge", "--vdev", "net_null0", "--vdev", "net_null1", "--", "1000"]);
+    assert_eq!(code, 1, "nothing comes back: {stdout}{stderr}");
+    assert!(stdout.contains("sent 512 frames from port 0"), "the window holds 512 frames out:\n{stdout}");
+}

@@ -204,7 +204,8 @@ impl Port {
         self.dev.configure(conf, &settings)?;
         *self.settings.get_mut().unwrap_or_else(|e| e.into_inner()) = settings;
         self.conf = conf.clone();
-        self.sw = SwStats::new(conf.nb_rx_queues, conf.nb_tx_queues);
+        // The queues' counters count on across a reconfiguration, as the device's own do.
+        self.sw.resize(conf.nb_rx_queues, conf.nb_tx_queues);
         self.rx_ready = vec![false; conf.nb_rx_queues as usize];
         self.tx_ready = vec![false; conf.nb_tx_queues as usize];
         self.rx_room = vec![None; conf.nb_rx_queues as usize];
@@ -257,6 +258,10 @@ impl Port {
             self.check_frame_fits(self.settings().mtu, queue, room)?;
         }
         let conf = RxQueueConf { nb_desc, pool: pool.clone(), socket: self.info.socket, counters: self.sw.rx(queue) };
+        // A driver may drop the queue's old ring before it fails to make the new one: until it
+        // succeeds, the queue is not set up.
+        self.rx_ready[queue as usize] = false;
+        self.rx_room[queue as usize] = None;
         self.dev.rx_queue_setup(queue, &conf)?;
         self.rx_ready[queue as usize] = true;
         self.rx_room[queue as usize] = room;
@@ -277,6 +282,7 @@ impl Port {
             default: lim.default,
         })?;
         let conf = TxQueueConf { nb_desc, socket: self.info.socket, counters: self.sw.tx(queue) };
+        self.tx_ready[queue as usize] = false;
         self.dev.tx_queue_setup(queue, &conf)?;
         self.tx_ready[queue as usize] = true;
         Ok(())
@@ -328,16 +334,24 @@ impl Port {
         stopped.and(closed)
     }
 
-    /// Resets the device (`rte_eth_dev_reset`): it must be configured again.
+    /// Resets the device (`rte_eth_dev_reset`): it must be configured again, and its queues
+    /// set up again. When the driver's reset fails the port is left the same way (unconfigured,
+    /// no queue set up), since the driver may have released its queues on the way.
     pub fn reset(&mut self) -> Result<(), EthError> {
         if self.state == PortState::Closed {
             return Err(self.state_error("reset", "probe the device again"));
         }
         self.stop()?;
-        self.dev.reset()?;
+        let reset = self.dev.reset();
+        self.state = PortState::Probed;
+        self.rx_ready.clear();
+        self.tx_ready.clear();
+        self.rx_room.clear();
+        self.rx_taken.clear();
+        self.tx_taken.clear();
+        reset?;
         self.info = self.dev.info();
         *self.settings.get_mut().unwrap_or_else(|e| e.into_inner()) = PortSettings::new(self.dev.default_mac());
-        self.state = PortState::Probed;
         Ok(())
     }
 

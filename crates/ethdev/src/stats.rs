@@ -130,23 +130,40 @@ impl QueueCounters {
     }
 }
 
-/// The counters of a software port: one [`QueueCounters`] per queue, shared with the queue
-/// handles, and the baseline the last reset left.
+/// The counters of a port's queues: one [`QueueCounters`] per queue, shared with the queue
+/// handles, and what each read at the last reset (a baseline per queue, so that queues can be
+/// added and removed without the totals going backwards).
 #[derive(Debug)]
 pub struct SwStats {
     rx: Vec<Arc<QueueCounters>>,
     tx: Vec<Arc<QueueCounters>>,
-    base: Mutex<Stats>,
+    base: Mutex<Baselines>,
+}
+
+/// Each queue's counters at the last reset: packets, bytes, errors, missed, nombuf.
+#[derive(Debug, Default)]
+struct Baselines {
+    rx: Vec<[u64; 5]>,
+    tx: Vec<[u64; 5]>,
 }
 
 impl SwStats {
     /// Counters for `rx` RX and `tx` TX queues, all zero.
     pub fn new(rx: u16, tx: u16) -> SwStats {
-        SwStats {
-            rx: (0..rx).map(|_| Arc::default()).collect(),
-            tx: (0..tx).map(|_| Arc::default()).collect(),
-            base: Mutex::new(Stats::default()),
-        }
+        let mut s = SwStats { rx: Vec::new(), tx: Vec::new(), base: Mutex::new(Baselines::default()) };
+        s.resize(rx, tx);
+        s
+    }
+
+    /// Keeps the counters of the first `rx` RX and `tx` TX queues as they are (a port
+    /// configured again counts on, as DPDK's do until a reset), adds zeroed ones for new queues
+    /// and drops those of queues that are gone.
+    pub fn resize(&mut self, rx: u16, tx: u16) {
+        self.rx.resize_with(usize::from(rx), Arc::default);
+        self.tx.resize_with(usize::from(tx), Arc::default);
+        let base = self.base.get_mut().unwrap_or_else(|e| e.into_inner());
+        base.rx.resize(usize::from(rx), [0; 5]);
+        base.tx.resize(usize::from(tx), [0; 5]);
     }
 
     /// RX queue `q`'s counters, for its handle.
@@ -159,61 +176,55 @@ impl SwStats {
         Arc::clone(&self.tx[q as usize])
     }
 
+    /// The counters since the port was made, no reset subtracted.
+    #[cfg(test)]
     fn raw(&self) -> Stats {
+        let zero = Baselines { rx: vec![[0; 5]; self.rx.len()], tx: vec![[0; 5]; self.tx.len()] };
+        self.since(&zero)
+    }
+
+    fn since(&self, base: &Baselines) -> Stats {
         let mut s = Stats::default();
-        for q in &self.rx {
-            let [p, b, e, m, n] = q.read();
+        let diff = |q: &QueueCounters, b: &[u64; 5]| {
+            let now = q.read();
+            std::array::from_fn::<u64, 5, _>(|i| now[i].wrapping_sub(b[i]))
+        };
+        for (q, b) in self.rx.iter().zip(&base.rx) {
+            let [p, by, e, m, n] = diff(q, b);
             s.ipackets += p;
-            s.ibytes += b;
+            s.ibytes += by;
             s.ierrors += e;
             s.imissed += m;
             s.rx_nombuf += n;
             s.q_ipackets.push(p);
-            s.q_ibytes.push(b);
+            s.q_ibytes.push(by);
             s.q_errors.push(e);
         }
-        for q in &self.tx {
-            let [p, b, e, _, _] = q.read();
+        for (q, b) in self.tx.iter().zip(&base.tx) {
+            let [p, by, e, _, _] = diff(q, b);
             s.opackets += p;
-            s.obytes += b;
+            s.obytes += by;
             s.oerrors += e;
             s.q_opackets.push(p);
-            s.q_obytes.push(b);
+            s.q_obytes.push(by);
         }
         s
     }
 
     /// The counters since the last reset.
     pub fn get(&self) -> Stats {
-        // Read under the baseline's lock: a reset between reading the counters and reading the
-        // baseline would otherwise make the difference wrap below zero.
+        // Read under the baselines' lock: a reset between reading a counter and its baseline
+        // would otherwise make the difference wrap below zero.
         let base = self.base.lock().unwrap_or_else(|e| e.into_inner());
-        let now = self.raw();
-        let sub = |a: &[u64], b: &[u64]| {
-            a.iter().enumerate().map(|(i, v)| v.wrapping_sub(b.get(i).copied().unwrap_or(0))).collect()
-        };
-        Stats {
-            ipackets: now.ipackets.wrapping_sub(base.ipackets),
-            opackets: now.opackets.wrapping_sub(base.opackets),
-            ibytes: now.ibytes.wrapping_sub(base.ibytes),
-            obytes: now.obytes.wrapping_sub(base.obytes),
-            imissed: now.imissed.wrapping_sub(base.imissed),
-            ierrors: now.ierrors.wrapping_sub(base.ierrors),
-            oerrors: now.oerrors.wrapping_sub(base.oerrors),
-            rx_nombuf: now.rx_nombuf.wrapping_sub(base.rx_nombuf),
-            q_ipackets: sub(&now.q_ipackets, &base.q_ipackets),
-            q_opackets: sub(&now.q_opackets, &base.q_opackets),
-            q_ibytes: sub(&now.q_ibytes, &base.q_ibytes),
-            q_obytes: sub(&now.q_obytes, &base.q_obytes),
-            q_errors: sub(&now.q_errors, &base.q_errors),
-        }
+        self.since(&base)
     }
 
     /// Starts counting from zero again. Safe while the queues run: nothing is written to the
     /// counters themselves.
     pub fn reset(&self) {
         let mut base = self.base.lock().unwrap_or_else(|e| e.into_inner());
-        *base = self.raw();
+        base.rx = self.rx.iter().map(|q| q.read()).collect();
+        base.tx = self.tx.iter().map(|q| q.read()).collect();
     }
 }
 
@@ -287,6 +298,22 @@ mod tests {
         resetter.join().unwrap();
         stop.store(true, Ordering::Relaxed);
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_resize_keeps_the_queues_that_stay_and_never_goes_backwards() {
+        let mut s = SwStats::new(2, 1);
+        s.rx(0).add(3, 180);
+        s.rx(1).add(5, 300);
+        s.reset();
+        s.rx(1).add(1, 60);
+        s.resize(1, 2);
+        let got = s.get();
+        assert_eq!((got.ipackets, got.q_ipackets.clone(), got.q_opackets.clone()), (0, vec![0], vec![0, 0]));
+        s.rx(0).add(2, 120);
+        s.resize(3, 1);
+        let got = s.get();
+        assert_eq!((got.ipackets, got.ibytes, got.q_ipackets), (2, 120, vec![2, 0, 0]));
     }
 
     #[test]

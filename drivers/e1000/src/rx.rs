@@ -121,7 +121,7 @@ impl RxRing {
     pub(crate) fn burst(&mut self, bar: &impl Doorbell, out: &mut Vec<PacketBuf>, max: usize, port: u16) -> usize {
         let n = self.ring.len();
         let mut i = self.next;
-        let (mut got, mut bad, mut nombuf) = (0usize, 0u64, 0u64);
+        let (mut got, mut bytes, mut bad, mut nombuf) = (0usize, 0u64, 0u64, 0u64);
         while got < max && i != self.tail {
             let desc = self.ring.desc(i);
             let status = desc.status();
@@ -153,6 +153,7 @@ impl RxRing {
                         buf.set_port(port);
                         out.push(buf);
                         got += 1;
+                        bytes += len as u64;
                     }
                 }
                 RxVerdict::Bad | RxVerdict::Partial => {
@@ -178,6 +179,9 @@ impl RxRing {
             // Descriptors are in memory before the device learns of them (SDM 3.2.6).
             burst_mem::barrier::io_wmb();
             bar.ring_tail(RDT, u32::from(self.tail));
+        }
+        if got > 0 {
+            self.counters.add(got as u64, bytes);
         }
         if bad > 0 {
             self.counters.add_errors(bad);

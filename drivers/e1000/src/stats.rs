@@ -65,9 +65,7 @@ const COUNTERS: [Counter; 35] = [
     c("tx_xoff_packets", XOFFTXC),
 ];
 
-const I_GPRC: usize = 0;
 const I_GPTC: usize = 1;
-const I_GORC: usize = 2;
 const I_GOTC: usize = 3;
 const I_MPC: usize = 4;
 const I_CRCERRS: usize = 5;
@@ -118,30 +116,30 @@ impl HwStats {
         t
     }
 
-    /// The basic counters: the device's, and the driver's own from `sw` (what the queues counted
-    /// in the port's counters: `ierrors` frames dropped on receive, `oerrors` buffers no
-    /// descriptor could carry, `rx_nombuf`).
+    /// The basic counters. Received packets and bytes are what the driver handed the
+    /// application, from `sw` (the queues' counters): frames the device counted good but the
+    /// driver dropped (a descriptor that lied, a frame over several buffers) are neither, and
+    /// count in `ierrors` with the device's receive errors. Sent packets and bytes are the
+    /// device's (frames on the wire, CRC not counted); `oerrors` adds the buffers no descriptor
+    /// could carry.
     pub(crate) fn stats(&self, bar: &Bar, sw: &Stats) -> Stats {
         let h = self.update(bar);
         let (rx_dropped, tx_dropped) = (sw.ierrors, sw.oerrors);
-        // Frames the device counted good but the driver dropped are not "received".
-        let ipackets = h[I_GPRC].saturating_sub(rx_dropped);
-        let ibytes = h[I_GORC].saturating_sub(h[I_GPRC] * CRC_LEN);
         let opackets = h[I_GPTC];
         let obytes = h[I_GOTC].saturating_sub(h[I_GPTC] * CRC_LEN);
         let ierrors = h[I_CRCERRS] + h[I_ALGNERRC] + h[I_RXERRC] + h[I_RLEC] + h[I_RUC] + h[I_ROC] + h[I_CEXTERR];
         Stats {
-            ipackets,
+            ipackets: sw.ipackets,
             opackets,
-            ibytes,
+            ibytes: sw.ibytes,
             obytes,
             imissed: h[I_MPC],
             ierrors: ierrors + rx_dropped,
             oerrors: h[I_ECOL] + h[I_LATECOL] + tx_dropped,
             rx_nombuf: sw.rx_nombuf,
-            q_ipackets: vec![ipackets],
+            q_ipackets: sw.q_ipackets.clone(),
             q_opackets: vec![opackets],
-            q_ibytes: vec![ibytes],
+            q_ibytes: sw.q_ibytes.clone(),
             q_obytes: vec![obytes],
             q_errors: vec![ierrors + rx_dropped],
         }
@@ -170,9 +168,7 @@ mod tests {
     #[test]
     fn indices_name_the_registers_they_claim() {
         for (i, reg) in [
-            (I_GPRC, GPRC),
             (I_GPTC, GPTC),
-            (I_GORC, GORCL),
             (I_GOTC, GOTCL),
             (I_MPC, MPC),
             (I_CRCERRS, CRCERRS),

@@ -81,8 +81,6 @@ pub struct VirtioNet {
     pub(crate) max_mtu: u16,
     /// The address the port comes with: the context's, the device's config, or a random one.
     pub(crate) default_mac: MacAddr,
-    /// The address in the device's config (with MAC): the one it filters on until told another.
-    pub(crate) config_mac: Option<MacAddr>,
     pub(crate) started: bool,
     /// The port is unusable: the device did not finish a reset, so its queues were kept.
     pub(crate) wedged: bool,
@@ -183,24 +181,23 @@ impl VirtioNet {
     }
 
     /// What a live device takes only on the control queue, after DRIVER_OK (5.1.5): the queue
-    /// pairs in use (an error if refused), then the receive modes and the MAC (warned about if
-    /// refused: the port works without them).
+    /// pairs in use, the receive modes, and the port's MAC when the device holds another. A
+    /// refusal fails the start, as DPDK's `eth_dev_config_restore` does: a port must not say a
+    /// mode is on that its device does not apply.
     pub(crate) fn apply_settings(&self, settings: &PortSettings) -> Result<(), EthError> {
         if self.has(f::CTRL_VQ | f::MQ) && self.pairs() > 1 {
             self.control(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &self.pairs().to_le_bytes())?;
         }
         if self.has(f::CTRL_VQ | f::CTRL_RX) {
-            if let Err(e) = self.send_promiscuous(settings.promiscuous) {
-                tracing::warn!(device = %self.device, "promiscuous mode not applied: {e}");
-            }
-            if let Err(e) = self.send_allmulticast(settings.allmulticast) {
-                tracing::warn!(device = %self.device, "all-multicast mode not applied: {e}");
-            }
+            self.send_promiscuous(settings.promiscuous)?;
+            self.send_allmulticast(settings.allmulticast)?;
         }
-        if Some(settings.mac) != self.config_mac && self.mac_settable() {
-            if let Err(e) = self.send_mac(settings.mac) {
-                tracing::warn!(device = %self.device, "MAC {} not applied: {e}", settings.mac);
-            }
+        // What the device filters on now: its config after this start's reset. A device may
+        // keep an address it was given before (a legacy config, a vhost-user back-end), so the
+        // address read at probe says nothing of it.
+        let held = crate::config::read(&*self.transport, self.features).mac;
+        if Some(settings.mac) != held && self.mac_settable() {
+            self.send_mac(settings.mac)?;
         }
         Ok(())
     }
@@ -525,6 +522,59 @@ mod tests {
         let mac: MacAddr = "02:11:22:33:44:77".parse().unwrap();
         port.set_mac(mac).unwrap();
         assert_eq!(&dev.state().config[..6], &mac.0);
+    }
+
+    /// Review 15: the MAC a device holds after a restart is the port's. A device whose address
+    /// outlives a reset (this legacy device's config, as virtio-user's `Shared::mac` does: its
+    /// `reset` leaves the address CTRL_MAC_ADDR_SET wrote) keeps the last address it was given;
+    /// start compares the port's address with the config MAC read at probe, not with what the
+    /// device holds now, so setting the probe-time address back while stopped never reaches it.
+    /// (Before the change, a port whose MAC had been set re-sent it at every start.)
+    #[test]
+    fn the_device_holds_the_ports_mac_after_a_restart() {
+        let dev = device();
+        {
+            let mut s = dev.state();
+            s.kind = TransportKind::Legacy;
+            s.features = f::MAC | f::STATUS | f::MRG_RXBUF | f::ANY_LAYOUT;
+        }
+        let mem = memory();
+        let pool = pool(&mem, 200);
+        let mut port = started(&dev, &mem, 1, &pool);
+        let first = port.mac();
+        port.set_mac("02:11:22:33:44:77".parse().unwrap()).unwrap();
+        port.stop().unwrap();
+        port.set_mac(first).unwrap();
+        port.start().unwrap();
+        assert_eq!(
+            MacAddr(dev.state().config[..6].try_into().unwrap()),
+            port.mac(),
+            "the port says {} but the device filters on another address",
+            port.mac()
+        );
+        port.stop().unwrap();
+    }
+
+    /// Review 15: a mode set while stopped and refused by the device at start is not the
+    /// port's. `set_promiscuous` on a stopped port only checks CTRL_RX and records the mode;
+    /// start sends it, and when the device refuses, only logs a warning and starts: the port
+    /// then says promiscuous while the device filters. (DPDK's `eth_dev_config_restore` fails
+    /// the start instead.)
+    #[test]
+    fn a_mode_the_device_refuses_at_start_is_not_reported_as_on() {
+        let dev = device();
+        let mem = memory();
+        let pool = pool(&mem, 300);
+        let mut port = started(&dev, &mem, 1, &pool);
+        port.stop().unwrap();
+        port.set_promiscuous(true).unwrap();
+        dev.state().ctrl_ack = VIRTIO_NET_ERR;
+        let started = port.start();
+        assert!(
+            started.is_err() || !port.promiscuous(),
+            "started ({started:?}) with promiscuous mode refused by the device, yet the port says it is on"
+        );
+        port.stop().unwrap();
     }
 
     #[test]

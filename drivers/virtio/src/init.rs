@@ -156,7 +156,6 @@ impl VirtioNet {
             cfg_pairs: p.cfg_pairs,
             max_mtu: p.config.mtu.unwrap_or((MAX_RX_PKTLEN - FRAME_OVERHEAD) as u16),
             default_mac: mac,
-            config_mac: p.config.mac,
             started: false,
             wedged: false,
             nb_rx: 0,

@@ -20,6 +20,9 @@ struct StrictState {
     applied: Mutex<Vec<(&'static str, PortSettings, bool)>>,
     started_with: Mutex<Option<PortSettings>>,
     resets: AtomicU32,
+    /// RX queue setups fail (as e1000's and virtio's do after dropping the old ring, when the
+    /// new ring's memzone cannot be reserved).
+    fail_rx_setup: AtomicBool,
 }
 
 impl std::ops::Deref for Strict {
@@ -60,6 +63,9 @@ impl EthDev for Strict {
     }
     fn rx_queue_setup(&mut self, _: u16, conf: &RxQueueConf) -> Result<(), EthError> {
         self.live();
+        if self.fail_rx_setup.load(Ordering::Relaxed) {
+            return Err(EthError::NotSupported { driver: "strict", what: "a second RX ring" });
+        }
         conf.counters.add(3, 180);
         Ok(())
     }
@@ -246,4 +252,40 @@ fn the_port_counts_for_its_queues_and_the_device_adds_its_own() {
     port.stats_reset();
     assert_eq!((port.stats().ipackets, port.stats().ibytes), (7, 0), "the queues' counters start again");
     port.close().unwrap();
+}
+
+/// Review 15: a queue whose setup failed is not set up, even when an earlier setup of it had
+/// succeeded. e1000 and virtio drop the old ring before reserving the new one, so after a failed
+/// second `rx_queue_setup` the driver has no RX queue 0; the port must not start as if it had
+/// (e1000 would turn RCTL.EN on with no ring behind RDBAL, virtio would go DRIVER_OK without
+/// virtqueue 0, and `rx_queue(0)` would then say "busy").
+#[test]
+fn a_queue_whose_second_setup_failed_is_not_set_up() {
+    let dev = Strict::default();
+    let mut port = Port::new(0, Box::new(dev.clone()));
+    let p = pool(2048);
+    port.configure(&PortConf::queues(1, 1)).unwrap();
+    port.rx_queue_setup(0, 0, &p).unwrap();
+    port.tx_queue_setup(0, 0).unwrap();
+    dev.fail_rx_setup.store(true, Ordering::Relaxed);
+    assert!(port.rx_queue_setup(0, 0, &p).is_err());
+    let started = port.start();
+    assert!(
+        matches!(started, Err(EthError::QueueNotSetUp { dir: Dir::Rx, queue: 0, .. })),
+        "the port started on an RX queue the driver no longer has: {started:?}"
+    );
+}
+
+/// Review 15: after `reset` the port has no queues (it must be configured again), so the MTU is
+/// checked against no RX buffer; the rooms of the queues set up before the reset must not refuse
+/// it.
+#[test]
+fn after_a_reset_no_old_queue_limits_the_mtu() {
+    let mut port = Port::new(0, Box::new(Strict::default()));
+    port.configure(&PortConf::queues(1, 1)).unwrap();
+    port.rx_queue_setup(0, 0, &pool(2048)).unwrap();
+    port.reset().unwrap();
+    assert_eq!(port.state(), PortState::Probed);
+    let r = port.set_mtu(4000);
+    assert!(r.is_ok(), "a queue that no longer exists refused the MTU: {r:?}");
 }
