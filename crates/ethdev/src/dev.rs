@@ -144,6 +144,16 @@ pub trait TxBurst: Send {
     /// Takes packets from the front of `bufs` for sending, as many as the queue has room for, and
     /// returns how many it took. The rest stay in `bufs`, in order. Never blocks.
     fn tx_burst(&mut self, bufs: &mut Vec<PacketBuf>) -> usize;
+
+    /// Fixes up packets for this device's TX offloads ([`crate::prepare`]); every packet has
+    /// passed [`crate::prepare::check`] against the queue already. The default is
+    /// [`crate::prepare::fix_up`], what Intel's and virtio's devices want.
+    fn tx_prepare(&mut self, bufs: &mut [PacketBuf]) -> Result<(), TxPrepareError> {
+        for (index, buf) in bufs.iter_mut().enumerate() {
+            crate::prepare::fix_up(buf).map_err(|fault| TxPrepareError { index, fault })?;
+        }
+        Ok(())
+    }
 }
 
 /// Queue state a driver keeps between handles: a handle takes it out for as long as it lives

@@ -114,15 +114,33 @@ pub enum EthError {
         max: u16,
     },
     /// Offloads the device cannot do.
-    #[error("port {port}: the device cannot do the {dir} offloads {missing}: it offers {capa}")]
+    #[error("port {port}: {driver} cannot do the {dir} offloads {missing}: it offers {capa}")]
     Offloads {
         /// The port.
         port: u16,
+        /// The driver.
+        driver: &'static str,
         /// Direction.
         dir: Dir,
         /// What was asked for and is missing, printed.
         missing: String,
         /// What the device offers, printed.
+        capa: String,
+    },
+    /// Offloads asked for one queue that the device can only turn on for the whole port.
+    #[error("port {port}: {driver} cannot turn on the {dir} offloads {missing} for {dir} queue {queue} alone: it offers per queue {capa}; ask for them in the port's configuration instead")]
+    QueueOffloads {
+        /// The port.
+        port: u16,
+        /// The driver.
+        driver: &'static str,
+        /// Direction.
+        dir: Dir,
+        /// The queue.
+        queue: u16,
+        /// What was asked for and cannot be per queue, printed.
+        missing: String,
+        /// What the device offers per queue, printed.
         capa: String,
     },
     /// An RX pool whose buffers are smaller than the device takes.
@@ -136,7 +154,7 @@ pub enum EthError {
         min: u32,
     },
     /// A frame of the MTU does not fit one RX buffer.
-    #[error("port {port}: MTU {mtu} needs frames of {frame} bytes and RX queue {queue}'s buffers hold {room}: use a pool with a data room of at least {frame} bytes, or a smaller MTU")]
+    #[error("port {port}: MTU {mtu} needs frames of {frame} bytes and RX queue {queue}'s buffers hold {room}: use a pool with a data room of at least {frame} bytes, a smaller MTU, or the scatter RX offload (RxOffloads::SCATTER) where the driver has it")]
     FrameTooLong {
         /// The port.
         port: u16,

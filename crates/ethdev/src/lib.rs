@@ -14,6 +14,7 @@
 //! - [`stats`]: [`Stats`], extended stats, and [`SwStats`], the counters software drivers share.
 //! - [`dev`]: the driver traits; [`Slot`] for queue state a handle borrows.
 //! - [`port`]: [`Port`] and the queue handles.
+//! - [`prepare`]: `tx_prepare`: a burst's TX offload requests checked and fixed up.
 //! - [`settings`]: [`PortSettings`], what the port applies to its device, and frame sizes.
 //! - [`soft`]: the address and link every software port reports.
 //! - [`registry`]: PCI ID tables, virtual devices (`--vdev NAME,key=value`), [`Registry`].
@@ -25,6 +26,7 @@
 pub mod dev;
 pub mod error;
 pub mod port;
+pub mod prepare;
 pub mod registry;
 pub mod settings;
 pub mod soft;
@@ -36,6 +38,7 @@ pub use burst_net::MacAddr;
 pub use dev::{EthDev, RxBurst, Slot, SlotGuard, TxBurst};
 pub use error::EthError;
 pub use port::{Port, PortId, PortState, RxQueue, TxQueue};
+pub use prepare::{TxFault, TxPrepareError};
 pub use registry::{DevArgs, PciDriver, PciId, PciProbe, PciSpec, Registry, VdevDriver, VdevProbe, VdevShared};
 pub use settings::PortSettings;
 pub use stats::{QueueCounters, Stats, SwStats, XStat};

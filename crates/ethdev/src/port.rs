@@ -15,9 +15,10 @@ use std::sync::{Mutex, MutexGuard};
 use burst_mem::{PacketBuf, PacketPool};
 
 use crate::error::Dir;
+use crate::prepare::TxPrepareError;
 use crate::{
-    DevInfo, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortSettings, RxBurst, RxQueueConf, Stats, SwStats,
-    TxBurst, TxQueueConf, XStat,
+    DevInfo, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortSettings, RxBurst, RxOffloads, RxQueueConf, Stats,
+    SwStats, TxBurst, TxOffloads, TxQueueConf, XStat,
 };
 
 /// A port's number: its place in probe order (PCI devices by address, then `--vdev`s in order).
@@ -66,6 +67,8 @@ pub struct Port {
     rx_room: Vec<Option<usize>>,
     rx_taken: Vec<AtomicBool>,
     tx_taken: Vec<AtomicBool>,
+    /// Per TX queue: the offloads on for it, which `tx_prepare` checks packets against.
+    tx_offloads: Vec<TxOffloads>,
     /// The queues' counters, handed to the driver at queue setup.
     sw: SwStats,
     /// What the port last counted, kept at close: a closed device is never called again (its
@@ -107,6 +110,7 @@ impl Port {
             rx_room: Vec::new(),
             rx_taken: Vec::new(),
             tx_taken: Vec::new(),
+            tx_offloads: Vec::new(),
             sw: SwStats::new(0, 0),
             closed: None,
         }
@@ -181,6 +185,7 @@ impl Port {
         if !rx_missing.is_empty() {
             return Err(EthError::Offloads {
                 port: self.id,
+                driver: info.driver,
                 dir: Dir::Rx,
                 missing: rx_missing.to_string(),
                 capa: info.rx_offload_capa.to_string(),
@@ -190,6 +195,7 @@ impl Port {
         if !tx_missing.is_empty() {
             return Err(EthError::Offloads {
                 port: self.id,
+                driver: info.driver,
                 dir: Dir::Tx,
                 missing: tx_missing.to_string(),
                 capa: info.tx_offload_capa.to_string(),
@@ -209,6 +215,7 @@ impl Port {
         self.rx_ready = vec![false; conf.nb_rx_queues as usize];
         self.tx_ready = vec![false; conf.nb_tx_queues as usize];
         self.rx_room = vec![None; conf.nb_rx_queues as usize];
+        self.tx_offloads = vec![conf.tx_offloads; conf.nb_tx_queues as usize];
         self.rx_taken = (0..conf.nb_rx_queues).map(|_| AtomicBool::new(false)).collect();
         self.tx_taken = (0..conf.nb_tx_queues).map(|_| AtomicBool::new(false)).collect();
         self.state = PortState::Configured;
@@ -233,8 +240,21 @@ impl Port {
     }
 
     /// Sets up RX queue `queue` with `nb_desc` descriptors (0: the device's default), filled from
-    /// `pool` (`rte_eth_rx_queue_setup`).
+    /// `pool` (`rte_eth_rx_queue_setup`), with the port's offloads.
     pub fn rx_queue_setup(&mut self, queue: u16, nb_desc: u16, pool: &PacketPool) -> Result<(), EthError> {
+        self.rx_queue_setup_with(queue, nb_desc, pool, RxOffloads::NONE)
+    }
+
+    /// [`Port::rx_queue_setup`] with `offloads` on for this queue besides the port's (the
+    /// `offloads` of DPDK's `rte_eth_rxconf`): each one the port does not have already must be
+    /// among the device's per-queue capabilities.
+    pub fn rx_queue_setup_with(
+        &mut self,
+        queue: u16,
+        nb_desc: u16,
+        pool: &PacketPool,
+        offloads: RxOffloads,
+    ) -> Result<(), EthError> {
         self.check_setup("rx_queue_setup", Dir::Rx, queue)?;
         let lim = self.info.rx_desc_lim;
         let nb_desc = lim.resolve(nb_desc).ok_or(EthError::DescCount {
@@ -246,6 +266,19 @@ impl Port {
             align: lim.align,
             default: lim.default,
         })?;
+        let per_queue = offloads - self.conf.rx_offloads;
+        let missing = per_queue.missing_from(self.info.rx_queue_offload_capa);
+        if !missing.is_empty() {
+            return Err(EthError::QueueOffloads {
+                port: self.id,
+                driver: self.info.driver,
+                dir: Dir::Rx,
+                queue,
+                missing: missing.to_string(),
+                capa: self.info.rx_queue_offload_capa.to_string(),
+            });
+        }
+        let offloads = offloads | self.conf.rx_offloads;
         if u32::from(pool.data_room()) < self.info.min_rx_bufsize {
             return Err(EthError::RxBufTooSmall {
                 port: self.id,
@@ -253,11 +286,18 @@ impl Port {
                 min: self.info.min_rx_bufsize,
             });
         }
-        let room = self.dev.rx_frame_room(pool);
+        // With scatter a frame may take several buffers: only the MTU's range limits it.
+        let room = if offloads.contains(RxOffloads::SCATTER) { None } else { self.dev.rx_frame_room(pool) };
         if let Some(room) = room {
             self.check_frame_fits(self.settings().mtu, queue, room)?;
         }
-        let conf = RxQueueConf { nb_desc, pool: pool.clone(), socket: self.info.socket, counters: self.sw.rx(queue) };
+        let conf = RxQueueConf {
+            nb_desc,
+            pool: pool.clone(),
+            socket: self.info.socket,
+            offloads,
+            counters: self.sw.rx(queue),
+        };
         // A driver may drop the queue's old ring before it fails to make the new one: until it
         // succeeds, the queue is not set up.
         self.rx_ready[queue as usize] = false;
@@ -268,8 +308,15 @@ impl Port {
         Ok(())
     }
 
-    /// Sets up TX queue `queue` with `nb_desc` descriptors (0: the device's default).
+    /// Sets up TX queue `queue` with `nb_desc` descriptors (0: the device's default), with the
+    /// port's offloads.
     pub fn tx_queue_setup(&mut self, queue: u16, nb_desc: u16) -> Result<(), EthError> {
+        self.tx_queue_setup_with(queue, nb_desc, TxOffloads::NONE)
+    }
+
+    /// [`Port::tx_queue_setup`] with `offloads` on for this queue besides the port's: each one
+    /// the port does not have already must be among the device's per-queue capabilities.
+    pub fn tx_queue_setup_with(&mut self, queue: u16, nb_desc: u16, offloads: TxOffloads) -> Result<(), EthError> {
         self.check_setup("tx_queue_setup", Dir::Tx, queue)?;
         let lim = self.info.tx_desc_lim;
         let nb_desc = lim.resolve(nb_desc).ok_or(EthError::DescCount {
@@ -281,10 +328,24 @@ impl Port {
             align: lim.align,
             default: lim.default,
         })?;
-        let conf = TxQueueConf { nb_desc, socket: self.info.socket, counters: self.sw.tx(queue) };
+        let per_queue = offloads - self.conf.tx_offloads;
+        let missing = per_queue.missing_from(self.info.tx_queue_offload_capa);
+        if !missing.is_empty() {
+            return Err(EthError::QueueOffloads {
+                port: self.id,
+                driver: self.info.driver,
+                dir: Dir::Tx,
+                queue,
+                missing: missing.to_string(),
+                capa: self.info.tx_queue_offload_capa.to_string(),
+            });
+        }
+        let offloads = offloads | self.conf.tx_offloads;
+        let conf = TxQueueConf { nb_desc, socket: self.info.socket, offloads, counters: self.sw.tx(queue) };
         self.tx_ready[queue as usize] = false;
         self.dev.tx_queue_setup(queue, &conf)?;
         self.tx_ready[queue as usize] = true;
+        self.tx_offloads[queue as usize] = offloads;
         Ok(())
     }
 
@@ -539,7 +600,14 @@ impl Port {
     pub fn tx_queue(&self, queue: u16) -> Result<TxQueue<'_>, EthError> {
         let taken = self.take_flag(&self.tx_taken, Dir::Tx, queue)?;
         match self.dev.tx_queue(queue) {
-            Ok(inner) => Ok(TxQueue { inner, taken, port: self.id, queue }),
+            Ok(inner) => Ok(TxQueue {
+                inner,
+                taken,
+                port: self.id,
+                queue,
+                offloads: self.tx_offloads.get(usize::from(queue)).copied().unwrap_or_default(),
+                nb_seg_max: self.info.tx_desc_lim.nb_seg_max,
+            }),
             Err(e) => {
                 taken.store(false, Ordering::Release);
                 Err(e)
@@ -602,6 +670,10 @@ pub struct TxQueue<'p> {
     taken: &'p AtomicBool,
     port: PortId,
     queue: u16,
+    /// The offloads on for the queue.
+    offloads: TxOffloads,
+    /// The most segments the device takes per packet.
+    nb_seg_max: u16,
 }
 
 impl TxQueue<'_> {
@@ -611,6 +683,25 @@ impl TxQueue<'_> {
     #[inline]
     pub fn tx_burst(&mut self, bufs: &mut Vec<PacketBuf>) -> usize {
         self.inner.tx_burst(bufs)
+    }
+
+    /// Checks a burst against the queue's offloads and the device's limits, and fixes up what
+    /// the device needs (pseudo-header checksums) before [`TxQueue::tx_burst`]
+    /// (`rte_eth_tx_prepare`). On a packet that cannot be sent as asked it stops: the packets
+    /// before it are prepared, the error names it and says why. A burst with no offload request
+    /// and one segment per packet needs no call.
+    pub fn tx_prepare(&mut self, bufs: &mut [PacketBuf]) -> Result<(), TxPrepareError> {
+        let bad = bufs.iter().enumerate().find_map(|(index, b)| {
+            crate::prepare::check(b, self.offloads, self.nb_seg_max).err().map(|fault| TxPrepareError { index, fault })
+        });
+        let good = bad.as_ref().map_or(bufs.len(), |e| e.index);
+        self.inner.tx_prepare(&mut bufs[..good])?;
+        bad.map_or(Ok(()), Err)
+    }
+
+    /// The offloads on for this queue.
+    pub fn offloads(&self) -> TxOffloads {
+        self.offloads
     }
 
     /// The port this queue belongs to.

@@ -39,11 +39,15 @@ pub struct DescLimits {
     pub align: u16,
     /// What a queue gets when the application asks for 0.
     pub default: u16,
+    /// The most segments one packet may have on this queue (TX), or `u16::MAX` for no limit
+    /// (`nb_seg_max`).
+    pub nb_seg_max: u16,
 }
 
 impl DescLimits {
-    /// No limit worth stating (software queues): 1..=65535, any count, 1024 by default.
-    pub const ANY: DescLimits = DescLimits { min: 1, max: u16::MAX, align: 1, default: 1024 };
+    /// No limit worth stating (software queues): 1..=65535, any count, 1024 by default, any
+    /// number of segments.
+    pub const ANY: DescLimits = DescLimits { min: 1, max: u16::MAX, align: 1, default: 1024, nb_seg_max: u16::MAX };
 
     /// The count a queue gets for a request of `n` (0 = the default), or `None` when `n` is out
     /// of range or misaligned.
@@ -53,67 +57,104 @@ impl DescLimits {
     }
 }
 
-macro_rules! offload_flags {
-    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $flag:ident = $bit:expr, $text:literal;)* }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-        pub struct $name(pub u64);
+bitflags::bitflags! {
+    /// Receive offloads (`RTE_ETH_RX_OFFLOAD_*`, same bits), as capabilities and as requests.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct RxOffloads: u64 {
+        /// Strip the VLAN tag into the buffer's `vlan_tci` (`RX_VLAN_STRIPPED` set).
+        const VLAN_STRIP = 1 << 0;
+        /// Check IPv4 header checksums (`RX_IP_CKSUM_*` set).
+        const IPV4_CKSUM = 1 << 1;
+        /// Check UDP checksums (`RX_L4_CKSUM_*` set).
+        const UDP_CKSUM = 1 << 2;
+        /// Check TCP checksums (`RX_L4_CKSUM_*` set).
+        const TCP_CKSUM = 1 << 3;
+        /// Merge TCP segments (large receive offload).
+        const TCP_LRO = 1 << 4;
+        /// Strip both tags of a QinQ frame.
+        const QINQ_STRIP = 1 << 5;
+        /// Check a tunnel's outer IPv4 checksum.
+        const OUTER_IPV4_CKSUM = 1 << 6;
+        /// Drop frames of VLANs not in the VLAN filter.
+        const VLAN_FILTER = 1 << 9;
+        /// Receive frames larger than one buffer into a chain of buffers.
+        const SCATTER = 1 << 13;
+        /// Deliver a receive timestamp.
+        const TIMESTAMP = 1 << 14;
+        /// Leave the Ethernet CRC on received frames.
+        const KEEP_CRC = 1 << 16;
+        /// Check SCTP checksums.
+        const SCTP_CKSUM = 1 << 17;
+        /// Check a tunnel's outer UDP checksum.
+        const OUTER_UDP_CKSUM = 1 << 18;
+        /// Deliver the RSS hash in the buffer's `rss_hash` (`RX_RSS_HASH` set).
+        const RSS_HASH = 1 << 19;
+    }
+}
 
+bitflags::bitflags! {
+    /// Transmit offloads (`RTE_ETH_TX_OFFLOAD_*`, same bits), as capabilities and as requests.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct TxOffloads: u64 {
+        /// Insert the buffer's `vlan_tci` as a VLAN tag (packets with `TX_VLAN`).
+        const VLAN_INSERT = 1 << 0;
+        /// Fill in IPv4 header checksums (packets with `TX_IP_CKSUM`).
+        const IPV4_CKSUM = 1 << 1;
+        /// Fill in UDP checksums (packets with `TX_UDP_CKSUM`).
+        const UDP_CKSUM = 1 << 2;
+        /// Fill in TCP checksums (packets with `TX_TCP_CKSUM`).
+        const TCP_CKSUM = 1 << 3;
+        /// Fill in SCTP checksums.
+        const SCTP_CKSUM = 1 << 4;
+        /// Segment TCP packets larger than the MTU (packets with `TX_TCP_SEG`).
+        const TCP_TSO = 1 << 5;
+        /// Segment UDP packets.
+        const UDP_TSO = 1 << 6;
+        /// Fill in a tunnel's outer IPv4 checksum.
+        const OUTER_IPV4_CKSUM = 1 << 7;
+        /// Insert two VLAN tags.
+        const QINQ_INSERT = 1 << 8;
+        /// Several lcores may send on one queue at once (never here: one handle per queue).
+        const MT_LOCKFREE = 1 << 14;
+        /// Send chained buffers.
+        const MULTI_SEGS = 1 << 15;
+        /// All buffers of a queue come from one pool and are not shared (`MBUF_FAST_FREE`).
+        const MBUF_FAST_FREE = 1 << 16;
+        /// Fill in a tunnel's outer UDP checksum.
+        const OUTER_UDP_CKSUM = 1 << 20;
+    }
+}
+
+macro_rules! offload_text {
+    ($name:ident) => {
         impl $name {
-            $($(#[$fdoc])* pub const $flag: $name = $name(1 << $bit);)*
             /// No offload.
-            pub const NONE: $name = $name(0);
-            const NAMES: &'static [($name, &'static str)] = &[$(($name::$flag, $text)),*];
-
-            /// Every flag of `other` is set in `self`.
-            pub fn contains(self, other: $name) -> bool {
-                self.0 & other.0 == other.0
-            }
+            pub const NONE: $name = $name::empty();
 
             /// The flags of `self` missing from `capa`.
             pub fn missing_from(self, capa: $name) -> $name {
-                $name(self.0 & !capa.0)
+                self - capa
             }
 
-            /// No flag set.
-            pub fn is_empty(self) -> bool {
-                self.0 == 0
-            }
-        }
-
-        impl std::ops::BitOr for $name {
-            type Output = $name;
-            fn bitor(self, rhs: $name) -> $name {
-                $name(self.0 | rhs.0)
-            }
-        }
-
-        impl std::ops::BitOrAssign for $name {
-            fn bitor_assign(&mut self, rhs: $name) {
-                self.0 |= rhs.0;
+            /// The flag called `name` as testpmd prints it (`vlan_strip`, `tcp_cksum`).
+            pub fn from_name(name: &str) -> Option<$name> {
+                $name::all().iter_names().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, f)| f)
             }
         }
 
         impl fmt::Display for $name {
+            /// testpmd's names, space separated (`vlan_strip ipv4_cksum`); `none` when empty,
+            /// bits with no name in hex.
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                if self.0 == 0 {
+                if self.is_empty() {
                     return f.write_str("none");
                 }
-                let mut first = true;
-                for (flag, text) in Self::NAMES {
-                    if self.contains(*flag) {
-                        if !first {
-                            f.write_str(" ")?;
-                        }
-                        f.write_str(text)?;
-                        first = false;
-                    }
+                let mut words: Vec<String> = self.iter_names().map(|(n, _)| n.to_lowercase()).collect();
+                let unknown = *self - $name::all();
+                if !unknown.is_empty() {
+                    words.push(format!("{:#x}", unknown.bits()));
                 }
-                let unknown = self.0 & !Self::NAMES.iter().fold(0, |acc, (flag, _)| acc | flag.0);
-                if unknown != 0 {
-                    write!(f, "{}{unknown:#x}", if first { "" } else { " " })?;
-                }
-                Ok(())
+                f.write_str(&words.join(" "))
             }
         }
 
@@ -125,42 +166,13 @@ macro_rules! offload_flags {
     };
 }
 
-offload_flags! {
-    /// Receive offloads (`RTE_ETH_RX_OFFLOAD_*`), as capabilities and as requests.
-    RxOffloads {
-        /// Strip the VLAN tag into the buffer's `vlan_tci`.
-        VLAN_STRIP = 0, "vlan_strip";
-        /// Check IPv4 header checksums.
-        IPV4_CKSUM = 1, "ipv4_cksum";
-        /// Check UDP checksums.
-        UDP_CKSUM = 2, "udp_cksum";
-        /// Check TCP checksums.
-        TCP_CKSUM = 3, "tcp_cksum";
-        /// Leave the Ethernet CRC on received frames.
-        KEEP_CRC = 16, "keep_crc";
-        /// Receive frames larger than one buffer into a chain.
-        SCATTER = 13, "scatter";
-        /// Deliver the RSS hash in the buffer's `rss_hash`.
-        RSS_HASH = 19, "rss_hash";
-    }
-}
+offload_text!(RxOffloads);
+offload_text!(TxOffloads);
 
-offload_flags! {
-    /// Transmit offloads (`RTE_ETH_TX_OFFLOAD_*`), as capabilities and as requests.
-    TxOffloads {
-        /// Insert the buffer's `vlan_tci` as a VLAN tag.
-        VLAN_INSERT = 0, "vlan_insert";
-        /// Fill in IPv4 header checksums.
-        IPV4_CKSUM = 1, "ipv4_cksum";
-        /// Fill in UDP checksums.
-        UDP_CKSUM = 2, "udp_cksum";
-        /// Fill in TCP checksums.
-        TCP_CKSUM = 3, "tcp_cksum";
-        /// Send chained buffers.
-        MULTI_SEGS = 15, "multi_segs";
-        /// All buffers of a queue come from one pool and are not shared (`MBUF_FAST_FREE`).
-        MBUF_FAST_FREE = 16, "mbuf_fast_free";
-    }
+impl RxOffloads {
+    /// The three checksum checks (`RTE_ETH_RX_OFFLOAD_CHECKSUM`).
+    pub const CHECKSUM: RxOffloads =
+        RxOffloads::IPV4_CKSUM.union(RxOffloads::UDP_CKSUM).union(RxOffloads::TCP_CKSUM);
 }
 
 /// What a device is and what it supports (`rte_eth_dev_info`).
@@ -178,10 +190,15 @@ pub struct DevInfo {
     pub rx_desc_lim: DescLimits,
     /// TX descriptor limits.
     pub tx_desc_lim: DescLimits,
-    /// RX offloads the device can do.
+    /// RX offloads the device can do, per port or per queue (the per-queue ones included, as
+    /// DPDK counts them).
     pub rx_offload_capa: RxOffloads,
-    /// TX offloads the device can do.
+    /// RX offloads the device can turn on for one queue and not the others.
+    pub rx_queue_offload_capa: RxOffloads,
+    /// TX offloads the device can do, per port or per queue.
     pub tx_offload_capa: TxOffloads,
+    /// TX offloads the device can turn on for one queue and not the others.
+    pub tx_queue_offload_capa: TxOffloads,
     /// Smallest MTU.
     pub min_mtu: u16,
     /// Largest MTU (jumbo frames where the device has them).
@@ -206,7 +223,9 @@ impl DevInfo {
             rx_desc_lim: DescLimits::ANY,
             tx_desc_lim: DescLimits::ANY,
             rx_offload_capa: RxOffloads::NONE,
+            rx_queue_offload_capa: RxOffloads::NONE,
             tx_offload_capa: TxOffloads::NONE,
+            tx_queue_offload_capa: TxOffloads::NONE,
             min_mtu: 68,
             max_mtu: u16::MAX,
             max_rx_pktlen: u32::from(u16::MAX) + 18,
@@ -272,7 +291,7 @@ pub struct PortConf {
     pub nb_rx_queues: u16,
     /// TX queues to set up.
     pub nb_tx_queues: u16,
-    /// RX offloads wanted (each must be in the device's capabilities).
+    /// RX offloads wanted on every queue (each must be in the device's capabilities).
     pub rx_offloads: RxOffloads,
     /// TX offloads wanted.
     pub tx_offloads: TxOffloads,
@@ -294,6 +313,9 @@ pub struct RxQueueConf {
     pub nb_desc: u16,
     /// Where received packets' buffers come from.
     pub pool: PacketPool,
+    /// The offloads on for this queue: the port's and the queue's own, checked against the
+    /// device's capabilities.
+    pub offloads: RxOffloads,
     /// NUMA socket for the ring; `None` for the device's.
     pub socket: Option<u32>,
     /// Where the queue counts what it receives (packets, bytes, errors, missed, failed
@@ -308,6 +330,8 @@ pub struct TxQueueConf {
     pub nb_desc: u16,
     /// NUMA socket for the ring; `None` for the device's.
     pub socket: Option<u32>,
+    /// The offloads on for this queue: the port's and the queue's own.
+    pub offloads: TxOffloads,
     /// Where the queue counts what it sends (packets, bytes, errors).
     pub counters: Arc<QueueCounters>,
 }
@@ -318,7 +342,7 @@ mod tests {
 
     #[test]
     fn descriptor_limits_resolve_defaults_and_reject_misfits() {
-        let lim = DescLimits { min: 32, max: 4096, align: 8, default: 256 };
+        let lim = DescLimits { min: 32, max: 4096, align: 8, default: 256, nb_seg_max: 40 };
         assert_eq!(lim.resolve(0), Some(256));
         assert_eq!(lim.resolve(512), Some(512));
         assert_eq!(lim.resolve(16), None);
@@ -330,7 +354,9 @@ mod tests {
     fn offloads_print_their_names() {
         assert_eq!((RxOffloads::VLAN_STRIP | RxOffloads::RSS_HASH).to_string(), "vlan_strip rss_hash");
         assert_eq!(RxOffloads::NONE.to_string(), "none");
-        assert_eq!(TxOffloads(1 << 40).to_string(), "0x10000000000");
+        assert_eq!(TxOffloads::from_bits_retain(1 << 40).to_string(), "0x10000000000");
+        assert_eq!(TxOffloads::from_name("TCP_TSO"), Some(TxOffloads::TCP_TSO));
+        assert_eq!(RxOffloads::from_name("scatter"), Some(RxOffloads::SCATTER));
         let want = RxOffloads::VLAN_STRIP | RxOffloads::IPV4_CKSUM;
         assert_eq!(want.missing_from(RxOffloads::IPV4_CKSUM), RxOffloads::VLAN_STRIP);
     }

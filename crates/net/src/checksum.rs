@@ -11,7 +11,9 @@
 //! section 2 (C) and (D): 2^16 is 1 modulo 2^16 - 1, so wider words and deferred carries give
 //! the same sum, and byte order only needs care at the ends).
 
-use crate::field;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::{field, IpProtocol};
 
 /// Bytes summed between two folds of the accumulator: 2^14 words of at most 2^32 - 1 each, plus
 /// a folded sum below 2^33, stay far below 2^64.
@@ -98,6 +100,24 @@ impl Checksum {
     }
 }
 
+/// The IPv4 pseudo-header's sum (RFC 9293 section 3.1, RFC 768): source, destination, zero and
+/// protocol, and the TCP or UDP length. Continue it with the segment's bytes for the full L4
+/// checksum; a device that checksums TX packets is given its [`Checksum::sum`] in the L4 checksum
+/// field (DPDK's `rte_ipv4_phdr_cksum`), with `l4_len` 0 for segmentation, where the device adds
+/// each segment's length itself.
+#[inline]
+pub fn ipv4_pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, l4_len: u16) -> Checksum {
+    Checksum::new().add_bytes(&src.octets()).add_bytes(&dst.octets()).add_u16(u16::from(protocol.0)).add_u16(l4_len)
+}
+
+/// The IPv6 pseudo-header's sum (RFC 8200 section 8.1): source, destination, the upper-layer
+/// length as 32 bits, and the next header; as [`ipv4_pseudo_header`] otherwise
+/// (`rte_ipv6_phdr_cksum`).
+#[inline]
+pub fn ipv6_pseudo_header(src: Ipv6Addr, dst: Ipv6Addr, next_header: IpProtocol, l4_len: u32) -> Checksum {
+    Checksum::new().add_bytes(&src.octets()).add_bytes(&dst.octets()).add_u32(l4_len).add_u32(u32::from(next_header.0))
+}
+
 /// Folds a 64-bit sum to at most 33 bits without changing it modulo 2^16 - 1.
 #[inline(always)]
 fn fold32(s: u64) -> u64 {
@@ -154,6 +174,47 @@ mod tests {
         h[10..12].fill(0);
         assert_eq!(checksum(&h), 0xb861);
         assert!(!verify(&h));
+    }
+
+    #[test]
+    fn a_udp_checksum_over_the_ipv4_pseudo_header() {
+        // The UDP datagram of the header above (192.168.0.1:68 to 192.168.0.199:67, 95 bytes of
+        // header and payload): its checksum is the pseudo-header's sum continued over the
+        // datagram, as etherparse computes it.
+        let src = Ipv4Addr::new(192, 168, 0, 1);
+        let dst = Ipv4Addr::new(192, 168, 0, 199);
+        let payload = [0x5au8; 87];
+        let udp = etherparse::UdpHeader::with_ipv4_checksum(68, 67, &etherparse::Ipv4Header::new(87, 64, etherparse::IpNumber::UDP, src.octets(), dst.octets()).unwrap(), &payload).unwrap();
+        let mut dgram = udp.to_bytes().to_vec();
+        dgram[6..8].fill(0);
+        dgram.extend_from_slice(&payload);
+        let sum = ipv4_pseudo_header(src, dst, IpProtocol::UDP, 95).add_bytes(&dgram).finish();
+        assert_eq!(sum, udp.checksum);
+        // What a device is given: the pseudo-header's sum, which it continues over the datagram.
+        let seed = ipv4_pseudo_header(src, dst, IpProtocol::UDP, 95).sum();
+        dgram[6..8].copy_from_slice(&seed.to_be_bytes());
+        assert_eq!(checksum(&dgram), udp.checksum);
+    }
+
+    #[test]
+    fn a_tcp_checksum_over_the_ipv6_pseudo_header() {
+        let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let dst: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let payload = [7u8; 33];
+        let ip = etherparse::Ipv6Header {
+            payload_length: 53,
+            next_header: etherparse::IpNumber::TCP,
+            hop_limit: 64,
+            source: src.octets(),
+            destination: dst.octets(),
+            ..Default::default()
+        };
+        let tcp = etherparse::TcpHeader::new(1000, 2000, 7, 512);
+        let want = tcp.calc_checksum_ipv6(&ip, &payload).unwrap();
+        let mut seg = tcp.to_bytes();
+        seg[16..18].fill(0);
+        seg.extend_from_slice(&payload);
+        assert_eq!(ipv6_pseudo_header(src, dst, IpProtocol::TCP, 53).add_bytes(&seg).finish(), want);
     }
 
     #[test]

@@ -34,7 +34,11 @@
 //! - [`tcp`]: the TCP header with its options ([`TcpSegment`]): data offset against the buffer.
 //! - [`udp`]: the UDP header ([`UdpDatagram`]): length against the buffer.
 //! - [`checksum`]: the Internet checksum (RFC 1071) as an accumulator ([`Checksum`]), so that a
-//!   pseudo-header and a segment that are not contiguous sum as one.
+//!   pseudo-header and a segment that are not contiguous sum as one; the IPv4 and IPv6
+//!   pseudo-headers ([`ipv4_pseudo_header`], [`ipv6_pseudo_header`]), whose sum is also what a
+//!   device that checksums TX packets is given.
+//! - [`ptype`]: packet types as DPDK's `RTE_PTYPE_*` ([`PacketType`]) and [`ptype::parse`], which
+//!   finds a frame's L2/L3/L4 types and header lengths.
 //! - [`mac`]: Ethernet addresses ([`MacAddr`]), parsed and printed as `02:00:00:00:00:01`.
 //!
 //! # What it does not
@@ -50,8 +54,7 @@
 //! - IPv4 options and TCP options are bytes; their kinds are not parsed. IPv6 extension
 //!   headers are not followed: the payload starts after the fixed header. Jumbograms (RFC 2675)
 //!   and TSO-style total lengths of 0 are refused or read as empty.
-//! - The TCP and UDP checksums need the IP layer's pseudo-header: [`Checksum`] sums it, but no
-//!   view computes it for you yet; nor the incremental update of RFC 1624.
+//! - No incremental checksum update (RFC 1624).
 //! - ARP, ICMP, GRE, VXLAN and the rest of DPDK's `lib/net` are not here yet.
 //!
 //! # On a forwarding loop's hot path
@@ -85,17 +88,19 @@ pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod mac;
+pub mod ptype;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
 
-pub use checksum::Checksum;
+pub use checksum::{ipv4_pseudo_header, ipv6_pseudo_header, Checksum};
 pub use error::{Error, Header};
 pub use ethernet::{EtherType, EthernetAddrs, EthernetFrame};
 pub use ip::IpProtocol;
 pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
 pub use mac::MacAddr;
+pub use ptype::{HeaderLens, PacketType};
 pub use tcp::{TcpFlags, TcpSegment};
 pub use udp::UdpDatagram;
 pub use vlan::{Tci, VlanTag};

@@ -207,7 +207,7 @@ impl EthDev for VirtioNet {
     fn info(&self) -> DevInfo {
         let lim = |index: u16| {
             let size = self.transport.queue_max_size(index).max(1);
-            DescLimits { min: MIN_DESC.min(size), max: u16::MAX, align: 1, default: size }
+            DescLimits { min: MIN_DESC.min(size), max: u16::MAX, align: 1, default: size, nb_seg_max: 1 }
         };
         DevInfo {
             driver: self.driver,
@@ -217,7 +217,9 @@ impl EthDev for VirtioNet {
             rx_desc_lim: lim(0),
             tx_desc_lim: lim(1),
             rx_offload_capa: RxOffloads::NONE,
+            rx_queue_offload_capa: RxOffloads::NONE,
             tx_offload_capa: TxOffloads::NONE,
+            tx_queue_offload_capa: TxOffloads::NONE,
             min_mtu: config::MIN_MTU,
             max_mtu: self.max_mtu,
             max_rx_pktlen: u32::from(self.max_mtu) + FRAME_OVERHEAD,
