@@ -199,18 +199,11 @@ impl EthDev for E1000Dev {
         self.rx_bsize = None;
         // Fold the counters (a reset clears the registers), then leave the device reset and
         // silent. The port read its last counters before closing.
-        let s = self.hw_stats.stats(&self.bar, &Stats::default());
+        let [rx, rx_bytes, tx, tx_bytes, missed, errors] = self.hw_stats.device_totals(&self.bar);
         tracing::debug!(
-            "e1000 {} closing: ipackets {} ibytes {} opackets {} obytes {} imissed {} ierrors {} oerrors {} (the \
-             device's counters)",
+            "e1000 {} closing: ipackets {rx} ibytes {rx_bytes} opackets {tx} obytes {tx_bytes} imissed {missed} \
+             ierrors {errors} (the device's counters)",
             self.addr,
-            s.ipackets,
-            s.ibytes,
-            s.opackets,
-            s.obytes,
-            s.imissed,
-            s.ierrors,
-            s.oerrors,
         );
         init::reset(&self.bar).map_err(|e| self.error(e))
     }

@@ -65,7 +65,9 @@ const COUNTERS: [Counter; 35] = [
     c("tx_xoff_packets", XOFFTXC),
 ];
 
+const I_GPRC: usize = 0;
 const I_GPTC: usize = 1;
+const I_GORC: usize = 2;
 const I_GOTC: usize = 3;
 const I_MPC: usize = 4;
 const I_CRCERRS: usize = 5;
@@ -145,6 +147,20 @@ impl HwStats {
         }
     }
 
+    /// The device's own view, for the closing log line: good frames and their bytes (CRC not
+    /// counted) each way, missed frames, receive errors.
+    pub(crate) fn device_totals(&self, bar: &Bar) -> [u64; 6] {
+        let h = self.update(bar);
+        [
+            h[I_GPRC],
+            h[I_GORC].saturating_sub(h[I_GPRC] * CRC_LEN),
+            h[I_GPTC],
+            h[I_GOTC].saturating_sub(h[I_GPTC] * CRC_LEN),
+            h[I_MPC],
+            h[I_CRCERRS] + h[I_ALGNERRC] + h[I_RXERRC] + h[I_RLEC] + h[I_RUC] + h[I_ROC] + h[I_CEXTERR],
+        ]
+    }
+
     /// Every device counter by its DPDK e1000 name, then the driver's drops.
     pub(crate) fn xstats(&self, bar: &Bar, sw: &Stats) -> Vec<XStat> {
         let t = self.update(bar);
@@ -168,7 +184,9 @@ mod tests {
     #[test]
     fn indices_name_the_registers_they_claim() {
         for (i, reg) in [
+            (I_GPRC, GPRC),
             (I_GPTC, GPTC),
+            (I_GORC, GORCL),
             (I_GOTC, GOTCL),
             (I_MPC, MPC),
             (I_CRCERRS, CRCERRS),

@@ -166,17 +166,19 @@ impl RxQueue {
                 return false;
             }
         }
+        let mut slot = self.vq.avail_slot();
         for buf in self.fresh.drain(..) {
             // `fresh` holds at most as many buffers as there are free descriptors.
             let Some(id) = self.vq.alloc_desc() else { break };
             let base = if VA { buf.buf_addr() as u64 } else { buf.buf_iova() };
             self.vq.set_desc(id, base + self.desc_off, self.room, VRING_DESC_F_WRITE, 0);
-            self.vq.post(id);
-            if let Some(slot) = self.bufs.get_mut(usize::from(id)) {
-                *slot = Some(buf);
+            self.vq.post_at(slot, id);
+            slot = slot.wrapping_add(1);
+            if let Some(b) = self.bufs.get_mut(usize::from(id)) {
+                *b = Some(buf);
             }
         }
-        self.vq.publish();
+        self.vq.publish_up_to(slot);
         true
     }
 
@@ -194,12 +196,18 @@ impl RxQueue {
         };
         let n = pending.min(max.min(usize::from(u16::MAX)) as u16);
         let mut t = Tally::default();
+        // A local cursor over the used ring, stored back once.
+        let mut slot = self.vq.used_slot();
+        let end = slot.wrapping_add(pending);
         for _ in 0..n {
-            let (id, len) = if self.in_order { self.next_in_order(&mut t) } else { self.vq.next_used() };
+            let (id, len) =
+                if self.in_order { self.next_in_order(slot, end, &mut t) } else { self.vq.used_elem_at(slot) };
+            slot = slot.wrapping_add(1);
             if let Some(buf) = self.receive(id, len, &mut t) {
                 out.push(buf);
             }
         }
+        self.vq.consume_to(slot);
         if t.got > 0 {
             self.counters.add(t.got as u64, t.bytes);
         }
@@ -213,27 +221,29 @@ impl RxQueue {
         t.got
     }
 
-    /// With `IN_ORDER` (2.7.9): the next buffer by position, and the length it was used with.
+    /// With `IN_ORDER` (2.7.9): the buffer at used slot `slot` by position, and the length it
+    /// was used with (`end`: the slot `used.idx` names).
     /// The first slot of a batch holds the batch's used entry, naming its last buffer: that
     /// buffer gets the entry's length, every one before it is full. An entry that names no
     /// buffer at or after its slot is counted and taken as this buffer's alone.
-    #[inline]
-    fn next_in_order(&mut self, t: &mut Tally) -> (u32, u32) {
+    #[inline(always)]
+    fn next_in_order(&mut self, slot: u16, end: u16, t: &mut Tally) -> (u32, u32) {
         let (last, last_len) = match self.batch {
             Some(b) => b,
             None => {
-                let (id, len) = self.vq.peek_used();
+                let (id, len) = self.vq.used_elem_at(slot);
                 // The entry must name a buffer of this batch: one at or after this slot.
-                if (0..self.vq.pending()).any(|k| u32::from(self.vq.pending_head(k)) == id) {
+                let ahead = end.wrapping_sub(slot);
+                if (0..ahead).any(|k| u32::from(self.vq.head_at(slot.wrapping_add(k))) == id) {
                     (id, len)
                 } else {
                     t.bad += 1;
                     self.extra.add_bad_used(1);
-                    (u32::from(self.vq.pending_head(0)), len)
+                    (u32::from(self.vq.head_at(slot)), len)
                 }
             }
         };
-        let id = u32::from(self.vq.next_in_order());
+        let id = u32::from(self.vq.head_at(slot));
         if last == id {
             self.batch = None;
             (id, last_len)

@@ -116,8 +116,11 @@ impl TxQueue {
             return;
         }
         let mut bad = 0u64;
+        // A local cursor over the used ring, stored back once.
+        let mut slot = self.vq.used_slot();
         for _ in 0..pending {
-            let id = if self.in_order { u32::from(self.vq.next_in_order()) } else { self.vq.next_used().0 };
+            let id = if self.in_order { u32::from(self.vq.head_at(slot)) } else { self.vq.used_elem_at(slot).0 };
+            slot = slot.wrapping_add(1);
             match self.bufs.get_mut(id as usize).and_then(Option::take) {
                 Some(buf) => {
                     self.done.push(buf);
@@ -131,6 +134,7 @@ impl TxQueue {
                 None => bad += 1,
             }
         }
+        self.vq.consume_to(slot);
         if bad > 0 {
             self.counters.add_errors(bad);
             self.extra.add_bad_used(bad);
@@ -176,6 +180,8 @@ impl TxQueue {
         }
         let hdr_len = self.hdr_len;
         let (mut sent, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
+        // A local cursor over the available ring, published once.
+        let mut slot = self.vq.avail_slot();
         for buf in bufs.drain(..take) {
             let len = buf.len() as u32;
             if len == 0 {
@@ -201,13 +207,14 @@ impl TxQueue {
                 self.chain[usize::from(h)] = d;
                 h
             };
-            self.vq.post(head);
+            self.vq.post_at(slot, head);
+            slot = slot.wrapping_add(1);
             self.bufs[usize::from(head)] = Some(buf);
             sent += 1;
             bytes += u64::from(len);
         }
         if sent > 0 {
-            self.vq.publish();
+            self.vq.publish_up_to(slot);
             self.vq.kick();
         }
         self.counters.add(sent, bytes);
