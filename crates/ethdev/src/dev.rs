@@ -16,7 +16,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use burst_mem::{PacketBuf, PacketPool};
 
-use crate::{DevInfo, EthError, LinkStatus, MacAddr, PortConf, PortSettings, RxQueueConf, Stats, TxQueueConf, XStat};
+use crate::{
+    DevInfo, EthError, LinkStatus, MacAddr, PortConf, PortSettings, RxQueueConf, Stats, TxPrepareError, TxQueueConf,
+    XStat,
+};
 
 /// A device's control path. `Send + Sync`: the port lives on the main lcore and its queue
 /// handles borrow it from the lcores that poll them.

@@ -187,7 +187,8 @@ pub fn fix_up(buf: &mut PacketBuf) -> Result<(), TxFault> {
     let data = buf.data_mut();
     // `check` made sure the headers are in the first segment; the payload may be in others, so
     // the IP header is read on its own (its lengths are not held against this segment).
-    let (ip_bytes, l4_bytes) = data.get_mut(l2..).ok_or(TxFault::BadHeader { what: "L3", offset: l2 })?.split_at_mut(l3.min(data.len() - l2));
+    let rest = data.get_mut(l2..).ok_or(TxFault::BadHeader { what: "L3", offset: l2 })?;
+    let (ip_bytes, l4_bytes) = rest.split_at_mut(l3.min(rest.len()));
     let phdr = if flags.contains(OlFlags::TX_IPV4) {
         let mut ip = Ipv4Packet::new_unchecked(&mut ip_bytes[..]);
         if l3 < 20 || ip.version() != 4 {
@@ -206,7 +207,13 @@ pub fn fix_up(buf: &mut PacketBuf) -> Result<(), TxFault> {
         // The L4 length: the payload's, less the extension headers l3_len covers past the fixed
         // header; their last one names the L4 protocol, which the request says.
         let len = if tso { 0 } else { u32::from(ip.payload_len()).saturating_sub(l3 as u32 - 40) };
-        let next = if l3 == 40 { ip.next_header() } else if l4 == TxL4::Udp { IpProtocol::UDP } else { IpProtocol::TCP };
+        let next = if l3 == 40 {
+            ip.next_header()
+        } else if l4 == TxL4::Udp {
+            IpProtocol::UDP
+        } else {
+            IpProtocol::TCP
+        };
         ipv6_pseudo_header(ip.src(), ip.dst(), next, len)
     };
     if let Some(at) = cksum_at {
@@ -266,7 +273,10 @@ mod tests {
         tail.set_len(10);
         b.set_ol_flags(OlFlags::empty());
         b.chain(tail).unwrap();
-        assert!(matches!(check(&b, TxOffloads::NONE, 1), Err(TxFault::OffloadOff { offload: TxOffloads::MULTI_SEGS, .. })));
+        assert!(matches!(
+            check(&b, TxOffloads::NONE, 1),
+            Err(TxFault::OffloadOff { offload: TxOffloads::MULTI_SEGS, .. })
+        ));
         assert_eq!(check(&b, TxOffloads::MULTI_SEGS, 1), Err(TxFault::TooManySegments { nb_segs: 2, max: 1 }));
         let e = TxPrepareError { index: 3, fault: TxFault::NoSegmentSize };
         assert!(e.to_string().starts_with("packet 3 of the burst: it asks for TCP segmentation"), "{e}");

@@ -136,8 +136,8 @@ macro_rules! offload_text {
                 self - capa
             }
 
-            /// The flag called `name` as testpmd prints it (`vlan_strip`, `tcp_cksum`).
-            pub fn from_name(name: &str) -> Option<$name> {
+            /// The flag called `name` as testpmd prints it (`vlan_strip`, `tcp_cksum`), in any case.
+            pub fn from_testpmd_name(name: &str) -> Option<$name> {
                 $name::all().iter_names().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, f)| f)
             }
         }
@@ -171,8 +171,7 @@ offload_text!(TxOffloads);
 
 impl RxOffloads {
     /// The three checksum checks (`RTE_ETH_RX_OFFLOAD_CHECKSUM`).
-    pub const CHECKSUM: RxOffloads =
-        RxOffloads::IPV4_CKSUM.union(RxOffloads::UDP_CKSUM).union(RxOffloads::TCP_CKSUM);
+    pub const CHECKSUM: RxOffloads = RxOffloads::IPV4_CKSUM.union(RxOffloads::UDP_CKSUM).union(RxOffloads::TCP_CKSUM);
 }
 
 /// What a device is and what it supports (`rte_eth_dev_info`).
@@ -355,8 +354,8 @@ mod tests {
         assert_eq!((RxOffloads::VLAN_STRIP | RxOffloads::RSS_HASH).to_string(), "vlan_strip rss_hash");
         assert_eq!(RxOffloads::NONE.to_string(), "none");
         assert_eq!(TxOffloads::from_bits_retain(1 << 40).to_string(), "0x10000000000");
-        assert_eq!(TxOffloads::from_name("TCP_TSO"), Some(TxOffloads::TCP_TSO));
-        assert_eq!(RxOffloads::from_name("scatter"), Some(RxOffloads::SCATTER));
+        assert_eq!(TxOffloads::from_testpmd_name("TCP_TSO"), Some(TxOffloads::TCP_TSO));
+        assert_eq!(RxOffloads::from_testpmd_name("scatter"), Some(RxOffloads::SCATTER));
         let want = RxOffloads::VLAN_STRIP | RxOffloads::IPV4_CKSUM;
         assert_eq!(want.missing_from(RxOffloads::IPV4_CKSUM), RxOffloads::VLAN_STRIP);
     }

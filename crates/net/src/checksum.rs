@@ -184,7 +184,13 @@ mod tests {
         let src = Ipv4Addr::new(192, 168, 0, 1);
         let dst = Ipv4Addr::new(192, 168, 0, 199);
         let payload = [0x5au8; 87];
-        let udp = etherparse::UdpHeader::with_ipv4_checksum(68, 67, &etherparse::Ipv4Header::new(87, 64, etherparse::IpNumber::UDP, src.octets(), dst.octets()).unwrap(), &payload).unwrap();
+        let udp = etherparse::UdpHeader::with_ipv4_checksum(
+            68,
+            67,
+            &etherparse::Ipv4Header::new(87, 64, etherparse::IpNumber::UDP, src.octets(), dst.octets()).unwrap(),
+            &payload,
+        )
+        .unwrap();
         let mut dgram = udp.to_bytes().to_vec();
         dgram[6..8].fill(0);
         dgram.extend_from_slice(&payload);
@@ -211,7 +217,7 @@ mod tests {
         };
         let tcp = etherparse::TcpHeader::new(1000, 2000, 7, 512);
         let want = tcp.calc_checksum_ipv6(&ip, &payload).unwrap();
-        let mut seg = tcp.to_bytes();
+        let mut seg = tcp.to_bytes().to_vec();
         seg[16..18].fill(0);
         seg.extend_from_slice(&payload);
         assert_eq!(ipv6_pseudo_header(src, dst, IpProtocol::TCP, 53).add_bytes(&seg).finish(), want);

@@ -163,7 +163,7 @@ pub fn parse(frame: &[u8]) -> (PacketType, HeaderLens) {
             let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else { return (ptype, lens) };
             lens.l3 = 40;
             ptype = ptype | PacketType::L3_IPV6;
-            (ip.next_header(), ip.payload(), false)
+            (ip.next_header(), &eth.payload()[40..40 + ip.payload().len()], false)
         }
         _ => return (ptype, lens),
     };
@@ -195,8 +195,14 @@ mod tests {
 
     #[test]
     fn the_values_are_dpdks() {
-        assert_eq!((PacketType::L2_ETHER_VLAN.0, PacketType::L3_IPV4_EXT_UNKNOWN.0, PacketType::L4_UDP.0), (6, 0x90, 0x200));
-        assert_eq!((PacketType::L2_ETHER | PacketType::L3_IPV4 | PacketType::L4_TCP).to_string(), "L2_ETHER L3_IPV4 L4_TCP");
+        assert_eq!(
+            (PacketType::L2_ETHER_VLAN.0, PacketType::L3_IPV4_EXT_UNKNOWN.0, PacketType::L4_UDP.0),
+            (6, 0x90, 0x200)
+        );
+        assert_eq!(
+            (PacketType::L2_ETHER | PacketType::L3_IPV4 | PacketType::L4_TCP).to_string(),
+            "L2_ETHER L3_IPV4 L4_TCP"
+        );
     }
 
     #[test]
@@ -206,7 +212,12 @@ mod tests {
         eth().ipv4([1, 2, 3, 4], [5, 6, 7, 8], 64).udp(1, 2).write(&mut f, &[0; 10]).unwrap();
         assert_eq!(parse(&f), (PacketType(0x211), HeaderLens { l2: 14, l3: 20, l4: 8 }));
         f.clear();
-        eth().single_vlan(7.try_into().unwrap()).ipv6([1; 16], [2; 16], 64).tcp(1, 2, 3, 4).write(&mut f, &[0; 5]).unwrap();
+        eth()
+            .single_vlan(7.try_into().unwrap())
+            .ipv6([1; 16], [2; 16], 64)
+            .tcp(1, 2, 3, 4)
+            .write(&mut f, &[0; 5])
+            .unwrap();
         assert_eq!(parse(&f), (PacketType(0x146), HeaderLens { l2: 18, l3: 40, l4: 20 }));
         f.clear();
         eth().ipv4([1, 2, 3, 4], [5, 6, 7, 8], 64).icmpv4_echo_request(1, 1).write(&mut f, &[]).unwrap();

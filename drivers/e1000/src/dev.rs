@@ -21,7 +21,8 @@ pub const DRIVER_NAME: &str = "net_e1000_em";
 
 /// Descriptor limits, RX and TX: DPDK's em (`E1000_MIN_RING_DESC` 32, `E1000_MAX_RING_DESC`
 /// 4096), in multiples of 8 since ring lengths are multiples of 128 bytes (SDM 13.4.29).
-pub const DESC_LIMITS: DescLimits = DescLimits { min: 32, max: 4096, align: RING_ALIGN_DESCS, default: 512, nb_seg_max: 1 };
+pub const DESC_LIMITS: DescLimits =
+    DescLimits { min: 32, max: 4096, align: RING_ALIGN_DESCS, default: 512, nb_seg_max: 1 };
 
 /// The largest frame the 8254x receives with long packet enable, CRC included: 16128 bytes, as
 /// DPDK's `em_get_max_pktlen` says for this family (SDM 13.4.22: LPE allows up to 16384 bytes;

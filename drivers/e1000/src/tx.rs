@@ -107,7 +107,7 @@ impl TxRing {
         let mut tail = self.tail;
         for buf in bufs.drain(..take) {
             let len = buf.len();
-            if len == 0 || len > TXD_MAX_LEN {
+            if len == 0 || len > TXD_MAX_LEN || !buf.is_contiguous() {
                 // Nothing a descriptor can carry: taken and freed, counted as an error.
                 dropped += 1;
                 continue;

@@ -19,9 +19,9 @@ pub(crate) struct TxState {
 #[inline(always)]
 fn drop_all(bufs: &mut Vec<PacketBuf>, counters: &QueueCounters) -> usize {
     let n = bufs.len();
-    let bytes: usize = bufs.iter().map(PacketBuf::len).sum();
+    let bytes: u64 = bufs.iter().map(|b| u64::from(b.pkt_len())).sum();
     PacketPool::free_bulk(bufs);
-    counters.add(n as u64, bytes as u64);
+    counters.add(n as u64, bytes);
     n
 }
 

@@ -25,7 +25,7 @@ impl RxBurst for RingRx<'_> {
         let mut bytes = 0;
         for buf in &mut bufs[start..] {
             buf.set_port(self.port);
-            bytes += buf.len();
+            bytes += buf.pkt_len() as usize;
         }
         self.counters.add(n as u64, bytes as u64);
         n

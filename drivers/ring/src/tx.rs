@@ -13,7 +13,7 @@ pub(crate) struct RingTx<'a> {
 }
 
 fn bytes(bufs: &[PacketBuf]) -> usize {
-    bufs.iter().map(PacketBuf::len).sum()
+    bufs.iter().map(|b| b.pkt_len() as usize).sum()
 }
 
 impl TxBurst for RingTx<'_> {

@@ -184,7 +184,7 @@ impl TxQueue {
         let mut slot = self.vq.avail_slot();
         for buf in bufs.drain(..take) {
             let len = buf.len() as u32;
-            if len == 0 {
+            if len == 0 || !buf.is_contiguous() {
                 // Nothing to send: taken and freed, counted as an error.
                 dropped += 1;
                 self.done.push(buf);

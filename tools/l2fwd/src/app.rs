@@ -281,9 +281,9 @@ mod tests {
     #[test]
     fn descriptor_counts_fit_the_device() {
         assert_eq!(adjust(1024, DescLimits::ANY), 1024);
-        assert_eq!(adjust(1024, DescLimits { min: 32, max: 512, align: 8, default: 256 }), 512);
-        assert_eq!(adjust(1024, DescLimits { min: 2048, max: 4096, align: 128, default: 2048 }), 2048);
-        assert_eq!(adjust(1000, DescLimits { min: 32, max: 4096, align: 128, default: 256 }), 1024);
+        assert_eq!(adjust(1024, DescLimits { min: 32, max: 512, align: 8, default: 256, nb_seg_max: 1 }), 512);
+        assert_eq!(adjust(1024, DescLimits { min: 2048, max: 4096, align: 128, default: 2048, nb_seg_max: 1 }), 2048);
+        assert_eq!(adjust(1000, DescLimits { min: 32, max: 4096, align: 128, default: 256, nb_seg_max: 1 }), 1024);
     }
 
     #[test]

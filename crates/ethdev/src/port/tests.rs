@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use burst_mem::{IovaMode, MemConfig, Memory, PacketPoolConfig};
 
 use super::*;
-use crate::{DevInfo, DeviceName, EthDev};
+use crate::{DevInfo, DeviceName, EthDev, RxOffloads, TxOffloads};
 
 /// A device that fails the test if it is called after `close`, records what it is asked
 /// to apply, and refuses settings when told to. Clones share their state.
@@ -52,6 +52,9 @@ impl EthDev for Strict {
         let mut info = DevInfo::software("strict", DeviceName::Vdev("strict0".into()), 1);
         info.max_mtu = 9000;
         info.max_rx_pktlen = 9018;
+        info.rx_offload_capa = RxOffloads::SCATTER | RxOffloads::CHECKSUM;
+        info.rx_queue_offload_capa = RxOffloads::SCATTER;
+        info.tx_offload_capa = TxOffloads::MULTI_SEGS | TxOffloads::TCP_CKSUM;
         info
     }
     fn default_mac(&self) -> MacAddr {
@@ -288,4 +291,37 @@ fn after_a_reset_no_old_queue_limits_the_mtu() {
     assert_eq!(port.state(), PortState::Probed);
     let r = port.set_mtu(4000);
     assert!(r.is_ok(), "a queue that no longer exists refused the MTU: {r:?}");
+}
+
+#[test]
+fn offloads_are_checked_per_port_and_per_queue_naming_the_driver() {
+    let dev = Strict::default();
+    let mut port = Port::new(2, Box::new(dev.clone()));
+    let err = port.configure(&PortConf { tx_offloads: TxOffloads::TCP_TSO, ..PortConf::queues(1, 1) }).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "port 2: strict cannot do the TX offloads tcp_tso: it offers tcp_cksum multi_segs",
+    );
+    port.configure(&PortConf { rx_offloads: RxOffloads::IPV4_CKSUM, ..PortConf::queues(1, 1) }).unwrap();
+    let p = pool(2048);
+    let err = port.rx_queue_setup_with(0, 0, &p, RxOffloads::TCP_CKSUM).unwrap_err().to_string();
+    assert!(err.contains("strict cannot turn on the RX offloads tcp_cksum for RX queue 0 alone"), "{err}");
+    // Asked for the port already: nothing per queue to check.
+    port.rx_queue_setup_with(0, 0, &p, RxOffloads::IPV4_CKSUM).unwrap();
+    port.tx_queue_setup_with(0, 0, TxOffloads::NONE).unwrap();
+}
+
+#[test]
+fn scatter_lifts_the_one_buffer_limit_and_only_there() {
+    let mut port = Port::new(0, Box::new(Strict::default()));
+    port.configure(&PortConf { mtu: Some(9000), ..PortConf::queues(1, 1) }).unwrap();
+    let p = pool(2048);
+    assert!(matches!(port.rx_queue_setup(0, 0, &p), Err(EthError::FrameTooLong { frame: 9018, room: 2048, .. })));
+    port.rx_queue_setup_with(0, 0, &p, RxOffloads::SCATTER).unwrap();
+    port.set_mtu(9000).unwrap();
+    // A queue set up again without scatter is held to one buffer again.
+    assert!(matches!(port.rx_queue_setup(0, 0, &p), Err(EthError::FrameTooLong { .. })));
+    // The port-wide scatter covers every queue.
+    port.configure(&PortConf { rx_offloads: RxOffloads::SCATTER, ..PortConf::queues(1, 1) }).unwrap();
+    port.rx_queue_setup(0, 0, &p).unwrap();
 }
