@@ -298,10 +298,7 @@ fn offloads_are_checked_per_port_and_per_queue_naming_the_driver() {
     let dev = Strict::default();
     let mut port = Port::new(2, Box::new(dev.clone()));
     let err = port.configure(&PortConf { tx_offloads: TxOffloads::TCP_TSO, ..PortConf::queues(1, 1) }).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "port 2: strict cannot do the TX offloads tcp_tso: it offers tcp_cksum multi_segs",
-    );
+    assert_eq!(err.to_string(), "port 2: strict cannot do the TX offloads tcp_tso: it offers tcp_cksum multi_segs",);
     port.configure(&PortConf { rx_offloads: RxOffloads::IPV4_CKSUM, ..PortConf::queues(1, 1) }).unwrap();
     let p = pool(2048);
     let err = port.rx_queue_setup_with(0, 0, &p, RxOffloads::TCP_CKSUM).unwrap_err().to_string();

@@ -127,6 +127,8 @@ impl<'a> Iterator for Segments<'a> {
 ///
 /// # Safety
 /// `head` is a packet's head that the caller owns, with every segment it reaches, and gives up.
+#[cold]
+#[inline(never)]
 pub(super) unsafe fn free_segments(head: NonNull<MbufHeader>) {
     let mut seg = head.as_ptr();
     while !seg.is_null() {
@@ -300,8 +302,18 @@ impl PacketBuf {
     }
 
     /// Frees every segment after the first: the packet becomes its first segment's data.
-    #[inline]
+    #[inline(always)]
     fn free_tail(&mut self) {
+        if !self.is_contiguous() {
+            self.free_tail_slow();
+        }
+    }
+
+    /// The chain part of [`PacketBuf::free_tail`], out of line so that the one-segment case
+    /// (every RX buffer a driver fills) stays a load and a branch.
+    #[cold]
+    #[inline(never)]
+    fn free_tail_slow(&mut self) {
         let h = self.h_mut();
         if let Some(rest) = NonNull::new(h.next) {
             h.next = std::ptr::null_mut();

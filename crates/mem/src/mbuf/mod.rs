@@ -47,8 +47,6 @@ pub struct MbufHeader {
     buf_iova: u64,
     ol_flags: u64,
     pool: *const PoolInner,
-    /// The next segment; null for the last (and for every buffer in its pool).
-    next: *mut MbufHeader,
     /// The whole packet's length (meaningful in the head only).
     pkt_len: u32,
     rss_hash: u32,
@@ -61,6 +59,10 @@ pub struct MbufHeader {
     buf_len: u16,
     /// Segments in the packet (meaningful in the head only; 1 for every buffer in its pool).
     nb_segs: u16,
+    /// The next segment; null for the last (and for every buffer in its pool). Last in the
+    /// line: the fields a one-segment packet's RX and TX write keep the offsets they had before
+    /// chains, which the compiler turns into the same few wide stores.
+    next: *mut MbufHeader,
     // Second cache line: what TX offload requests need (set by the application, read by TX).
     tx_offload: TxOffload,
     vlan_tci_outer: u16,
@@ -71,7 +73,7 @@ pub struct MbufHeader {
 const PAD1: usize = 64 - std::mem::size_of::<TxOffload>() - 2;
 
 const _: () = assert!(std::mem::size_of::<MbufHeader>() == HEADER_SIZE);
-const _: () = assert!(std::mem::offset_of!(MbufHeader, nb_segs) + 2 <= 64);
+const _: () = assert!(std::mem::offset_of!(MbufHeader, next) + 8 <= 64);
 const _: () = assert!(std::mem::offset_of!(MbufHeader, tx_offload) == 64);
 
 /// A pool of packet buffers: a [`Mempool`] whose objects are formatted as buffers once, at
@@ -213,12 +215,14 @@ impl PacketPool {
         let mut pool: *const PoolInner = std::ptr::null();
         let mut n = 0;
         for buf in bufs.drain(..) {
-            if !buf.is_contiguous() {
+            let raw = buf.into_raw();
+            // SAFETY: a live buffer's header is initialised.
+            if unsafe { !(*raw.as_ptr()).next.is_null() } {
                 // A chain: its segments may come from other pools (rare; freed one by one).
-                drop(buf);
+                // SAFETY: the handle gave up the chain it owned.
+                unsafe { chain::free_segments(raw) };
                 continue;
             }
-            let raw = buf.into_raw();
             // SAFETY: a live buffer's header is initialised and its pool field is fixed.
             let p = unsafe { (*raw.as_ptr()).pool };
             if n == CHUNK || (n > 0 && p != pool) {
