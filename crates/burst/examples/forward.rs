@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use burst::net::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, UdpDatagram};
-use burst::{MacAddr, PacketBuf, PacketPool, PortConf, Runtime};
+use burst::{MacAddr, OlFlags, PacketBuf, PacketPool, PortConf, Runtime, TxOffload, TxOffloads};
 
 fn main() -> ExitCode {
     // `myfwd [EAL options] -- [FRAMES]`, exactly like a DPDK application.
@@ -40,6 +40,10 @@ fn main() -> ExitCode {
 /// Bytes of each frame `myfwd` sends: Ethernet, IPv4 and UDP headers, then the sequence number.
 const FRAME_LEN: usize = 64;
 
+/// Bytes of the Ethernet, IPv4 and UDP headers: a frame's first segment. Its payload is a
+/// second buffer chained behind, as a stack that keeps headers and data apart builds them.
+const HEADERS_LEN: usize = 14 + 20 + 8;
+
 /// The most frames one run sends (one bit each remembers which came back).
 const MAX_FRAMES: u64 = 100_000_000;
 
@@ -47,11 +51,17 @@ const MAX_FRAMES: u64 = 100_000_000;
 /// the router drop one.
 const WINDOW: u64 = 512;
 
-/// A UDP frame from `src` to `dst` carrying `seq`, in a fresh buffer of `pool`: `None` when the
-/// pool is empty.
-fn udp_frame(pool: &PacketPool, src: MacAddr, dst: MacAddr, seq: u64) -> Option<PacketBuf> {
-    let mut buf = pool.alloc()?;
-    buf.set_len(FRAME_LEN); // the buffer's data: FRAME_LEN bytes after the headroom
+/// A UDP frame from `src` to `dst` carrying `seq`, as a chain of two buffers of `pool`: `None`
+/// when the pool is empty. With `offload`, the NIC computes the IPv4 and UDP checksums; without,
+/// the IPv4 checksum is computed here and the UDP one is left out (0, which IPv4 allows).
+fn udp_frame(pool: &PacketPool, src: MacAddr, dst: MacAddr, seq: u64, offload: bool) -> Option<PacketBuf> {
+    let mut payload = pool.alloc()?;
+    payload.set_len(FRAME_LEN - HEADERS_LEN);
+    payload.data_mut().fill(0);
+    payload.data_mut()[..8].copy_from_slice(&seq.to_be_bytes());
+
+    let mut buf = pool.alloc()?; // if this fails, `payload` goes back to the pool as it drops
+    buf.set_len(HEADERS_LEN); // the buffer's data: HEADERS_LEN bytes after the headroom
     let data = buf.data_mut();
     data.fill(0);
     // A view over bytes we are writing: `new_unchecked`, since there is no header to check yet.
@@ -62,23 +72,38 @@ fn udp_frame(pool: &PacketPool, src: MacAddr, dst: MacAddr, seq: u64) -> Option<
     let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
     ip.set_version(4);
     ip.set_ihl(5);
-    ip.set_total_len((FRAME_LEN - 14) as u16);
+    ip.set_total_len((FRAME_LEN - 14) as u16); // the whole packet's, payload segment included
     ip.set_ttl(64);
     ip.set_protocol(IpProtocol::UDP);
     ip.set_src(Ipv4Addr::new(198, 18, 0, 1));
     ip.set_dst(Ipv4Addr::new(198, 18, 0, 2));
-    ip.fill_checksum();
-    let mut udp = UdpDatagram::new_unchecked(ip.payload_mut());
+    if !offload {
+        ip.fill_checksum();
+    }
+    // The UDP header is the last bytes of this segment: a view of the IPv4 payload would
+    // reach into the next segment, so the header is viewed where it is.
+    let mut udp = UdpDatagram::new_unchecked(&mut data[14 + 20..]);
     udp.set_src_port(9);
     udp.set_dst_port(9);
     udp.set_len((FRAME_LEN - 14 - 20) as u16);
-    udp.payload_mut()[..8].copy_from_slice(&seq.to_be_bytes());
+    if offload {
+        // What the NIC is asked to do, and where the headers it needs are; `tx_prepare` then
+        // puts in the checksum fields what this NIC expects to find there.
+        buf.set_ol_flags(OlFlags::TX_IPV4 | OlFlags::TX_IP_CKSUM | OlFlags::TX_UDP_CKSUM);
+        buf.set_tx_offload(TxOffload { l2_len: 14, l3_len: 20, ..TxOffload::default() });
+    }
+    buf.chain(payload).ok()?; // now one packet of FRAME_LEN bytes in two segments
     Some(buf)
 }
 
 /// Forwards what `buf` holds as a router would: the TTL down by one, the checksum again, the
 /// addresses swapped. `false` for anything that is not a well-formed IPv4 frame with TTL left.
 fn route(buf: &mut PacketBuf) -> bool {
+    // A chain's headers and payload are in different buffers: small frames are cheapest to
+    // route as one (`linearize` copies them into the first buffer and frees the rest).
+    if buf.nb_segs() > 1 && buf.linearize().is_err() {
+        return false;
+    }
     // Checked once, at the boundary: the accessors after it cannot fail.
     let Ok(mut eth) = EthernetFrame::new_checked(buf.data_mut()) else { return false };
     if eth.ethertype() != EtherType::IPV4 {
@@ -114,8 +139,12 @@ fn run(rt: &mut Runtime, frames: u64) -> Result<(), Box<dyn Error>> {
         return Err("a worker lcore is needed: -l 0,1, or --lcores 0@0,1@0 to run both on CPU 0".into());
     };
     let pool = rt.pktmbuf_pool("mbufs", 8191)?; // 2048-byte buffers, per-lcore caches
+                                                // Chained frames need MULTI_SEGS; the checksums are the NIC's work where it can do them.
+    let csum = TxOffloads::IPV4_CKSUM | TxOffloads::UDP_CKSUM;
     for port in rt.ports_mut() {
-        port.configure(&PortConf::queues(1, 1))?; // 1 RX queue, 1 TX queue
+        let mut conf = PortConf::queues(1, 1); // 1 RX queue, 1 TX queue
+        conf.tx_offloads = TxOffloads::MULTI_SEGS | (port.info().tx_offload_capa & csum);
+        port.configure(&conf)?; // an offload the port lacks is refused here, by name
         port.rx_queue_setup(0, 1024, &pool)?; // 1024 descriptors, buffers from `pool`
         port.tx_queue_setup(0, 1024)?;
         port.set_promiscuous(true)?;
@@ -124,6 +153,8 @@ fn run(rt: &mut Runtime, frames: u64) -> Result<(), Box<dyn Error>> {
     }
 
     let (mac0, mac1) = (rt.ports()[0].mac(), rt.ports()[1].mac());
+    let offload = rt.ports()[0].info().tx_offload_capa.contains(csum);
+    println!("checksums of the frames port 0 sends: {}", if offload { "by the NIC" } else { "in software" });
     let shared: &Runtime = rt;
     let (sent, received, routed) = shared.try_scope(|s| -> Result<(u64, u64, u64), burst::EthError> {
         let rt = s.runtime();
@@ -154,10 +185,13 @@ fn run(rt: &mut Runtime, frames: u64) -> Result<(), Box<dyn Error>> {
         let (mut next, mut sent, mut received, mut last_news) = (0u64, 0u64, 0u64, Instant::now());
         while received < frames && last_news.elapsed() < Duration::from_secs(2) {
             while next < frames && out.len() < 32 && next - received < WINDOW {
-                let Some(buf) = udp_frame(&pool, mac0, mac1, next) else { break };
+                let Some(buf) = udp_frame(&pool, mac0, mac1, next, offload) else { break };
                 out.push(buf);
                 next += 1;
             }
+            // Offload requests are checked, and the checksum fields made ready for this NIC,
+            // before the burst: a packet that asks for what the queue cannot do is named here.
+            tx0.tx_prepare(&mut out)?;
             sent += tx0.tx_burst(&mut out) as u64; // what it did not take stays in `out`
             rx0.rx_burst(&mut back, 32);
             for buf in back.drain(..) {

@@ -46,7 +46,7 @@ pub use burst_ethdev::{
     Stats, TxOffloads, TxQueue, XStat,
 };
 pub use burst_mem as mem;
-pub use burst_mem::{IovaMode, Memory, Mempool, PacketBuf, PacketPool, PacketPoolConfig};
+pub use burst_mem::{IovaMode, Memory, Mempool, OlFlags, PacketBuf, PacketPool, PacketPoolConfig, TxOffload};
 pub use burst_net as net;
 pub use burst_pci as pci;
 pub use error::EalError;

@@ -175,6 +175,9 @@ pub enum EthError {
         /// The address.
         mac: crate::MacAddr,
     },
+    /// A packet of a TX burst asks for what its queue cannot do (`tx_prepare`).
+    #[error("TX prepare: {0}")]
+    TxPrepare(#[from] crate::TxPrepareError),
     /// The driver does not do this.
     #[error("{driver}: {what} is not supported by this driver")]
     NotSupported {
