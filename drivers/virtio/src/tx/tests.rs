@@ -1,12 +1,13 @@
 //! The TX burst against the test device.
 
-use burst_ethdev::{Port, PortConf, TxFault, TxOffloads};
-use burst_mem::{ChainBuilder, Memory, OlFlags, PacketBuf, PacketPool, TxOffload};
+use burst_ethdev::{Port, PortConf, RxOffloads, TxFault, TxOffloads};
+use burst_mem::{ChainBuilder, CksumStatus, Memory, OlFlags, PacketBuf, PacketPool, TxOffload};
 use etherparse::{Ipv4HeaderSlice, Ipv6HeaderSlice, PacketBuilder, TcpSlice};
 use proptest::prelude::*;
 
 use crate::spec::features as f;
-use crate::testdev::{bytes_of, chain_of, device, frames, memory, pool, started, started_with, TestDevice};
+use crate::spec::net_hdr::VIRTIO_NET_HDR_F_NEEDS_CSUM;
+use crate::testdev::{bytes_of, chain_of, device, frames, memory, pool, started, started_with, NetHdr, TestDevice};
 use crate::transport::TransportKind;
 
 #[test]
@@ -541,5 +542,83 @@ proptest! {
         prop_assert!(pool.mempool().in_use() <= 64 + 64);
         port.stop().unwrap();
         prop_assert!(pool.mempool().is_full());
+    }
+}
+
+/// A legacy device (virtio 1.2, 4.1.4.8: the low 32 feature bits, no VERSION_1), with and without
+/// ANY_LAYOUT (without it the header always has its own descriptor): chains, checksums and TSO
+/// go out, and a frame over mergeable buffers with a partial checksum comes in as one chain,
+/// as on a modern device.
+#[test]
+fn legacy_devices_chain_and_offload_as_modern_ones_do() {
+    for any_layout in [true, false] {
+        let dev = device();
+        {
+            let mut s = dev.state();
+            s.kind = TransportKind::Legacy;
+            if !any_layout {
+                s.features &= !f::ANY_LAYOUT;
+            }
+        }
+        let mem = memory();
+        let pool = pool(&mem, 400);
+        let conf = PortConf {
+            rx_offloads: RxOffloads::SCATTER | RxOffloads::TCP_CKSUM | RxOffloads::TCP_LRO,
+            tx_offloads: TxOffloads::MULTI_SEGS | TxOffloads::TCP_CKSUM | TxOffloads::TCP_TSO,
+            ..PortConf::queues(1, 1)
+        };
+        let mut port = started_with(&dev, &mem, &conf, &pool);
+        let negotiated = dev.state().driver_features;
+        assert_eq!(negotiated >> 32, 0, "legacy: the low 32 bits alone");
+        assert_eq!(negotiated & f::ANY_LAYOUT != 0, any_layout);
+        let want = f::MRG_RXBUF | f::RING_INDIRECT_DESC | f::OFFLOADS;
+        assert_eq!(negotiated & want, want, "{}", f::describe(negotiated));
+
+        // TX: a raw chain of 9000 bytes and a TSO chain of 5000 payload bytes, MSS 1000.
+        let raw = pattern(9000, 3);
+        let payload = pattern(5000, 4);
+        let mut tcp = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1000, 2000, 100, 4096)
+            .write(&mut tcp, &payload)
+            .unwrap();
+        let mut tso = chain_of(&pool, &tcp, 700);
+        tso.set_ol_flags(OlFlags::TX_IPV4 | OlFlags::TX_TCP_SEG);
+        tso.set_tx_offload(TxOffload { l2_len: 14, l3_len: 20, l4_len: 20, tso_segsz: 1000, ..TxOffload::default() });
+        let mut bufs = vec![chain_of(&pool, &raw, 2048), tso];
+        {
+            let mut tx = port.tx_queue(0).unwrap();
+            tx.tx_prepare(&mut bufs).unwrap();
+            assert_eq!(tx.tx_burst(&mut bufs), 2);
+        }
+        let out = dev.tx_frames(1);
+        assert_eq!(out.len(), 1 + 5, "the raw frame and five segments");
+        assert_eq!(out[0], raw, "any_layout {any_layout}: byte-exact");
+        let mut got = Vec::new();
+        for (i, s) in out[1..].iter().enumerate() {
+            got.extend(check_segment(s, false, 100 + 1000 * i as u32).0);
+        }
+        assert_eq!(got, payload);
+
+        // RX: 9000 bytes over mergeable buffers, with a partial checksum.
+        let mut big = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+            .ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
+            .tcp(2000, 1000, 7, 4096)
+            .write(&mut big, &pattern(8946, 5))
+            .unwrap();
+        let hdr = NetHdr { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, csum_start: 34, csum_offset: 16, ..NetHdr::ZERO };
+        assert!(dev.rx_push_hdr(0, &big, 12, hdr));
+        {
+            let mut rx = port.rx_queue(0).unwrap();
+            let mut pkts = Vec::new();
+            assert_eq!(rx.rx_burst(&mut pkts, 32), 1);
+            assert_eq!((pkts[0].nb_segs(), pkts[0].pkt_len()), (5, 9000));
+            assert_eq!(bytes_of(&pkts[0]), big);
+            assert_eq!(pkts[0].ol_flags().rx_l4_cksum(), CksumStatus::None);
+        }
+        port.stop().unwrap();
+        assert!(pool.mempool().is_full(), "any_layout {any_layout}: every segment back");
     }
 }
