@@ -467,6 +467,9 @@ proptest! {
         in_order in any::<bool>(),
     ) {
         let dev = device();
+        // No control queue: its serving thread, starved on a loaded machine, would time out a
+        // start now and then; these cases are about the RX ring.
+        dev.state().features &= !f::CTRL_VQ;
         if in_order {
             dev.state().features |= f::IN_ORDER;
         }
