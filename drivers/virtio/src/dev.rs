@@ -7,9 +7,16 @@
 //! Control commands (5.1.6.5) go on the control queue, or to a transport that answers them
 //! itself (virtio-user).
 //!
-//! What it does not: offloads (checksum, TSO, VLAN), multi-buffer frames (a frame longer than
-//! one buffer is dropped and counted), packed rings, indirect descriptors, event index, RSS,
-//! interrupts.
+//! Offloads are features (5.1.3): the device's offer makes the port's capabilities, and what
+//! the configuration turns on decides which offload features every start negotiates (as DPDK's
+//! `virtio_dev_configure` does): RX `SCATTER` with `MRG_RXBUF` (a frame over several buffers
+//! becomes a chain), RX `TCP_CKSUM`/`UDP_CKSUM` with `GUEST_CSUM`, RX `TCP_LRO` with
+//! `GUEST_TSO4` and `GUEST_TSO6`, TX `MULTI_SEGS` always (indirect descriptors where
+//! `RING_INDIRECT_DESC` was negotiated), TX `TCP_CKSUM`/`UDP_CKSUM` with `CSUM`, TX `TCP_TSO` with
+//! `HOST_TSO4` and `HOST_TSO6`.
+//!
+//! What it does not: IPv4 header checksums (virtio has none), VLAN strip and insert, UDP
+//! segmentation, packed rings, event index, RSS, interrupts.
 
 use std::sync::Mutex;
 
@@ -28,7 +35,7 @@ use crate::spec::ctrl::*;
 use crate::spec::features as f;
 use crate::stats::PortStats;
 use crate::transport::{CtrlCommand, Transport};
-use crate::tx::{TxQueue, VirtioTx};
+use crate::tx::{TxLayout, TxQueue, VirtioTx, INDIRECT_ENTRIES, TX_SEG_MAX};
 use crate::vring::{ring_size, Vring};
 
 /// What a transport's probe hands the net device besides the transport.
@@ -47,6 +54,26 @@ pub(crate) struct DevContext {
     pub mac: Option<MacAddr>,
     /// Whatever must live as long as the port (the open `PciDevice`).
     pub keep: Option<Box<dyn Send + Sync>>,
+}
+
+/// The offload features ([`f::OFFLOADS`]) that `rx` and `tx` offloads need (DPDK's
+/// `virtio_dev_configure`): a checksum offload its direction's checksum feature, LRO and TSO
+/// both segmentation features of their direction and its checksum feature too (5.1.3.1).
+pub(crate) fn offload_features(rx: RxOffloads, tx: TxOffloads) -> u64 {
+    let mut bits = 0;
+    if rx.intersects(RxOffloads::TCP_CKSUM | RxOffloads::UDP_CKSUM) {
+        bits |= f::GUEST_CSUM;
+    }
+    if rx.contains(RxOffloads::TCP_LRO) {
+        bits |= f::GUEST_CSUM | f::GUEST_TSO4 | f::GUEST_TSO6;
+    }
+    if tx.intersects(TxOffloads::TCP_CKSUM | TxOffloads::UDP_CKSUM) {
+        bits |= f::CSUM;
+    }
+    if tx.contains(TxOffloads::TCP_TSO) {
+        bits |= f::CSUM | f::HOST_TSO4 | f::HOST_TSO6;
+    }
+    bits
 }
 
 /// The largest frame without an MTU from the device (DPDK's `VIRTIO_MAX_RX_PKTLEN`).
@@ -71,8 +98,12 @@ pub struct VirtioNet {
     pub(crate) port: PortId,
     pub(crate) socket: Option<u32>,
     pub(crate) _keep: Option<Box<dyn Send + Sync>>,
-    /// Negotiated at probe (the same set is asked for at every start).
+    /// Negotiated at probe: what every start asks for, with the offload bits in `offloads`.
     pub(crate) features: u64,
+    /// What the device offered at probe: its offload bits are the port's capabilities.
+    pub(crate) offered: u64,
+    /// The offload features ([`f::OFFLOADS`]) the configuration asked for.
+    pub(crate) offloads: u64,
     pub(crate) hdr_len: usize,
     pub(crate) max_pairs: u16,
     /// The device's `max_virtqueue_pairs` (1 without MQ): the control queue is virtqueue
@@ -111,6 +142,43 @@ impl VirtioNet {
     /// Whether every feature in `bits` was negotiated.
     pub(crate) fn has(&self, bits: u64) -> bool {
         self.features & bits == bits
+    }
+
+    /// Whether every feature in `bits` is negotiated at start: at probe, or as an offload the
+    /// configuration asked for.
+    pub(crate) fn will_have(&self, bits: u64) -> bool {
+        (self.features | self.offloads) & bits == bits
+    }
+
+    /// Whether the device offered every feature in `bits`.
+    fn offers(&self, bits: u64) -> bool {
+        self.offered & bits == bits
+    }
+
+    /// The offloads the device's offer allows: (per RX queue, RX, TX).
+    fn offload_capa(&self) -> (RxOffloads, RxOffloads, TxOffloads) {
+        let mut rx = RxOffloads::NONE;
+        // Chains come from mergeable buffers (5.1.6.3.1: without them a frame is one buffer).
+        if self.has(f::MRG_RXBUF) {
+            rx |= RxOffloads::SCATTER;
+        }
+        let rx_queue = rx;
+        if self.offers(f::GUEST_CSUM) {
+            rx |= RxOffloads::TCP_CKSUM | RxOffloads::UDP_CKSUM;
+            // 5.1.3.1: GUEST_TSO4/6 need GUEST_CSUM; the coalesced packets need chains.
+            if self.offers(f::GUEST_TSO4 | f::GUEST_TSO6) && self.has(f::MRG_RXBUF) {
+                rx |= RxOffloads::TCP_LRO;
+            }
+        }
+        let mut tx = TxOffloads::MULTI_SEGS;
+        if self.offers(f::CSUM) {
+            tx |= TxOffloads::TCP_CKSUM | TxOffloads::UDP_CKSUM;
+            // 5.1.3.1: HOST_TSO4/6 need CSUM.
+            if self.offers(f::HOST_TSO4 | f::HOST_TSO6) {
+                tx |= TxOffloads::TCP_TSO;
+            }
+        }
+        (rx_queue, rx, tx)
     }
 
     /// A name for one of this port's memzones.
@@ -205,10 +273,16 @@ impl VirtioNet {
 
 impl EthDev for VirtioNet {
     fn info(&self) -> DevInfo {
+        let settable = self.transport.queue_size_settable();
         let lim = |index: u16| {
             let size = self.transport.queue_max_size(index).max(1);
-            DescLimits { min: MIN_DESC.min(size), max: u16::MAX, align: 1, default: size, nb_seg_max: 1 }
+            // The smallest ring a queue can get: a packet's descriptors (and an indirect table's
+            // entries, 2.7.5.3.1) never outnumber it.
+            let ring_min = if settable { MIN_DESC.min(size) } else { size };
+            let nb_seg_max = TX_SEG_MAX.min(ring_min.saturating_sub(1)).max(1);
+            DescLimits { min: MIN_DESC.min(size), max: u16::MAX, align: 1, default: size, nb_seg_max }
         };
+        let (rx_queue_capa, rx_capa, tx_capa) = self.offload_capa();
         DevInfo {
             driver: self.driver,
             device: self.device.clone(),
@@ -216,10 +290,10 @@ impl EthDev for VirtioNet {
             max_tx_queues: self.max_pairs,
             rx_desc_lim: lim(0),
             tx_desc_lim: lim(1),
-            rx_offload_capa: RxOffloads::NONE,
-            rx_queue_offload_capa: RxOffloads::NONE,
-            tx_offload_capa: TxOffloads::NONE,
-            tx_queue_offload_capa: TxOffloads::NONE,
+            rx_offload_capa: rx_capa,
+            rx_queue_offload_capa: rx_queue_capa,
+            tx_offload_capa: tx_capa,
+            tx_queue_offload_capa: TxOffloads::MULTI_SEGS,
             min_mtu: config::MIN_MTU,
             max_mtu: self.max_mtu,
             max_rx_pktlen: u32::from(self.max_mtu) + FRAME_OVERHEAD,
@@ -233,6 +307,7 @@ impl EthDev for VirtioNet {
     }
 
     fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
+        self.offloads = offload_features(conf.rx_offloads, conf.tx_offloads) & self.offered;
         self.nb_rx = conf.nb_rx_queues;
         self.nb_tx = conf.nb_tx_queues;
         self.rx.resize_with(usize::from(self.nb_rx), Slot::empty);
@@ -246,11 +321,15 @@ impl EthDev for VirtioNet {
         if headroom < self.hdr_len {
             return Err(self.error(VirtioError::Headroom { headroom, hdr_len: self.hdr_len }));
         }
+        let scatter = conf.offloads.contains(RxOffloads::SCATTER);
+        if conf.offloads.contains(RxOffloads::TCP_LRO) && !scatter {
+            return Err(self.error(VirtioError::LroNeedsScatter { queue }));
+        }
         let slot = &mut self.rx[usize::from(queue)];
         drop(slot.replace(None));
         let vq = self.make_vring(2 * queue, conf.nb_desc, conf.socket.or(self.socket), u16::MAX)?;
         let (mergeable, in_order) = (self.has(f::MRG_RXBUF), self.has(f::IN_ORDER));
-        let q = RxQueue::new(vq, conf.pool.clone(), self.hdr_len, mergeable, in_order, conf.counters.clone());
+        let q = RxQueue::new(vq, conf.pool.clone(), self.hdr_len, mergeable, in_order, scatter, conf.counters.clone());
         self.rx[usize::from(queue)].replace(Some(q));
         Ok(())
     }
@@ -258,17 +337,27 @@ impl EthDev for VirtioNet {
     fn tx_queue_setup(&mut self, queue: u16, conf: &TxQueueConf) -> Result<(), EthError> {
         drop(self.tx[usize::from(queue)].replace(None));
         let socket = conf.socket.or(self.socket);
-        let vq = self.make_vring(2 * queue + 1, conf.nb_desc, socket, u16::MAX)?;
-        let hdrs = self.memory.reserve(
-            &self.zone_name(&format!("hdr{}", 2 * queue + 1)),
-            usize::from(vq.size()) * self.hdr_len,
-            socket,
-            64,
-            MemzoneFlags::IOVA_CONTIG,
-        )?;
-        let can_push = self.features & (f::ANY_LAYOUT | f::VERSION_1) != 0;
-        let in_order = self.features & f::IN_ORDER != 0;
-        let q = TxQueue::new(vq, hdrs, self.hdr_len, can_push, in_order, conf.counters.clone());
+        let index = 2 * queue + 1;
+        let vq = self.make_vring(index, conf.nb_desc, socket, u16::MAX)?;
+        let size = usize::from(vq.size());
+        let zone = |what: &str, len: usize| {
+            self.memory.reserve(&self.zone_name(&format!("{what}{index}")), len, socket, 64, MemzoneFlags::IOVA_CONTIG)
+        };
+        let hdrs = zone("hdr", size * self.hdr_len)?;
+        let layout = TxLayout {
+            hdr_len: self.hdr_len,
+            can_push: self.features & (f::ANY_LAYOUT | f::VERSION_1) != 0,
+            in_order: self.has(f::IN_ORDER),
+            multi_segs: conf.offloads.contains(TxOffloads::MULTI_SEGS),
+            offload: self.will_have(f::CSUM),
+        };
+        // Indirect tables only where chains are sent and the device takes them.
+        let indirect = if layout.multi_segs && self.has(f::RING_INDIRECT_DESC) {
+            Some(zone("ind", size * INDIRECT_ENTRIES * crate::spec::ring::DESC_SIZE)?)
+        } else {
+            None
+        };
+        let q = TxQueue::new(vq, hdrs, indirect, layout, conf.counters.clone());
         self.tx[usize::from(queue)].replace(Some(q));
         Ok(())
     }

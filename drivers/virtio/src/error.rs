@@ -77,6 +77,15 @@ pub enum VirtioError {
         /// The net header's length.
         hdr_len: usize,
     },
+    /// LRO asked for on a queue that cannot chain: a coalesced packet spans many buffers.
+    #[error(
+        "RX queue {queue}: TCP_LRO delivers packets of up to 64 KiB, which take several buffers: turn on \
+         RxOffloads::SCATTER too"
+    )]
+    LroNeedsScatter {
+        /// The RX queue.
+        queue: u16,
+    },
     /// Not one buffer could be posted on an RX ring.
     #[error("RX queue {queue}: its pool has no free buffer to fill the ring: make it larger")]
     RxPoolEmpty {

@@ -37,13 +37,20 @@ use crate::transport::{Transport, TransportKind};
 /// Largest control queue used.
 const CTRL_RING_MAX: u16 = 64;
 
-/// What features to ask for from what the device offers: everything [`f::WANTED`], minus what
-/// depends on a feature that is missing (virtio 1.2, 5.1.3.1: the control queue's commands and
-/// MQ need CTRL_VQ).
-pub(crate) fn choose_features(offered: u64) -> u64 {
-    let mut want = offered & f::WANTED;
+/// What features to ask for from what the device offers: everything [`f::WANTED`] and the
+/// offload bits of `offloads` (the port's configuration asked for them), minus what depends on
+/// a feature that is missing (virtio 1.2, 5.1.3.1: the control queue's commands and MQ need
+/// CTRL_VQ, GUEST_TSO4/6 need GUEST_CSUM, HOST_TSO4/6 need CSUM).
+pub(crate) fn choose_features(offered: u64, offloads: u64) -> u64 {
+    let mut want = offered & (f::WANTED | (offloads & f::OFFLOADS));
     if want & f::CTRL_VQ == 0 {
         want &= !(f::CTRL_RX | f::CTRL_MAC_ADDR | f::MQ);
+    }
+    if want & f::GUEST_CSUM == 0 {
+        want &= !(f::GUEST_TSO4 | f::GUEST_TSO6);
+    }
+    if want & f::CSUM == 0 {
+        want &= !(f::HOST_TSO4 | f::HOST_TSO6);
     }
     want
 }
@@ -69,9 +76,10 @@ fn negotiated_status(features: u64) -> u8 {
     }
 }
 
-/// Steps 1 to 6 of 3.1.1: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK. Returns the
-/// negotiated features, the device left at [`negotiated_status`].
-pub(crate) fn negotiate(t: &dyn Transport) -> Result<u64, VirtioError> {
+/// Steps 1 to 6 of 3.1.1: reset, ACKNOWLEDGE, DRIVER, features (with the offload bits of
+/// `offloads`), FEATURES_OK. Returns the negotiated features and the device's offer, the device
+/// left at [`negotiated_status`].
+pub(crate) fn negotiate(t: &dyn Transport, offloads: u64) -> Result<(u64, u64), VirtioError> {
     // 1. Reset; the transport waits until the device says it is done (4.1.4.3.2).
     t.reset()?;
     // 2, 3. ACKNOWLEDGE, then DRIVER (2.1).
@@ -83,7 +91,7 @@ pub(crate) fn negotiate(t: &dyn Transport) -> Result<u64, VirtioError> {
     if t.kind() == TransportKind::Modern && offered & f::VERSION_1 == 0 {
         return Err(VirtioError::NoVersion1 { offered });
     }
-    let want = choose_features(offered);
+    let want = choose_features(offered, offloads);
     t.set_driver_features(want)?;
     // 5, 6 (not for legacy, 3.1.2): FEATURES_OK, which the device keeps only if it takes the
     // subset; else the driver gives up on the device (3.1.1: "set the FAILED status bit").
@@ -94,12 +102,14 @@ pub(crate) fn negotiate(t: &dyn Transport) -> Result<u64, VirtioError> {
             return Err(VirtioError::FeaturesRefused { wanted: want, offered });
         }
     }
-    Ok(want)
+    Ok((want, offered))
 }
 
 /// What the probe learns about a device.
 struct Probed {
     features: u64,
+    /// What the device offers (its offload bits are not negotiated until configured).
+    offered: u64,
     /// The queue pairs whose queues exist.
     max_pairs: u16,
     /// The device's `max_virtqueue_pairs` (1 without MQ).
@@ -109,7 +119,7 @@ struct Probed {
 
 /// Steps 1 to 6, the config and the queues the device has, then a reset.
 fn probe(t: &dyn Transport) -> Result<Probed, VirtioError> {
-    let features = negotiate(t).inspect_err(|_| {
+    let (features, offered) = negotiate(t, 0).inspect_err(|_| {
         // No queue was given yet: nothing to keep if the reset fails too.
         let _ = t.reset();
     })?;
@@ -125,7 +135,7 @@ fn probe(t: &dyn Transport) -> Result<Probed, VirtioError> {
     }
     // Quiet until start.
     t.reset()?;
-    Ok(Probed { features, max_pairs, cfg_pairs: config.max_pairs, config })
+    Ok(Probed { features, offered, max_pairs, cfg_pairs: config.max_pairs, config })
 }
 
 impl VirtioNet {
@@ -151,6 +161,8 @@ impl VirtioNet {
             socket: ctx.socket,
             _keep: ctx.keep,
             features: p.features,
+            offered: p.offered,
+            offloads: 0,
             hdr_len: hdr_len(p.features),
             max_pairs: p.max_pairs,
             cfg_pairs: p.cfg_pairs,
@@ -170,10 +182,12 @@ impl VirtioNet {
     /// The whole of 3.1.1 for a start, then the settings a live device takes. On error the
     /// caller resets the device ([`VirtioNet::quiesce`]).
     pub(crate) fn bring_up(&mut self, settings: &PortSettings) -> Result<(), EthError> {
-        // Steps 1 to 6, which must give what the probe got: the queues were laid out for it.
-        let features = negotiate(&*self.transport).map_err(|e| self.error(e))?;
-        if features != self.features {
-            return Err(self.error(VirtioError::FeaturesChanged { now: features, was: self.features }));
+        // Steps 1 to 6, which must give what the probe got and the offloads the configuration
+        // asked for: the queues were laid out for them.
+        let (features, _) = negotiate(&*self.transport, self.offloads).map_err(|e| self.error(e))?;
+        let was = choose_features(self.offered, self.offloads);
+        if features != was {
+            return Err(self.error(VirtioError::FeaturesChanged { now: features, was }));
         }
         // 7. The virtqueues.
         self.setup_queues()?;
@@ -194,12 +208,15 @@ impl VirtioNet {
     /// at the first start.
     fn setup_queues(&mut self) -> Result<(), EthError> {
         let va = self.transport.uses_va();
+        // RX headers carry offload fields only with GUEST_CSUM (5.1.6.4).
+        let rx_offload = self.will_have(f::GUEST_CSUM);
         let (t, driver, device) = (&*self.transport, self.driver, &self.device);
         let wrap = |e: VirtioError| EthError::driver(driver, device, e);
         for (i, slot) in self.rx.iter_mut().enumerate() {
             let Some(q) = slot.get_mut() else { continue };
             q.va = va;
             q.port = self.port;
+            q.offload = rx_offload;
             q.extra = Arc::clone(&self.stats.rx[i]);
             if q.arm() == 0 {
                 return Err(wrap(VirtioError::RxPoolEmpty { queue: i as u16 }));
@@ -292,7 +309,7 @@ impl VirtioNet {
 
 #[cfg(test)]
 mod tests {
-    use burst_ethdev::MacAddr;
+    use burst_ethdev::{MacAddr, PortConf, RxOffloads, TxOffloads};
 
     use super::*;
     use crate::spec::config::STATUS;
@@ -436,5 +453,57 @@ mod tests {
         port.close().unwrap();
         assert_eq!(pool.mempool().in_use(), posted, "kept for the life of the process");
         dev.state().reset_stuck = false;
+    }
+
+    #[test]
+    fn offloads_are_the_offers_and_negotiated_only_when_configured() {
+        let dev = device();
+        let mem = memory();
+        let pool = pool(&mem, 300);
+        let mut port = dev.probe(&mem, None).unwrap();
+        let info = port.info().clone();
+        let rx_all = RxOffloads::SCATTER | RxOffloads::TCP_CKSUM | RxOffloads::UDP_CKSUM | RxOffloads::TCP_LRO;
+        let tx_all = TxOffloads::MULTI_SEGS | TxOffloads::TCP_CKSUM | TxOffloads::UDP_CKSUM | TxOffloads::TCP_TSO;
+        assert_eq!((info.rx_offload_capa, info.tx_offload_capa), (rx_all, tx_all));
+        assert_eq!(
+            (info.rx_queue_offload_capa, info.tx_queue_offload_capa),
+            (RxOffloads::SCATTER, TxOffloads::MULTI_SEGS)
+        );
+        let mut start = |rx: RxOffloads, tx: TxOffloads| {
+            port.configure(&PortConf { rx_offloads: rx, tx_offloads: tx, ..PortConf::queues(1, 1) }).unwrap();
+            port.rx_queue_setup(0, 0, &pool).unwrap();
+            port.tx_queue_setup(0, 0).unwrap();
+            port.start().unwrap();
+            let got = dev.state().driver_features;
+            port.stop().unwrap();
+            got
+        };
+        let got = start(RxOffloads::TCP_CKSUM, TxOffloads::TCP_TSO);
+        assert_eq!(got & f::OFFLOADS, f::GUEST_CSUM | f::CSUM | f::HOST_TSO4 | f::HOST_TSO6, "{}", f::describe(got));
+        assert_eq!(got & !f::OFFLOADS, f::WANTED & !f::IN_ORDER, "and the rest as at probe");
+        let got = start(RxOffloads::NONE, TxOffloads::UDP_CKSUM | TxOffloads::MULTI_SEGS);
+        assert_eq!(got & f::OFFLOADS, f::CSUM, "a later configuration asks for its own");
+        let got = start(RxOffloads::SCATTER, TxOffloads::MULTI_SEGS);
+        assert_eq!(got & f::OFFLOADS, 0, "chains need no feature but MRG_RXBUF");
+        drop(port);
+        assert!(pool.mempool().is_full());
+
+        // A device offering no offload and no mergeable buffers: chains on TX alone, and a
+        // request for more is refused naming the offload.
+        let dev = device();
+        {
+            let mut s = dev.state();
+            s.kind = TransportKind::VhostUser;
+            s.features = f::ANY_LAYOUT | f::MAC | f::CSUM;
+            s.settable = true;
+            s.queue_max = 256;
+        }
+        let mut port = dev.probe(&mem, None).unwrap();
+        let info = port.info().clone();
+        assert_eq!(info.rx_offload_capa, RxOffloads::NONE);
+        assert_eq!(info.tx_offload_capa, TxOffloads::MULTI_SEGS | TxOffloads::TCP_CKSUM | TxOffloads::UDP_CKSUM);
+        assert_eq!(info.tx_desc_lim.nb_seg_max, 31, "a settable ring may be as small as 32");
+        let err = port.configure(&PortConf { tx_offloads: TxOffloads::TCP_TSO, ..PortConf::queues(1, 1) });
+        assert!(err.unwrap_err().to_string().contains("tcp_tso"));
     }
 }

@@ -13,7 +13,10 @@
 //! - `init`: device initialisation, virtio 1.2, 3.1.1, as one list of steps (reset,
 //!   ACKNOWLEDGE, DRIVER, features, FEATURES_OK, virtqueues, DRIVER_OK), the probe, and the reset
 //!   that stops the port.
-//! - `rx`, `tx`: the burst functions (5.1.6.3-4, 5.1.6.2).
+//! - `rx`, `tx`: the burst functions (5.1.6.3-4, 5.1.6.2): mergeable RX buffers into chains,
+//!   chained TX with indirect descriptors.
+//! - `offload`: the net header's checksum and segmentation fields, to and from a packet's
+//!   offload flags (5.1.6.2, 5.1.6.4).
 //! - `virtqueue`: the split virtqueue the driver keeps (2.7), shared by RX, TX and the control
 //!   queue: free descriptors, the available ring, the used ring, the in-order rule.
 //! - `vring`: the ring's memory and its volatile accessors, for the driver and the test device.
@@ -33,6 +36,7 @@ mod ctrl;
 mod dev;
 mod error;
 mod init;
+mod offload;
 mod pci;
 mod rx;
 mod stats;

@@ -7,9 +7,22 @@
 //! own bookkeeping (free descriptors, what was posted where, the used ring) is the shared
 //! [`Virtqueue`]'s. Used entries are untrusted: an id out of range or not in flight, a length
 //! shorter than a header and an Ethernet header or longer than the buffer, a `num_buffers`
-//! other than 1 are counted and dropped, never followed. A frame that spans several mergeable
-//! buffers cannot be returned (a `PacketBuf` has one segment): its buffers are dropped and it
-//! counts in `ierrors` and `rx_mergeable_dropped`.
+//! of 0 or more than the ring holds are counted and dropped, never followed.
+//!
+//! A frame over several mergeable buffers (`num_buffers` > 1, 5.1.6.4) comes in the order the
+//! buffers are used: the header only in the first, each of the others holding data from its
+//! descriptor's start (so that segment's `data_off` is the headroom less the header), every one
+//! but the last full (5.1.6.4.2). With `RxOffloads::SCATTER` on the queue they become one chained
+//! packet, assembled in a `ChainBuilder` that outlives the burst when the frame's last buffer
+//! has not been used yet. A frame whose buffers break the rule (a buffer before the last not
+//! full, a length past the buffer) is dropped with them and counts once in `ierrors`. Without
+//! `SCATTER` such a frame cannot be returned: its buffers are dropped and it counts in `ierrors`
+//! and `rx_mergeable_dropped`. A frame the device never finishes holds its buffers until the
+//! port stops, which frees them.
+//!
+//! With `GUEST_CSUM` negotiated (an RX checksum or LRO offload asked for), each packet's header
+//! is read for its offload flags (`crate::offload`); without it the header is never read past
+//! `num_buffers`.
 //!
 //! Per burst: one read of `used.idx`, one bulk allocation for the refill, one `avail.idx` store,
 //! and a kick only when the device has not set `VRING_USED_F_NO_NOTIFY`.
@@ -27,8 +40,9 @@
 use std::sync::Arc;
 
 use burst_ethdev::{QueueCounters, RxBurst, SlotGuard};
-use burst_mem::{PacketBuf, PacketPool};
+use burst_mem::{ChainBuilder, PacketBuf, PacketPool};
 
+use crate::offload::{self, NetHdr};
 use crate::spec::net_hdr;
 use crate::spec::ring::VRING_DESC_F_WRITE;
 use crate::stats::Extra;
@@ -55,8 +69,15 @@ pub(crate) struct RxQueue {
     in_order: bool,
     /// In-order: the used entry of the batch being taken (id and length of its last buffer).
     batch: Option<(u32, u32)>,
-    /// Buffers still to come of a dropped multi-buffer frame.
-    discard: u16,
+    /// `RxOffloads::SCATTER`: a frame over several buffers becomes a chain.
+    scatter: bool,
+    /// `GUEST_CSUM` was negotiated: each header is read for its offload flags.
+    pub(crate) offload: bool,
+    /// Buffers still to come of the frame being assembled in `chain`, or, with `chain` empty,
+    /// of a frame being dropped.
+    left: u16,
+    /// The frame being assembled, across bursts if need be.
+    chain: ChainBuilder,
     /// Offset of the descriptor's start in the buffer: headroom - header.
     desc_off: u64,
     /// Offset of `num_buffers` in the buffer.
@@ -97,6 +118,7 @@ impl RxQueue {
         hdr_len: usize,
         mergeable: bool,
         in_order: bool,
+        scatter: bool,
         counters: Arc<QueueCounters>,
     ) -> RxQueue {
         let n = usize::from(vq.size());
@@ -109,7 +131,10 @@ impl RxQueue {
             mergeable,
             in_order,
             batch: None,
-            discard: 0,
+            scatter,
+            offload: false,
+            left: 0,
+            chain: ChainBuilder::new(),
             desc_off: (headroom - hdr_len) as u64,
             nb_off: headroom - hdr_len + net_hdr::NUM_BUFFERS,
             room: (usize::from(pool.data_room()) + hdr_len) as u32,
@@ -146,7 +171,9 @@ impl RxQueue {
         self.fresh.clear();
         let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
         PacketPool::free_bulk(&mut bufs);
-        self.discard = 0;
+        self.left = 0;
+        // A frame the device never finished: its buffers go back now.
+        drop(self.chain.take());
         self.batch = None;
     }
 
@@ -182,9 +209,10 @@ impl RxQueue {
         true
     }
 
-    /// Receives up to `max` frames into `out` (the burst body).
+    /// Receives up to `max` frames into `out` (the burst body). `OL`: read each header's offload
+    /// fields (`GUEST_CSUM` negotiated).
     #[inline]
-    pub(crate) fn burst<const VA: bool>(&mut self, out: &mut Vec<PacketBuf>, max: usize) -> usize {
+    pub(crate) fn burst<const VA: bool, const OL: bool>(&mut self, out: &mut Vec<PacketBuf>, max: usize) -> usize {
         if self.vq.is_broken() {
             return 0;
         }
@@ -203,7 +231,7 @@ impl RxQueue {
             let (id, len) =
                 if self.in_order { self.next_in_order(slot, end, &mut t) } else { self.vq.used_elem_at(slot) };
             slot = slot.wrapping_add(1);
-            if let Some(buf) = self.receive(id, len, &mut t) {
+            if let Some(buf) = self.receive::<OL>(id, len, &mut t) {
                 out.push(buf);
             }
         }
@@ -255,20 +283,19 @@ impl RxQueue {
     }
 
     /// The buffer of descriptor `id`, which the device used with `len` bytes: the frame, or
-    /// `None` when the entry or the frame is bad (counted in `t`) or part of a dropped one.
+    /// `None` when the entry or the frame is bad (counted in `t`), or part of a frame of several
+    /// buffers (dropped, or completed by a later buffer).
     #[inline(always)]
-    fn receive(&mut self, id: u32, len: u32, t: &mut Tally) -> Option<PacketBuf> {
+    fn receive<const OL: bool>(&mut self, id: u32, len: u32, t: &mut Tally) -> Option<PacketBuf> {
         let Some(mut buf) = self.bufs.get_mut(id as usize).and_then(Option::take) else {
             // Out of range, or not the device's: nothing of ours to touch.
-            t.bad += 1;
-            self.extra.add_bad_used(1);
+            self.bad_entry(t);
             return None;
         };
         // `id` named a buffer in flight, so it is in range and not free.
         self.vq.free_desc(id as u16);
-        if self.discard > 0 {
-            self.discard -= 1;
-            return None;
+        if self.left > 0 {
+            return self.continuation::<OL>(buf, len, t);
         }
         if len < self.hdr_len + ETHER_HDR_LEN || len > self.room {
             t.bad += 1;
@@ -279,20 +306,108 @@ impl RxQueue {
             // device has given back; it may be unaligned, so an unaligned read.
             let nb = u16::from_le(unsafe { buf.buf_addr().add(self.nb_off).cast::<u16>().read_unaligned() });
             if nb != 1 {
-                t.bad += 1;
-                if nb > 1 && nb <= self.vq.size() {
-                    t.mrg += 1;
-                    self.discard = nb - 1;
-                }
+                self.first_of_many(buf, nb, len, t);
                 return None;
             }
         }
         let flen = (len - self.hdr_len) as usize;
         buf.set_len(flen);
         buf.set_port(self.port);
+        if OL && !self.offload_flags(&mut buf) {
+            t.bad += 1;
+            return None;
+        }
         t.bytes += flen as u64;
         t.got += 1;
         Some(buf)
+    }
+
+    /// Counts a used entry naming no buffer in flight. Out of line, so that the compiler lays
+    /// the loop out for entries that do (one jump a packet less).
+    #[cold]
+    #[inline(never)]
+    fn bad_entry(&self, t: &mut Tally) {
+        t.bad += 1;
+        self.extra.add_bad_used(1);
+    }
+
+    /// Sets `pkt`'s offload flags from the header in front of its first segment; false when
+    /// the packet must be dropped.
+    #[inline(always)]
+    fn offload_flags(&self, pkt: &mut PacketBuf) -> bool {
+        // SAFETY: the header's 10 bytes end at `desc_off + hdr_len <= headroom`, inside the
+        // first segment's buffer, which the device has given back.
+        let h = unsafe { NetHdr::read(pkt.buf_addr().add(self.desc_off as usize)) };
+        h.is_plain() || offload::rx_offload(pkt, h)
+    }
+
+    /// The first buffer of a frame the header says spans `nb` buffers (used with `len` bytes):
+    /// the head of a chain with scatter, else dropped with the buffers to come.
+    #[cold]
+    #[inline(never)]
+    fn first_of_many(&mut self, mut buf: PacketBuf, nb: u16, len: u32, t: &mut Tally) {
+        if nb == 0 || nb > self.vq.size() {
+            // Nothing to follow: the buffers after it are judged on their own.
+            t.bad += 1;
+            return;
+        }
+        // The buffers to come are this frame's, whatever becomes of it.
+        self.left = nb - 1;
+        if !self.scatter {
+            t.bad += 1;
+            t.mrg += 1;
+            return;
+        }
+        if len != self.room {
+            // 5.1.6.4.2: every buffer but the last is used to its full length.
+            t.bad += 1;
+            return;
+        }
+        buf.set_len((len - self.hdr_len) as usize);
+        buf.set_port(self.port);
+        // An empty builder takes any one-segment packet; counted when the frame completes.
+        if self.chain.push(buf).is_err() {
+            t.bad += 1;
+        }
+    }
+
+    /// A buffer after the first of a frame of several (`self.left > 0`): appended to the chain
+    /// being assembled, or dropped with it. Returns the frame when this was its last buffer.
+    #[cold]
+    #[inline(never)]
+    fn continuation<const OL: bool>(&mut self, mut buf: PacketBuf, len: u32, t: &mut Tally) -> Option<PacketBuf> {
+        self.left -= 1;
+        if self.chain.is_empty() {
+            // A frame being dropped.
+            return None;
+        }
+        // Not past the buffer, never empty, and full unless it is the last (5.1.6.4.2).
+        if len == 0 || len > self.room || (self.left > 0 && len != self.room) {
+            drop(self.chain.take());
+            t.bad += 1;
+            return None;
+        }
+        // 5.1.6.4: no header in this buffer: its data starts at the descriptor's start.
+        buf.prepend(self.hdr_len as usize);
+        buf.set_data_len(len as usize);
+        if let Err((seg, _)) = self.chain.push(buf) {
+            // More segments or bytes than a packet counts: `nb <= ring size` rules it out.
+            drop(seg);
+            drop(self.chain.take());
+            t.bad += 1;
+            return None;
+        }
+        if self.left > 0 {
+            return None;
+        }
+        let mut pkt = self.chain.take()?;
+        if OL && !self.offload_flags(&mut pkt) {
+            t.bad += 1;
+            return None;
+        }
+        t.bytes += u64::from(pkt.pkt_len());
+        t.got += 1;
+        Some(pkt)
     }
 }
 
@@ -304,273 +419,14 @@ pub(crate) struct VirtioRx<'a> {
 impl RxBurst for VirtioRx<'_> {
     #[inline]
     fn rx_burst(&mut self, bufs: &mut Vec<PacketBuf>, max: usize) -> usize {
-        if self.q.va {
-            self.q.burst::<true>(bufs, max)
-        } else {
-            self.q.burst::<false>(bufs, max)
+        match (self.q.va, self.q.offload) {
+            (true, false) => self.q.burst::<true, false>(bufs, max),
+            (false, false) => self.q.burst::<false, false>(bufs, max),
+            (true, true) => self.q.burst::<true, true>(bufs, max),
+            (false, true) => self.q.burst::<false, true>(bufs, max),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use burst_ethdev::{Port, XStat};
-    use proptest::prelude::*;
-
-    use crate::spec::features as f;
-    use crate::testdev::{device, memory, pool, started};
-    use crate::transport::TransportKind;
-
-    fn frame(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|k| seed.wrapping_add(k as u8)).collect()
-    }
-
-    fn xstat(port: &Port, name: &str) -> u64 {
-        port.xstats().into_iter().find(|x| x.name == name).map_or(u64::MAX, |x: XStat| x.value)
-    }
-
-    #[test]
-    fn frames_arrive_without_their_header_and_the_ring_is_refilled() {
-        let dev = device();
-        let mem = memory();
-        let pool = pool(&mem, 200);
-        let port = started(&dev, &mem, 1, &pool);
-        assert_eq!(dev.kicks(0), 1, "the filled ring is announced after DRIVER_OK");
-        for i in 0..40 {
-            assert!(dev.rx_push(0, &frame(60 + i, i as u8), 12));
-        }
-        let mut rx = port.rx_queue(0).unwrap();
-        let mut out = Vec::new();
-        assert_eq!(rx.rx_burst(&mut out, 32), 32);
-        assert_eq!(rx.rx_burst(&mut out, 32), 8);
-        for (i, b) in out.iter().enumerate() {
-            assert_eq!(b.data(), frame(60 + i, i as u8).as_slice());
-            assert_eq!((b.port(), b.headroom()), (3, 128));
-        }
-        assert_eq!(dev.avail_pending(0), 56, "refilled in batches of 16: the last 8 wait");
-        assert!(dev.kicks(0) >= 1, "notified: the device did not set NO_NOTIFY");
-        let s = port.stats();
-        assert_eq!((s.ipackets, s.ibytes, s.ierrors), (40, (60..100).sum::<u64>(), 0));
-    }
-
-    #[test]
-    fn no_kick_when_the_device_polls() {
-        let dev = device();
-        dev.state().no_notify = true;
-        let mem = memory();
-        let pool = pool(&mem, 200);
-        let port = started(&dev, &mem, 1, &pool);
-        let _ = dev.kicks(0);
-        for _ in 0..40 {
-            assert!(dev.rx_push(0, &frame(60, 0), 12));
-        }
-        let mut out = Vec::new();
-        assert_eq!(port.rx_queue(0).unwrap().rx_burst(&mut out, 64), 40);
-        assert_eq!(dev.kicks(0), 0);
-        assert_eq!(dev.avail_pending(0), 64);
-    }
-
-    #[test]
-    fn without_mergeable_buffers_the_header_is_ten_bytes() {
-        let dev = device();
-        {
-            let mut s = dev.state();
-            s.kind = TransportKind::VhostUser;
-            s.features = f::ANY_LAYOUT | f::MAC;
-        }
-        let mem = memory();
-        let pool = pool(&mem, 200);
-        let port = started(&dev, &mem, 1, &pool);
-        // num_buffers is not read: 0 there is fine.
-        assert!(dev.rx_push(0, &frame(1514, 9), 10));
-        let mut out = Vec::new();
-        assert_eq!(port.rx_queue(0).unwrap().rx_burst(&mut out, 32), 1);
-        assert_eq!(out[0].data(), frame(1514, 9).as_slice());
-    }
-
-    #[test]
-    fn a_frame_over_several_buffers_is_dropped_with_all_its_buffers() {
-        let dev = device();
-        let mem = memory();
-        let pool = pool(&mem, 200);
-        let mut port = started(&dev, &mem, 1, &pool);
-        assert!(dev.rx_push(0, &frame(60, 1), 12));
-        assert!(dev.rx_push(0, &frame(5000, 2), 12), "three buffers");
-        assert!(dev.rx_push(0, &frame(61, 3), 12));
-        {
-            let mut rx = port.rx_queue(0).unwrap();
-            let mut out = Vec::new();
-            // One at a time: the dropped frame's buffers may straddle bursts.
-            let mut got = 0;
-            for _ in 0..5 {
-                got += rx.rx_burst(&mut out, 1);
-            }
-            assert_eq!(got, 2);
-            assert_eq!(out.iter().map(|b| b.len()).collect::<Vec<_>>(), [60, 61]);
-        }
-        assert_eq!(port.stats().ierrors, 1);
-        assert_eq!(xstat(&port, "rx_mergeable_dropped"), 1);
-        assert_eq!(pool.mempool().in_use(), 64 - 5, "the 5 buffers are back in the pool (refill waits for 16)");
-        port.stop().unwrap();
-        assert!(pool.mempool().is_full());
-    }
-
-    #[test]
-    fn in_order_batches_are_taken_by_position_not_by_the_entries() {
-        let dev = device();
-        dev.state().features |= f::IN_ORDER;
-        let mem = memory();
-        let pool = pool(&mem, 300);
-        let mut port = started(&dev, &mem, 1, &pool);
-        {
-            let mut rx = port.rx_queue(0).unwrap();
-            let mut out = Vec::new();
-            // A lap of ordinary frames first: every used slot then holds an entry that looks
-            // valid (an id posted again at the same slot).
-            for i in 0..64u32 {
-                assert!(dev.rx_push(0, &frame(60, i as u8), 12));
-                assert_eq!(rx.rx_burst(&mut out, 32), 1);
-            }
-            out.clear();
-            // A frame over three buffers, reported as one batch, then two ordinary frames, one of
-            // them batched alone.
-            assert!(dev.rx_push_batched(0, &frame(5000, 0xcc), 12), "three buffers");
-            assert!(dev.rx_push(0, &frame(61, 7), 12));
-            assert!(dev.rx_push_batched(0, &frame(62, 8), 12));
-            let mut got = 0;
-            for _ in 0..8 {
-                got += rx.rx_burst(&mut out, 1);
-            }
-            assert_eq!(got, 2, "only the two ordinary frames");
-            assert_eq!(out[0].data(), frame(61, 7).as_slice());
-            assert_eq!(out[1].data(), frame(62, 8).as_slice());
-        }
-        assert_eq!(xstat(&port, "rx_mergeable_dropped"), 1);
-        assert_eq!(xstat(&port, "rx_bad_used_entries"), 0, "the stale slots were never read");
-        port.stop().unwrap();
-        assert!(pool.mempool().is_full());
-    }
-
-    #[test]
-    fn a_used_idx_beyond_what_was_posted_stops_the_queue_until_restart() {
-        let dev = device();
-        let mem = memory();
-        let pool = pool(&mem, 300);
-        let mut port = started(&dev, &mem, 1, &pool);
-        dev.used_jump(0, 65);
-        {
-            let mut rx = port.rx_queue(0).unwrap();
-            let mut out = Vec::new();
-            for _ in 0..3 {
-                assert_eq!(rx.rx_burst(&mut out, 32), 0);
-            }
-        }
-        assert_eq!(port.stats().ierrors, 1, "counted once");
-        port.stop().unwrap();
-        assert!(pool.mempool().is_full());
-        port.start().unwrap();
-        assert!(dev.rx_push(0, &frame(60, 2), 12));
-        let mut out = Vec::new();
-        assert_eq!(port.rx_queue(0).unwrap().rx_burst(&mut out, 32), 1, "a restart clears it");
-    }
-
-    #[test]
-    fn bad_lengths_and_num_buffers_are_errors() {
-        let dev = device();
-        let mem = memory();
-        let pool = pool(&mem, 200);
-        let mut port = started(&dev, &mem, 1, &pool);
-        let mut ids = Vec::new();
-        for _ in 0..4 {
-            ids.push(dev.take_avail(0).unwrap());
-        }
-        let mut hdr = [0u8; 12];
-        hdr[10] = 1;
-        for id in &ids {
-            dev.write_buffer(0, *id, 0, &hdr);
-        }
-        // num_buffers 0 in the last one.
-        dev.write_buffer(0, ids[3], 10, &[0, 0]);
-        dev.used_raw(
-            0,
-            &[
-                (u32::from(ids[0]), 12 + 13),
-                (u32::from(ids[1]), 2048 + 12 + 1),
-                (u32::from(ids[2]), 12 + 14),
-                (u32::from(ids[3]), 100),
-            ],
-        );
-        let mut out = Vec::new();
-        assert_eq!(port.rx_queue(0).unwrap().rx_burst(&mut out, 32), 1, "only the 14-byte frame");
-        assert_eq!(out[0].len(), 14);
-        assert_eq!(port.stats().ierrors, 3);
-        drop(out);
-        port.stop().unwrap();
-        assert!(pool.mempool().is_full());
-    }
-
-    #[test]
-    fn a_short_pool_counts_nombuf_and_refills_later() {
-        let dev = device();
-        let mem = memory();
-        let pool = pool(&mem, 70);
-        let port = started(&dev, &mem, 1, &pool);
-        for _ in 0..40 {
-            assert!(dev.rx_push(0, &frame(60, 0), 12));
-        }
-        let mut out = Vec::new();
-        assert_eq!(port.rx_queue(0).unwrap().rx_burst(&mut out, 64), 40);
-        assert_eq!(dev.avail_pending(0), 24 + 6, "the 6 spare buffers went in");
-        assert_eq!(port.stats().rx_nombuf, 34);
-        drop(out);
-        assert!(dev.rx_push(0, &frame(60, 0), 12));
-        let mut out = Vec::new();
-        assert_eq!(port.rx_queue(0).unwrap().rx_burst(&mut out, 64), 1);
-        assert_eq!(dev.avail_pending(0), 64, "refilled once buffers came back");
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
-        #[test]
-        fn whatever_the_device_writes_in_the_used_ring_nothing_leaks_or_breaks(
-            rounds in proptest::collection::vec(
-                proptest::collection::vec((0u32..80, 0u32..2200, any::<bool>(), 0u16..4), 0..20), 1..6),
-            jump in proptest::option::of(65u16..1000),
-        ) {
-            let dev = device();
-            let mem = memory();
-            let pool = pool(&mem, 200);
-            let mut port = started(&dev, &mem, 1, &pool);
-            {
-                let mut rx = port.rx_queue(0).unwrap();
-                let mut out = Vec::new();
-                for writes in rounds {
-                    for (id, len, real, nb) in writes {
-                        if real {
-                            // A buffer the device really took, with any num_buffers.
-                            if let Some(id) = dev.take_avail(0) {
-                                dev.write_buffer(0, id, 10, &nb.to_le_bytes());
-                                dev.used_raw(0, &[(u32::from(id), len)]);
-                            }
-                        } else {
-                            dev.used_raw(0, &[(id, len)]);
-                        }
-                    }
-                    rx.rx_burst(&mut out, 32);
-                    for b in &out {
-                        prop_assert!(b.len() >= 14 && b.len() <= 2048);
-                    }
-                    out.clear();
-                }
-                if let Some(k) = jump {
-                    dev.used_jump(0, k);
-                    rx.rx_burst(&mut out, 32);
-                    rx.rx_burst(&mut out, 32);
-                }
-            }
-            prop_assert!(pool.mempool().in_use() <= 64);
-            port.stop().unwrap();
-            prop_assert!(pool.mempool().is_full());
-        }
-    }
-}
+mod tests;

@@ -24,6 +24,15 @@ pub mod features {
     pub const CSUM: u64 = 1 << 0;
     /// Driver handles packets with partial checksum.
     pub const GUEST_CSUM: u64 = 1 << 1;
+    /// Driver can receive TSOv4 (coalesced TCP over IPv4, with `gso_type` set); needs
+    /// `GUEST_CSUM` (5.1.3.1).
+    pub const GUEST_TSO4: u64 = 1 << 7;
+    /// Driver can receive TSOv6; needs `GUEST_CSUM`.
+    pub const GUEST_TSO6: u64 = 1 << 8;
+    /// Device can segment TCP over IPv4 (`gso_type` TCPV4 on TX); needs `CSUM` (5.1.3.1).
+    pub const HOST_TSO4: u64 = 1 << 11;
+    /// Device can segment TCP over IPv6; needs `CSUM`.
+    pub const HOST_TSO6: u64 = 1 << 12;
     /// Device reports its maximum MTU in config (`mtu`).
     pub const MTU: u64 = 1 << 3;
     /// Device has a MAC address in config (`mac`).
@@ -71,12 +80,23 @@ pub mod features {
         | MTU
         | ANY_LAYOUT
         | ACCESS_PLATFORM
-        | IN_ORDER;
+        | IN_ORDER
+        | RING_INDIRECT_DESC;
+
+    /// The offload bits: negotiated only when the port's configuration asks for the offload
+    /// they serve (as DPDK's `virtio_dev_configure` does), since each costs the device work per
+    /// packet (a back-end reads every TX header once `CSUM` is on) and `GUEST_CSUM` lets the
+    /// device hand over partial checksums.
+    pub const OFFLOADS: u64 = CSUM | GUEST_CSUM | GUEST_TSO4 | GUEST_TSO6 | HOST_TSO4 | HOST_TSO6;
 
     /// The spec's names of the bits above, for errors and logs.
     pub const NAMES: &[(u64, &str)] = &[
         (CSUM, "CSUM"),
         (GUEST_CSUM, "GUEST_CSUM"),
+        (GUEST_TSO4, "GUEST_TSO4"),
+        (GUEST_TSO6, "GUEST_TSO6"),
+        (HOST_TSO4, "HOST_TSO4"),
+        (HOST_TSO6, "HOST_TSO6"),
         (MTU, "MTU"),
         (MAC, "MAC"),
         (MRG_RXBUF, "MRG_RXBUF"),
@@ -154,14 +174,45 @@ pub mod config {
 
 /// `struct virtio_net_hdr` (virtio 1.2, 5.1.6): `flags` u8, `gso_type` u8, `hdr_len`,
 /// `gso_size`, `csum_start`, `csum_offset` u16, and `num_buffers` u16 with `MRG_RXBUF` or
-/// `VERSION_1`.
+/// `VERSION_1`. Little-endian (legacy: the guest's order, which is little-endian on every host
+/// this driver runs on).
 pub mod net_hdr {
     /// The legacy header without `num_buffers`.
     pub const LEN: usize = 10;
     /// With `num_buffers` (`MRG_RXBUF` or `VERSION_1`).
     pub const LEN_MRG: usize = 12;
+    /// Offset of `flags`.
+    pub const FLAGS: usize = 0;
+    /// Offset of `gso_type`.
+    pub const GSO_TYPE: usize = 1;
+    /// Offset of `hdr_len`: bytes of headers each segment repeats (5.1.6.2).
+    pub const HDR_LEN: usize = 2;
+    /// Offset of `gso_size`: payload bytes per segment.
+    pub const GSO_SIZE: usize = 4;
+    /// Offset of `csum_start`: where the device starts summing.
+    pub const CSUM_START: usize = 6;
+    /// Offset of `csum_offset`: where, after `csum_start`, the checksum goes.
+    pub const CSUM_OFFSET: usize = 8;
     /// Offset of `num_buffers`.
     pub const NUM_BUFFERS: usize = 10;
+
+    /// `flags`: the checksum from `csum_start` on is still to be computed and stored at
+    /// `csum_start + csum_offset` (TX: by the device, 5.1.6.2; RX: the data is valid, the
+    /// checksum partial, 5.1.6.4).
+    pub const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+    /// `flags`, RX only: the device checked the packet's checksum (5.1.6.4).
+    pub const VIRTIO_NET_HDR_F_DATA_VALID: u8 = 2;
+
+    /// `gso_type`: not a segmentation request.
+    pub const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
+    /// `gso_type`: TCP over IPv4.
+    pub const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+    /// `gso_type`: UDP fragmentation (UFO; not used).
+    pub const VIRTIO_NET_HDR_GSO_UDP: u8 = 3;
+    /// `gso_type`: TCP over IPv6.
+    pub const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
+    /// `gso_type` bit: the TCP segments carry ECN (needs `HOST_ECN`/`GUEST_ECN`; not used).
+    pub const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
 }
 
 /// The control virtqueue (virtio 1.2, 5.1.6.5): a command is `class` u8 and `command` u8,

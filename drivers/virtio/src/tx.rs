@@ -1,12 +1,27 @@
-//! Transmit (virtio 1.2, 5.1.6.2): a zeroed net header in front of each frame. With
-//! `ANY_LAYOUT` or `VERSION_1` and room in the headroom, the header is written just before the
-//! data and one descriptor covers both (DPDK's "can push"); otherwise a two-descriptor chain:
-//! the header from this queue's header area (one per descriptor, zeroed once), then the data.
+//! Transmit (virtio 1.2, 5.1.6.2): a net header in front of each frame. With `ANY_LAYOUT` or
+//! `VERSION_1` and room in the headroom, the header is written just before the data and one
+//! descriptor covers both (DPDK's "can push"); otherwise a two-descriptor chain: the header from
+//! this queue's header area (one per descriptor), then the data.
 //!
-//! Bookkeeping: a chain's head id holds the buffer in `bufs[head]` and its second descriptor
-//! (if any) in `chain[head]`; the ring's own bookkeeping is the shared [`Virtqueue`]'s.
-//! Completed chains are reclaimed lazily, when free descriptors run short, and their buffers
-//! freed with one bulk put. Used entries naming no chain in flight are counted, never followed.
+//! The header is zero unless the queue has a checksum or segmentation offload (`CSUM`
+//! negotiated): then it carries each packet's requests (`crate::offload`). Either way it is
+//! written only where it differs from what the buffer holds already.
+//!
+//! A chained packet (`TxOffloads::MULTI_SEGS` on the queue; without it a chain is dropped and
+//! counted in `oerrors`) is one descriptor chain: the header pushed into the first segment's
+//! headroom where it fits, else its own descriptor, then one descriptor per segment holding data
+//! (2.7.5, `VRING_DESC_F_NEXT`). Where `RING_INDIRECT_DESC` was negotiated, a chain of more than
+//! [`DIRECT_MAX`] descriptors goes indirect (2.7.5.3): one ring descriptor pointing at a table of
+//! them in memory this queue owns, one table per descriptor id, so a packet of many segments
+//! takes one slot of the ring. A packet of more descriptors than the ring holds (2.7.5.3.1: no
+//! chain, indirect table included, is longer than the queue) is dropped and counted; the port's
+//! `nb_seg_max` keeps `tx_prepare` from passing one.
+//!
+//! Bookkeeping: a chain's head id holds the packet in `bufs[head]`, and `next[id]` is the next
+//! descriptor of the chain as we wrote it (our own record, never the ring's, which the device
+//! can write); the ring's own bookkeeping is the shared [`Virtqueue`]'s. Completed chains are
+//! reclaimed lazily, when free descriptors run short, and their buffers freed with one bulk put.
+//! Used entries naming no chain in flight are counted, never followed.
 //!
 //! With `IN_ORDER` (2.7.9) the device uses chains in the order they were made available, so
 //! `used.idx` alone says which chains are done: reclaim takes the heads by position, from our
@@ -16,37 +31,100 @@
 
 use std::sync::Arc;
 
-use burst_ethdev::{QueueCounters, SlotGuard, TxBurst};
-use burst_mem::{Memzone, PacketBuf, PacketPool};
+use burst_ethdev::{QueueCounters, SlotGuard, TxBurst, TxPrepareError};
+use burst_mem::{Memzone, OlFlags, PacketBuf, PacketPool};
 
+use crate::offload::{self, store_header, NetHdr};
 use crate::spec::net_hdr;
-use crate::spec::ring::VRING_DESC_F_NEXT;
+use crate::spec::ring::{DESC_SIZE, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT};
 use crate::stats::Extra;
 use crate::virtqueue::Virtqueue;
-use crate::vring::Vring;
+use crate::vring::{write_desc, Vring};
 
-/// No second descriptor.
+/// No next descriptor.
 const NONE: u16 = u16::MAX;
 
 /// Reclaim when fewer than this many descriptors would be free after a burst.
 const FREE_THRESH: u16 = 32;
 
+/// Entries of an indirect table: the header and 63 segments (1 KiB).
+pub(crate) const INDIRECT_ENTRIES: usize = 64;
+
+/// The most segments a packet may have, short of the ring's own limit (`nb_seg_max`).
+pub(crate) const TX_SEG_MAX: u16 = INDIRECT_ENTRIES as u16 - 1;
+
+/// A chain of up to this many descriptors stays in the ring, where the device reads it with the
+/// others; a longer one goes indirect when it can, leaving the ring's slots to other packets.
+pub(crate) const DIRECT_MAX: usize = 4;
+
+/// How a TX queue lays its packets out, from the negotiated features and the queue's offloads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TxLayout {
+    /// Net header bytes.
+    pub hdr_len: usize,
+    /// The header may share the data's descriptor (`ANY_LAYOUT` or `VERSION_1`).
+    pub can_push: bool,
+    /// `IN_ORDER` was negotiated: reclaim by position, without reading used entries.
+    pub in_order: bool,
+    /// `TxOffloads::MULTI_SEGS`: chained packets are sent, not dropped.
+    pub multi_segs: bool,
+    /// `CSUM` is negotiated: headers carry the packets' offload requests.
+    pub offload: bool,
+}
+
+/// How one chained packet goes out.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Segments holding data: one descriptor each.
+    segs: usize,
+    /// The header goes in the first segment's headroom.
+    push: bool,
+    /// Through an indirect table.
+    indirect: bool,
+}
+
+impl Plan {
+    /// Descriptors of the chain (or entries of its table).
+    fn entries(self) -> usize {
+        self.segs + usize::from(!self.push)
+    }
+
+    /// Descriptors it takes from the ring.
+    fn ring_descs(self) -> usize {
+        if self.indirect {
+            1
+        } else {
+            self.entries()
+        }
+    }
+}
+
 /// A TX queue's state.
 pub(crate) struct TxQueue {
     pub(crate) vq: Virtqueue,
-    /// `size` headers of `hdr_len` bytes, all zero, for the two-descriptor path.
+    /// `size` headers of `hdr_len` bytes, for the chains whose header has its own descriptor:
+    /// all zero, or (with `offload`) written per packet.
     hdrs: Memzone,
+    /// One indirect table of [`INDIRECT_ENTRIES`] per descriptor id, when chains may go
+    /// indirect.
+    indirect: Option<Memzone>,
     bufs: Vec<Option<PacketBuf>>,
-    chain: Vec<u16>,
+    /// The next descriptor of each chain, as we wrote it; [`NONE`] for the last.
+    next: Vec<u16>,
     done: Vec<PacketBuf>,
+    /// A chained packet's descriptors (address, length) before they are written: room for a
+    /// ring's worth, so sending one allocates nothing.
+    pieces: Vec<(u64, u32)>,
     hdr_len: u32,
-    /// The header may share the data's descriptor (`ANY_LAYOUT` or `VERSION_1`).
     can_push: bool,
-    /// `IN_ORDER` was negotiated: reclaim by position, without reading used entries.
     in_order: bool,
+    multi_segs: bool,
+    pub(crate) offload: bool,
     free_thresh: u16,
     /// Base address of `hdrs` as descriptors carry it (IOVA or VA).
     hdr_base: u64,
+    /// Base address of `indirect` as descriptors carry it.
+    ind_base: u64,
     pub(crate) va: bool,
     pub(crate) counters: Arc<QueueCounters>,
     pub(crate) extra: Arc<Extra>,
@@ -60,32 +138,40 @@ impl std::fmt::Debug for TxQueue {
 
 impl TxQueue {
     /// A stopped queue on `vq`, with `hdrs` (at least `size * hdr_len` bytes) for chained
-    /// headers.
+    /// headers and, for indirect chains, `indirect` (`size` tables of [`INDIRECT_ENTRIES`]).
     pub(crate) fn new(
         vq: Vring,
         hdrs: Memzone,
-        hdr_len: usize,
-        can_push: bool,
-        in_order: bool,
+        indirect: Option<Memzone>,
+        layout: TxLayout,
         counters: Arc<QueueCounters>,
     ) -> TxQueue {
         let n = usize::from(vq.size());
-        assert!(hdrs.len() >= n * hdr_len, "the header area holds one header per descriptor");
+        assert!(hdrs.len() >= n * layout.hdr_len, "the header area holds one header per descriptor");
+        assert!(
+            indirect.as_ref().is_none_or(|z| z.len() >= n * INDIRECT_ENTRIES * DESC_SIZE),
+            "one indirect table per descriptor"
+        );
         // SAFETY: the memzone is ours, `hdrs.len()` bytes, and no device knows it yet.
         unsafe { std::ptr::write_bytes(hdrs.as_ptr(), 0, hdrs.len()) };
         let mut q = TxQueue {
             bufs: (0..n).map(|_| None).collect(),
-            chain: vec![NONE; n],
+            next: vec![NONE; n],
             done: Vec::with_capacity(n),
-            hdr_len: hdr_len as u32,
-            can_push,
-            in_order,
+            pieces: Vec::with_capacity(n),
+            hdr_len: layout.hdr_len as u32,
+            can_push: layout.can_push,
+            in_order: layout.in_order,
+            multi_segs: layout.multi_segs,
+            offload: layout.offload,
             free_thresh: FREE_THRESH.min(vq.size() / 4).max(1),
             hdr_base: 0,
+            ind_base: 0,
             va: false,
             counters,
             extra: Arc::default(),
             hdrs,
+            indirect,
             vq: Virtqueue::new(vq),
         };
         q.release();
@@ -93,18 +179,25 @@ impl TxQueue {
     }
 
     /// Takes every buffer back and clears the ring (the device must be reset); sets the header
-    /// area's address for [`TxQueue::va`].
+    /// area's and the tables' addresses for [`TxQueue::va`].
     pub(crate) fn release(&mut self) {
         self.vq.reset();
         let mut bufs: Vec<PacketBuf> = self.bufs.iter_mut().filter_map(Option::take).collect();
         PacketPool::free_bulk(&mut bufs);
-        self.chain.fill(NONE);
+        self.next.fill(NONE);
         self.hdr_base = if self.va { self.hdrs.as_ptr() as u64 } else { self.hdrs.iova() };
+        self.ind_base = match &self.indirect {
+            Some(z) if self.va => z.as_ptr() as u64,
+            Some(z) => z.iova(),
+            None => 0,
+        };
     }
 
-    /// Frees the buffers of every chain the device has used.
+    /// Frees the buffers of every chain the device has used. `MS`: chains may be longer than
+    /// two descriptors (`MULTI_SEGS`); without it the loop is what it was before chains (a call
+    /// in it, even a cold one, cost 2 instructions a packet in register moves).
     #[inline]
-    fn reclaim(&mut self) {
+    fn reclaim<const MS: bool>(&mut self) {
         let Some(pending) = self.vq.used_pending() else {
             // The device is confused: guessing which chains are done could free buffers it
             // still reads. The queue stopped (logged); counted once here.
@@ -125,10 +218,16 @@ impl TxQueue {
                 Some(buf) => {
                     self.done.push(buf);
                     self.vq.free_desc(id as u16);
-                    // `id` < size: it named a buffer.
-                    let second = std::mem::replace(&mut self.chain[id as usize], NONE);
+                    // `id` < size: it named a buffer. The rest of its chain, from our record.
+                    let second = std::mem::replace(&mut self.next[id as usize], NONE);
                     if second != NONE {
                         self.vq.free_desc(second);
+                        if MS {
+                            let third = std::mem::replace(&mut self.next[usize::from(second)], NONE);
+                            if third != NONE {
+                                self.free_chain(third);
+                            }
+                        }
                     }
                 }
                 None => bad += 1,
@@ -142,8 +241,30 @@ impl TxQueue {
         PacketPool::free_bulk(&mut self.done);
     }
 
-    /// How many buffers from the front of `bufs` fit in `free` descriptors: one each when the
-    /// header can be pushed into the headroom, two otherwise.
+    /// Gives back descriptor `id` and the rest of its chain, following our own record.
+    #[cold]
+    #[inline(never)]
+    fn free_chain(&mut self, mut id: u16) {
+        while id != NONE {
+            self.vq.free_desc(id);
+            // Our own ids: below the ring's size.
+            id = std::mem::replace(&mut self.next[usize::from(id)], NONE);
+        }
+    }
+
+    /// Descriptors a one-segment packet takes: one when the header can be pushed into its
+    /// headroom, two otherwise.
+    #[inline(always)]
+    fn descs_one(&self, b: &PacketBuf) -> usize {
+        if self.can_push && b.headroom() >= net_hdr::LEN_MRG {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// How many buffers from the front of `bufs` fit in `free` descriptors (chains, which are
+    /// dropped here, count as one-segment packets).
     #[inline]
     fn fit(&self, bufs: &[PacketBuf], free: usize) -> usize {
         if !self.can_push {
@@ -151,7 +272,7 @@ impl TxQueue {
         }
         let (mut need, mut take) = (0usize, 0usize);
         for b in bufs {
-            let d = if b.headroom() >= net_hdr::LEN_MRG { 1 } else { 2 };
+            let d = self.descs_one(b);
             if need + d > free {
                 break;
             }
@@ -161,20 +282,60 @@ impl TxQueue {
         take
     }
 
-    /// Takes what fits from the front of `bufs` (the burst body).
+    /// [`TxQueue::fit`] with chains sent (`MULTI_SEGS`): each takes its plan's descriptors, or
+    /// none when it is dropped.
+    #[cold]
+    #[inline(never)]
+    fn fit_chains(&self, bufs: &[PacketBuf], free: usize) -> usize {
+        let (mut need, mut take) = (0usize, 0usize);
+        for b in bufs {
+            let d = if b.is_contiguous() && !b.is_empty() {
+                self.descs_one(b)
+            } else {
+                self.plan(b).map_or(0, Plan::ring_descs)
+            };
+            if need + d > free {
+                break;
+            }
+            need += d;
+            take += 1;
+        }
+        take
+    }
+
+    /// How `b` goes out as a chain, or `None` when it cannot: empty, or more descriptors than
+    /// the ring holds.
+    fn plan(&self, b: &PacketBuf) -> Option<Plan> {
+        if b.pkt_len() == 0 {
+            return None;
+        }
+        let segs = b.segments().filter(|s| !s.is_empty()).count();
+        let push = self.can_push && !b.is_empty() && b.headroom() >= net_hdr::LEN_MRG;
+        let mut plan = Plan { segs, push, indirect: false };
+        if plan.entries() > usize::from(self.vq.size()) {
+            return None;
+        }
+        plan.indirect = self.indirect.is_some() && plan.entries() > DIRECT_MAX && plan.entries() <= INDIRECT_ENTRIES;
+        Some(plan)
+    }
+
+    /// Takes what fits from the front of `bufs` (the burst body). `OL`: headers carry the
+    /// packets' offload requests. `MS`: chains are sent (`MULTI_SEGS`); without it the loop
+    /// over one-segment packets keeps the registers it had before chains existed (a call in it,
+    /// even a cold one, cost 4 instructions a packet in spills).
     #[inline]
-    pub(crate) fn burst<const VA: bool>(&mut self, bufs: &mut Vec<PacketBuf>) -> usize {
+    pub(crate) fn burst<const VA: bool, const OL: bool, const MS: bool>(&mut self, bufs: &mut Vec<PacketBuf>) -> usize {
         if bufs.is_empty() || self.vq.is_broken() {
             return 0;
         }
         let per = if self.can_push { 1 } else { 2 };
         if self.vq.free_descs() < bufs.len() * per + usize::from(self.free_thresh) {
-            self.reclaim();
+            self.reclaim::<MS>();
             if self.vq.is_broken() {
                 return 0;
             }
         }
-        let take = self.fit(bufs, self.vq.free_descs());
+        let take = if MS { self.fit_chains_reclaiming(bufs) } else { self.fit(bufs, self.vq.free_descs()) };
         if take == 0 {
             return 0;
         }
@@ -185,26 +346,57 @@ impl TxQueue {
         for buf in bufs.drain(..take) {
             let len = buf.len() as u32;
             if len == 0 || !buf.is_contiguous() {
-                // Nothing to send: taken and freed, counted as an error.
-                dropped += 1;
-                self.done.push(buf);
+                if MS {
+                    match self.post_chain::<VA, OL>(buf, slot) {
+                        Ok(n) => {
+                            slot = slot.wrapping_add(1);
+                            sent += 1;
+                            bytes += n;
+                        }
+                        Err(buf) => {
+                            // Nothing to send: taken and freed, counted as an error.
+                            dropped += 1;
+                            self.done.push(buf);
+                        }
+                    }
+                } else {
+                    // Nothing to send, or a chain the queue does not take: taken and freed,
+                    // counted as an error.
+                    dropped += 1;
+                    self.done.push(buf);
+                }
                 continue;
             }
             let base = if VA { buf.buf_addr() as u64 } else { buf.buf_iova() };
             let data = base + u64::from(buf.data_off());
             let head = if self.can_push && buf.headroom() >= net_hdr::LEN_MRG {
                 // SAFETY: the 12 bytes before the data are headroom of a buffer we own
-                // (`headroom() >= 12`); zeroing them covers a 10- or 12-byte header.
-                unsafe { zero_header(buf.buf_addr().add(usize::from(buf.data_off()) - 12)) };
+                // (`headroom() >= 12`), and the header's `hdr_len` (10 or 12) are the last of them.
+                unsafe {
+                    let at = buf.buf_addr().add(usize::from(buf.data_off()));
+                    if OL {
+                        store_header(at.sub(hdr_len as usize), NetHdr::for_tx(&buf), hdr_len as usize);
+                    } else {
+                        zero_header(at.sub(12));
+                    }
+                }
                 let Some(id) = self.vq.alloc_desc() else { break };
                 self.vq.set_desc(id, data - u64::from(hdr_len), len + hdr_len, 0, 0);
                 id
             } else {
                 let (Some(h), Some(d)) = (self.vq.alloc_desc(), self.vq.alloc_desc()) else { break };
+                if OL {
+                    // SAFETY: header `h` of the area (`h` < size, `size * hdr_len` bytes), which
+                    // the device reads only while chain `h` is in flight, and it is not.
+                    unsafe {
+                        let p = self.hdrs.as_ptr().add(usize::from(h) * hdr_len as usize);
+                        store_header(p, NetHdr::for_tx(&buf), hdr_len as usize);
+                    }
+                }
                 let hdr = self.hdr_base + u64::from(h) * u64::from(hdr_len);
                 self.vq.set_desc(h, hdr, hdr_len, VRING_DESC_F_NEXT, d);
                 self.vq.set_desc(d, data, len, 0, 0);
-                self.chain[usize::from(h)] = d;
+                self.next[usize::from(h)] = d;
                 h
             };
             self.vq.post_at(slot, head);
@@ -223,6 +415,101 @@ impl TxQueue {
             PacketPool::free_bulk(&mut self.done);
         }
         take
+    }
+
+    /// [`TxQueue::fit_chains`], reclaiming first when not everything fits: a chain may need
+    /// more descriptors than the burst's first estimate freed.
+    #[cold]
+    #[inline(never)]
+    fn fit_chains_reclaiming(&mut self, bufs: &[PacketBuf]) -> usize {
+        let take = self.fit_chains(bufs, self.vq.free_descs());
+        if take == bufs.len() {
+            return take;
+        }
+        self.reclaim::<true>();
+        if self.vq.is_broken() {
+            return 0;
+        }
+        self.fit_chains(bufs, self.vq.free_descs())
+    }
+
+    /// Posts the packet `buf`, a chain or an empty one-segment packet, at available-ring slot
+    /// `slot`: its bytes, or the packet back when it cannot go (no `MULTI_SEGS`, empty, or more
+    /// descriptors than the ring holds).
+    #[cold]
+    #[inline(never)]
+    fn post_chain<const VA: bool, const OL: bool>(&mut self, buf: PacketBuf, slot: u16) -> Result<u64, PacketBuf> {
+        let plan = match self.plan(&buf) {
+            Some(p) if p.ring_descs() <= self.vq.free_descs() => p,
+            _ => return Err(buf),
+        };
+        let Some(head) = self.vq.alloc_desc() else { return Err(buf) };
+        let hdr_len = self.hdr_len as usize;
+        let hdr = if OL { NetHdr::for_tx(&buf) } else { NetHdr::ZERO };
+        let mut pieces = std::mem::take(&mut self.pieces);
+        pieces.clear();
+        if plan.push {
+            // SAFETY: the first segment has `headroom() >= 12` and is ours; the header is the
+            // `hdr_len` bytes just before its data.
+            unsafe { store_header(buf.buf_addr().add(usize::from(buf.data_off()) - hdr_len), hdr, hdr_len) };
+        } else {
+            if OL {
+                // SAFETY: header `head` of the area, not in flight (as in `burst`).
+                unsafe { store_header(self.hdrs.as_ptr().add(usize::from(head) * hdr_len), hdr, hdr_len) };
+            }
+            pieces.push((self.hdr_base + u64::from(head) * hdr_len as u64, hdr_len as u32));
+        }
+        for (i, s) in buf.segments().filter(|s| !s.is_empty()).enumerate() {
+            let addr = if VA { s.data_addr() as u64 } else { s.data_iova() };
+            if i == 0 && plan.push {
+                pieces.push((addr - hdr_len as u64, (s.len() + hdr_len) as u32));
+            } else {
+                pieces.push((addr, s.len() as u32));
+            }
+        }
+        if plan.indirect {
+            self.write_indirect(head, &pieces);
+        } else {
+            self.write_direct(head, &pieces);
+        }
+        self.pieces = pieces;
+        self.vq.post_at(slot, head);
+        let bytes = u64::from(buf.pkt_len());
+        self.bufs[usize::from(head)] = Some(buf);
+        Ok(bytes)
+    }
+
+    /// Writes `pieces` as a chain of ring descriptors from `head` (its others allocated here:
+    /// the plan checked there are enough free).
+    fn write_direct(&mut self, head: u16, pieces: &[(u64, u32)]) {
+        let mut id = head;
+        for (k, &(addr, len)) in pieces.iter().enumerate() {
+            let next = if k + 1 < pieces.len() { self.vq.alloc_desc() } else { None };
+            match next {
+                Some(n) => {
+                    self.vq.set_desc(id, addr, len, VRING_DESC_F_NEXT, n);
+                    self.next[usize::from(id)] = n;
+                    id = n;
+                }
+                None => self.vq.set_desc(id, addr, len, 0, 0),
+            }
+        }
+    }
+
+    /// Writes `pieces` into descriptor `head`'s indirect table and points `head` at it
+    /// (2.7.5.3: the table's `next` fields index the table; no entry is itself indirect).
+    fn write_indirect(&mut self, head: u16, pieces: &[(u64, u32)]) {
+        let Some(zone) = &self.indirect else { return };
+        let off = usize::from(head) * INDIRECT_ENTRIES * DESC_SIZE;
+        for (k, &(addr, len)) in pieces.iter().enumerate() {
+            let (flags, next) = if k + 1 < pieces.len() { (VRING_DESC_F_NEXT, k as u16 + 1) } else { (0, 0) };
+            // SAFETY: table `head` (< size) of `size` tables of INDIRECT_ENTRIES, entry k <
+            // INDIRECT_ENTRIES (the plan's bound): inside the memzone, 16-byte aligned; the
+            // device reads it only while chain `head` is in flight, and it is not yet.
+            unsafe { write_desc(zone.as_ptr().add(off + k * DESC_SIZE), addr, len, flags, next) };
+        }
+        let table = self.ind_base + off as u64;
+        self.vq.set_desc(head, table, (pieces.len() * DESC_SIZE) as u32, VRING_DESC_F_INDIRECT, 0);
     }
 }
 
@@ -251,236 +538,38 @@ pub(crate) struct VirtioTx<'a> {
 impl TxBurst for VirtioTx<'_> {
     #[inline]
     fn tx_burst(&mut self, bufs: &mut Vec<PacketBuf>) -> usize {
-        if self.q.va {
-            self.q.burst::<true>(bufs)
-        } else {
-            self.q.burst::<false>(bufs)
+        let q = &mut self.q;
+        match (q.va, q.offload, q.multi_segs) {
+            (true, false, false) => q.burst::<true, false, false>(bufs),
+            (false, false, false) => q.burst::<false, false, false>(bufs),
+            (true, true, false) => q.burst::<true, true, false>(bufs),
+            (false, true, false) => q.burst::<false, true, false>(bufs),
+            (true, false, true) => q.burst::<true, false, true>(bufs),
+            (false, false, true) => q.burst::<false, false, true>(bufs),
+            (true, true, true) => q.burst::<true, true, true>(bufs),
+            (false, true, true) => q.burst::<false, true, true>(bufs),
         }
+    }
+
+    /// The default fix-up (the pseudo-header's sum in the L4 checksum field, the IPv4 checksum
+    /// zeroed), then, for segmentation, what virtio wants besides ([`offload::tso_fix_up`]).
+    fn tx_prepare(&mut self, bufs: &mut [PacketBuf]) -> Result<(), TxPrepareError> {
+        for (index, buf) in bufs.iter_mut().enumerate() {
+            burst_ethdev::prepare::fix_up(buf)
+                .and_then(
+                    |()| {
+                        if buf.ol_flags().contains(OlFlags::TX_TCP_SEG) {
+                            offload::tso_fix_up(buf)
+                        } else {
+                            Ok(())
+                        }
+                    },
+                )
+                .map_err(|fault| TxPrepareError { index, fault })?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use crate::spec::features as f;
-    use crate::testdev::{device, frames, memory, pool, started};
-    use crate::transport::TransportKind;
-
-    #[test]
-    fn one_descriptor_with_the_header_in_the_headroom() {
-        let dev = device();
-        let mem = memory();
-        let pool = pool(&mem, 300);
-        let port = started(&dev, &mem, 1, &pool);
-        let mut tx = port.tx_queue(0).unwrap();
-        let mut bufs = frames(&pool, 3, 60);
-        // Old bytes in the headroom, where the header goes: the header must still be zero.
-        for (i, b) in bufs.iter_mut().enumerate() {
-            b.prepend(12).unwrap()[i * 4..].fill(0xaa);
-            b.adj(12).unwrap();
-        }
-        let want: Vec<Vec<u8>> = bufs.iter().map(|b| b.data().to_vec()).collect();
-        assert_eq!(tx.tx_burst(&mut bufs), 3);
-        assert!(bufs.is_empty());
-        assert_eq!(dev.kicks(1), 1, "one kick per burst");
-        let got = dev.tx_pop(1);
-        assert_eq!(got.len(), 3);
-        for ((bytes, descs), want) in got.iter().zip(&want) {
-            assert_eq!(*descs, 1);
-            assert_eq!(&bytes[..12], &[0u8; 12], "a zeroed 12-byte header");
-            assert_eq!(&bytes[12..], want.as_slice());
-        }
-        // Used chains are reclaimed once descriptors run short.
-        let mut more = frames(&pool, 60, 60);
-        assert_eq!(tx.tx_burst(&mut more), 60);
-        assert_eq!(port.stats().opackets, 63);
-        drop(tx);
-        let _ = dev.tx_pop(1);
-        let mut tx = port.tx_queue(0).unwrap();
-        let mut more = frames(&pool, 50, 60);
-        assert_eq!(tx.tx_burst(&mut more), 50, "the 63 used descriptors came back");
-        assert_eq!(pool.mempool().in_use(), 64 + 50, "RX ring + what is in flight");
-    }
-
-    #[test]
-    fn two_descriptors_without_any_layout_or_without_headroom() {
-        let dev = device();
-        {
-            let mut s = dev.state();
-            s.kind = TransportKind::VhostUser;
-            s.features = f::MRG_RXBUF;
-        }
-        let mem = memory();
-        let pool = pool(&mem, 300);
-        let port = started(&dev, &mem, 1, &pool);
-        let mut tx = port.tx_queue(0).unwrap();
-        let mut bufs = frames(&pool, 40, 100);
-        assert_eq!(tx.tx_burst(&mut bufs), 32, "two descriptors each: 32 fit in 64");
-        assert_eq!(bufs.len(), 8);
-        let got = dev.tx_pop(1);
-        assert!(got.iter().all(|(b, d)| *d == 2 && b.len() == 112 && b[..12] == [0u8; 12]));
-        drop(bufs);
-        drop(tx);
-
-        // With ANY_LAYOUT, a buffer without headroom still goes, as a chain.
-        let dev = device();
-        let port = started(&dev, &mem, 1, &pool);
-        let mut tx = port.tx_queue(0).unwrap();
-        let mut bufs = frames(&pool, 2, 60);
-        bufs[1].prepend(128).unwrap();
-        assert_eq!(tx.tx_burst(&mut bufs), 2);
-        let got = dev.tx_pop(1);
-        assert_eq!((got[0].1, got[1].1), (1, 2));
-        assert_eq!(got[1].0.len(), 12 + 188);
-    }
-
-    #[test]
-    fn a_full_ring_takes_what_fits_and_stop_frees_the_rest() {
-        let dev = device();
-        dev.state().no_notify = true;
-        let mem = memory();
-        let pool = pool(&mem, 300);
-        let mut port = started(&dev, &mem, 1, &pool);
-        {
-            let mut tx = port.tx_queue(0).unwrap();
-            let mut bufs = frames(&pool, 100, 60);
-            assert_eq!(tx.tx_burst(&mut bufs), 64);
-            assert_eq!(bufs.len(), 36, "the caller keeps the rest, in order");
-            assert_eq!(tx.tx_burst(&mut bufs), 0);
-            assert_eq!(dev.kicks(1), 0, "the device polls");
-            let mut empty = frames(&pool, 0, 0);
-            assert_eq!(tx.tx_burst(&mut empty), 0);
-        }
-        port.stop().unwrap();
-        assert!(pool.mempool().is_full());
-    }
-
-    #[test]
-    fn empty_buffers_are_taken_and_counted() {
-        let dev = device();
-        let mem = memory();
-        let pool = pool(&mem, 300);
-        let port = started(&dev, &mem, 1, &pool);
-        let mut tx = port.tx_queue(0).unwrap();
-        let mut bufs = frames(&pool, 3, 60);
-        bufs[1].set_len(0);
-        assert_eq!(tx.tx_burst(&mut bufs), 3);
-        assert_eq!(dev.tx_pop(1).len(), 2);
-        drop(tx);
-        let s = port.stats();
-        assert_eq!((s.opackets, s.oerrors), (2, 1));
-    }
-
-    /// Sends bursts of 32 until the ring takes fewer: how many it took.
-    fn fill(tx: &mut burst_ethdev::TxQueue<'_>, pool: &burst_mem::PacketPool) -> usize {
-        let mut total = 0;
-        loop {
-            let mut bufs = frames(pool, 32, 60);
-            let took = tx.tx_burst(&mut bufs);
-            total += took;
-            if took < 32 {
-                return total;
-            }
-        }
-    }
-
-    #[test]
-    fn in_order_reclaim_follows_used_idx_and_ignores_the_entries() {
-        for in_order in [true, false] {
-            let dev = device();
-            if in_order {
-                dev.state().features |= f::IN_ORDER;
-            }
-            let mem = memory();
-            let pool = pool(&mem, 1200);
-            let mut port = started(&dev, &mem, 1, &pool);
-            let size = usize::from(dev.state().queues[&1].layout.size);
-            {
-                let mut tx = port.tx_queue(0).unwrap();
-                let mut bufs = frames(&pool, 3, 60);
-                assert_eq!(tx.tx_burst(&mut bufs), 3);
-                for _ in 0..3 {
-                    dev.take_avail(1).unwrap();
-                }
-                // The device uses the three chains but writes nonsense ids.
-                dev.used_raw(1, &[(999, 0), (999, 0), (999, 0)]);
-                let took = fill(&mut tx, &pool);
-                if in_order {
-                    assert_eq!(took, size, "the three chains came back by used.idx alone");
-                } else {
-                    assert_eq!(took, size - 3, "ids naming nothing free nothing");
-                }
-            }
-            let s = port.stats();
-            assert_eq!(s.oerrors, if in_order { 0 } else { 3 });
-            port.stop().unwrap();
-            assert!(pool.mempool().is_full());
-        }
-    }
-
-    #[test]
-    fn a_used_idx_beyond_what_was_sent_stops_the_queue_until_restart() {
-        for in_order in [false, true] {
-            let dev = device();
-            if in_order {
-                dev.state().features |= f::IN_ORDER;
-            }
-            let mem = memory();
-            let pool = pool(&mem, 600);
-            let mut port = started(&dev, &mem, 1, &pool);
-            {
-                let mut tx = port.tx_queue(0).unwrap();
-                let mut bufs = frames(&pool, 10, 60);
-                assert_eq!(tx.tx_burst(&mut bufs), 10);
-                // The device claims 200 chains done, more than the ring ever held: nothing can
-                // be trusted, nothing is freed.
-                dev.used_jump(1, 200);
-                let took = fill(&mut tx, &pool);
-                assert!(took < 64, "the queue stopped taking frames ({took})");
-                let mut more = frames(&pool, 4, 60);
-                assert_eq!(tx.tx_burst(&mut more), 0);
-            }
-            assert_eq!(port.stats().oerrors, 1, "counted once");
-            port.stop().unwrap();
-            assert!(pool.mempool().is_full(), "stop takes everything back");
-            port.start().unwrap();
-            let mut tx = port.tx_queue(0).unwrap();
-            let mut bufs = frames(&pool, 4, 60);
-            assert_eq!(tx.tx_burst(&mut bufs), 4, "a restart clears it");
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
-        #[test]
-        fn hostile_used_entries_are_counted_and_nothing_leaks(
-            rounds in proptest::collection::vec((1usize..40, proptest::collection::vec((0u32..200, any::<u32>()), 0..10), any::<bool>()), 1..8),
-            in_order in any::<bool>(),
-        ) {
-            let dev = device();
-            if in_order {
-                dev.state().features |= f::IN_ORDER;
-            }
-            let mem = memory();
-            let pool = pool(&mem, 400);
-            let mut port = started(&dev, &mem, 1, &pool);
-            {
-                let mut tx = port.tx_queue(0).unwrap();
-                for (n, junk, serve) in rounds {
-                    let mut bufs = frames(&pool, n, 64);
-                    let took = tx.tx_burst(&mut bufs);
-                    prop_assert_eq!(took + bufs.len(), n);
-                    if serve {
-                        let _ = dev.tx_pop(1);
-                    }
-                    // Duplicates, ids out of range, ids of non-head descriptors.
-                    dev.used_raw(1, &junk);
-                }
-            }
-            prop_assert!(pool.mempool().in_use() <= 64 + 64);
-            port.stop().unwrap();
-            prop_assert!(pool.mempool().is_full());
-        }
-    }
-}
+mod tests;

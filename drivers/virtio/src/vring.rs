@@ -28,6 +28,22 @@ pub(crate) fn offsets(size: u16) -> (usize, usize, usize) {
     (avail, used, used + 6 + 8 * n)
 }
 
+/// Writes the descriptor at `p` (2.7.5): two volatile 8-byte stores, as the device may read the
+/// table (the ring's, or an indirect one, 2.7.5.3) at any time.
+///
+/// # Safety
+/// `p` is valid for writes of 16 bytes and 8-byte aligned, in memory the driver owns.
+#[inline(always)]
+pub(crate) unsafe fn write_desc(p: *mut u8, addr: u64, len: u32, flags: u16, next: u16) {
+    let hi = u64::from(len) | u64::from(flags) << 32 | u64::from(next) << 48;
+    // SAFETY: the caller's promise.
+    unsafe {
+        let p = p.cast::<u64>();
+        p.write_volatile(addr.to_le());
+        p.add(1).write_volatile(hi.to_le());
+    }
+}
+
 /// Raw views of a split ring's three parts: the driver's accessors and, for the test device,
 /// the device's. Holds no memory itself; whoever makes one keeps the memory alive.
 #[derive(Clone, Copy, Debug)]
@@ -59,14 +75,9 @@ impl RingView {
     #[inline]
     pub(crate) fn set_desc(&self, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
         let i = usize::from(i & self.mask);
-        let hi = u64::from(len) | u64::from(flags) << 32 | u64::from(next) << 48;
-        // SAFETY: i < size, so both 8-byte halves are inside the table; 16-byte aligned (the
-        // table is 4096-aligned); volatile stores into memory the device reads.
-        unsafe {
-            let p = self.desc.add(i * DESC_SIZE).cast::<u64>();
-            p.write_volatile(addr.to_le());
-            p.add(1).write_volatile(hi.to_le());
-        }
+        // SAFETY: i < size, so the descriptor is inside the table, 16-byte aligned (the table is
+        // 4096-aligned), in memory the device reads.
+        unsafe { write_desc(self.desc.add(i * DESC_SIZE), addr, len, flags, next) }
     }
 
     /// Descriptor `i` (masked): addr, len, flags, next.

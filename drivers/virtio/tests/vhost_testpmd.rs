@@ -8,123 +8,15 @@
 //! and gives both back when it ends, even when it fails; testpmd runs with `--no-huge` (the
 //! back-end maps our memory from the files we pass it) and is killed by a drop guard.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use burst::mem::hugepage::{self, PageSize, Reservation, SysRoot};
 use burst::{EalOptions, PacketBuf, PacketPool, PortConf, Runtime};
+use common::{setup, wait_link, Testpmd, SERIAL};
 
-const MB2: u64 = 2 << 20;
-
-/// A private hugetlbfs mount, unmounted and removed on drop.
-struct TempMount(PathBuf);
-
-impl Drop for TempMount {
-    fn drop(&mut self) {
-        // A killed testpmd may take a moment to let go of the files it mapped.
-        let t0 = Instant::now();
-        while let Err(e) = hugepage::unmount(&self.0) {
-            if t0.elapsed() > Duration::from_secs(5) {
-                eprintln!("unmount {}: {e}", self.0.display());
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-/// A temporary directory for the socket, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// dpdk-testpmd with a vhost-user port, driven through its interactive prompt; killed on drop.
-struct Testpmd {
-    child: Child,
-    stdin: ChildStdin,
-    out: Arc<Mutex<String>>,
-}
-
+/// What only these tests ask of testpmd.
 impl Testpmd {
-    /// Starts testpmd serving `sock` in forwarding mode `mode`, and waits for the socket.
-    fn start(sock: &Path, mode: &str, tag: &str) -> Testpmd {
-        Testpmd::start_queues(sock, mode, tag, 1)
-    }
-
-    /// As [`Testpmd::start`], with `queues` queue pairs on the vhost port (and as many RX and TX
-    /// queues in testpmd).
-    fn start_queues(sock: &Path, mode: &str, tag: &str, queues: u16) -> Testpmd {
-        let _ = std::fs::remove_file(sock);
-        let prefix = format!("burst-vhost-test-{}-{tag}", std::process::id());
-        // Line-buffered stdout (stdbuf), so its answers reach us as it prints them.
-        let spawned = Command::new("stdbuf")
-            .args(["-oL", "dpdk-testpmd"])
-            .args(["-l", "0,1", "--main-lcore", "0", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", &prefix])
-            .arg("--vdev")
-            .arg(format!("net_vhost0,iface={},queues={queues}", sock.display()))
-            .args(["--", "-i", "--nb-cores=1", "--total-num-mbufs=4096", "--txpkts=64", "--burst=32"])
-            .arg(format!("--rxq={queues}"))
-            .arg(format!("--txq={queues}"))
-            .arg(format!("--forward-mode={mode}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("stdbuf (coreutils) is missing: {e}"),
-            Err(e) => panic!("cannot start dpdk-testpmd: {e}"),
-        };
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = child.stdout.take().expect("piped");
-        let out = Arc::new(Mutex::new(String::new()));
-        {
-            let out = Arc::clone(&out);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    let mut o = out.lock().unwrap();
-                    o.push_str(&line);
-                    o.push('\n');
-                }
-            });
-        }
-        let mut tp = Testpmd { child, stdin, out };
-        std::thread::sleep(Duration::from_millis(100));
-        if let Ok(Some(status)) = tp.child.try_wait() {
-            if status.code() == Some(127) {
-                panic!("dpdk-testpmd is not installed (Debian package dpdk): run `cargo xtask setup`");
-            }
-        }
-        let t0 = Instant::now();
-        while !sock.exists() {
-            if let Ok(Some(status)) = tp.child.try_wait() {
-                panic!("dpdk-testpmd exited ({status}) before making {}:\n{}", sock.display(), tp.output());
-            }
-            assert!(t0.elapsed() < Duration::from_secs(20), "dpdk-testpmd made no socket in 20 s:\n{}", tp.output());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        tp.command("start");
-        tp
-    }
-
-    fn output(&self) -> String {
-        self.out.lock().unwrap().clone()
-    }
-
-    fn command(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").expect("testpmd's stdin");
-        self.stdin.flush().unwrap();
-    }
-
     /// `show port stats 0`: (RX-packets, TX-packets).
     fn port_stats(&mut self) -> (u64, u64) {
         let mark = self.out.lock().unwrap().len();
@@ -162,13 +54,6 @@ impl Testpmd {
 
     /// Kills it hard, as a crash would.
     fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Testpmd {
-    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -212,38 +97,6 @@ fn send_on(rt: &Runtime, q: u16, pool: &PacketPool, n: u32, first: u32) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-}
-
-fn wait_link(rt: &Runtime, up: bool) {
-    let t0 = Instant::now();
-    while rt.port(0).unwrap().link().up != up {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the link did not go {}", if up { "up" } else { "down" });
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// One runtime at a time in this process (each claims lcore 0).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Hugepages, a private mount and a socket path for one test, all given back on drop.
-struct Setup {
-    sock: PathBuf,
-    mount: TempMount,
-    _dir: TempDir,
-    _pages: Reservation,
-}
-
-fn setup(tag: &str) -> Setup {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test reserves hugepages and mounts hugetlbfs: run it as root (CI does)");
-    let pages = Reservation::new(&SysRoot::host(), PageSize::SIZE_2M, None, 24).expect("reserving 2M hugepages");
-    let dir = TempDir(std::env::temp_dir().join(format!("burst-vhost-test-{}-{tag}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let mount = TempMount(dir.0.join("huge"));
-    hugepage::mount_limited(&mount.0, PageSize::SIZE_2M, pages.pages() * MB2).expect("mounting hugetlbfs");
-    // Fields drop in order: the mount before its directory, the pages last.
-    Setup { sock: dir.0.join("vhost.sock"), mount, _dir: dir, _pages: pages }
 }
 
 /// Needs root and hugepages, and dpdk-testpmd.

@@ -31,6 +31,9 @@ bitflags::bitflags! {
         const RX_IP_CKSUM_GOOD = 1 << 7;
         /// RX: the L4 checksum is good.
         const RX_L4_CKSUM_GOOD = 1 << 8;
+        /// RX: the packet is TCP segments the device coalesced (large receive offload); the
+        /// segment size it saw is in [`TxOffload::tso_segsz`], as DPDK keeps it in `tso_segsz`.
+        const RX_LRO = 1 << 16;
 
         /// TX: segment this TCP packet into `tso_segsz`-byte segments (TSO); implies the IP
         /// and TCP checksums.
@@ -218,6 +221,7 @@ mod tests {
         assert_eq!(OlFlags::RX_VLAN_STRIPPED.bits(), 1 << 6);
         assert_eq!(OlFlags::RX_IP_CKSUM_MASK.bits(), (1 << 4) | (1 << 7));
         assert_eq!(OlFlags::RX_L4_CKSUM_MASK.bits(), (1 << 3) | (1 << 8));
+        assert_eq!(OlFlags::RX_LRO.bits(), 1 << 16);
         assert_eq!(OlFlags::TX_TCP_SEG.bits(), 1 << 50);
         assert_eq!(OlFlags::TX_UDP_CKSUM.bits(), 3 << 52);
         assert_eq!(OlFlags::TX_IP_CKSUM.bits(), 1 << 54);

@@ -39,8 +39,10 @@ use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport, TransportK
 
 /// Features taken from the back-end when it offers them. Not `ACCESS_PLATFORM` (it would make
 /// DPDK's back-end translate through an IOTLB we do not feed), nor offloads we do not use.
-/// `IN_ORDER` is passed on: the net device negotiates it if it wants it.
-const FROM_BACKEND: u64 = f::VERSION_1 | f::MRG_RXBUF | f::ANY_LAYOUT | f::MQ | f::IN_ORDER;
+/// `IN_ORDER`, `RING_INDIRECT_DESC` and the offload bits are passed on: the net device
+/// negotiates them when it wants them.
+const FROM_BACKEND: u64 =
+    f::VERSION_1 | f::MRG_RXBUF | f::ANY_LAYOUT | f::MQ | f::IN_ORDER | f::RING_INDIRECT_DESC | f::OFFLOADS;
 /// Features this transport emulates, whatever the back-end offers.
 const EMULATED: u64 = f::MAC | f::STATUS | f::CTRL_VQ | f::CTRL_RX | f::CTRL_MAC_ADDR | f::MQ;
 /// Emulated features never sent to the back-end (`MQ` is: DPDK's back-end drops all but the

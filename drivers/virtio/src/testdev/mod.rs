@@ -3,6 +3,11 @@
 //! the device: consume TX chains, fill RX buffers, write any used entry it likes. The control
 //! queue is served by a thread while the device is live, like a real device would.
 //!
+//! The device honours the features it offers: TX chains follow `VRING_DESC_F_NEXT` and indirect
+//! tables (`RING_INDIRECT_DESC`), [`TestDevice::tx_frames`] carries out checksum and segmentation
+//! requests (`wire`), RX headers carry offload fields only where the driver negotiated them, and
+//! a frame takes several buffers only with `MRG_RXBUF`.
+//!
 //! Also built with the `testdev` feature (hidden, not an API) for `benches/burst.rs`, which uses
 //! the cheap device operations ([`TestDevice::complete_tx`], [`TestDevice::fill_rx`]) so that
 //! the driver's cost dominates what it measures.
@@ -18,10 +23,86 @@ use crate::error::VirtioError;
 use burst_mem::{Memory, PacketPool};
 
 use crate::dev::{DevContext, VirtioNet};
-use crate::spec::ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
+pub use crate::offload::NetHdr;
+use crate::spec::net_hdr::{VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV6};
+use crate::spec::ring::{DESC_SIZE, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 use crate::spec::{config, features as f, net_hdr, status};
 use crate::transport::{CtrlCommand, Notifier, QueueLayout, Transport, TransportKind};
 use crate::vring::RingView;
+
+mod wire;
+
+/// A chain the driver made available on a TX queue, as the device read it.
+#[derive(Clone, Debug)]
+pub struct TxChain {
+    /// The bytes of its descriptors in order, the net header first.
+    pub bytes: Vec<u8>,
+    /// Ring descriptors it took.
+    pub descs: usize,
+    /// Entries of its indirect table; 0 for a chain in the ring.
+    pub indirect: usize,
+}
+
+/// Descriptor `i` of the table at `table` (2.7.5): addr, len, flags, next.
+///
+/// # Safety
+/// `table` is a descriptor table of more than `i` entries in test memory (IOVA as VA).
+unsafe fn table_desc(table: u64, i: usize) -> (u64, u32, u16, u16) {
+    // SAFETY: the caller's promise; 16 bytes of plain memory.
+    let b = unsafe { (table as *const u8).add(i * DESC_SIZE).cast::<[u8; 16]>().read_unaligned() };
+    let u = |r: std::ops::Range<usize>| b[r].iter().rev().fold(0u64, |a, &x| a << 8 | u64::from(x));
+    (u(0..8), u(8..12) as u32, u(12..14) as u16, u(14..16) as u16)
+}
+
+/// The bytes at `addr` (`len` of them), which the driver made available.
+fn bytes_at(addr: u64, len: u32) -> &'static [u8] {
+    // SAFETY: test memory is IOVA as VA, and the driver under test put `len` bytes at `addr`
+    // (what the tests check); the slice is copied before the chain is used.
+    unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) }
+}
+
+/// Reads the TX chain at `head` as a device does (2.7.5, 2.7.5.3), asserting what a driver
+/// must do: device-readable descriptors, a chain no longer than the queue, indirect tables only
+/// with `RING_INDIRECT_DESC`, never with NEXT nor nested.
+fn read_chain(view: &RingView, size: u16, features: u64, head: u16) -> TxChain {
+    let mut c = TxChain { bytes: Vec::new(), descs: 1, indirect: 0 };
+    let (addr, len, flags, mut next) = view.desc(head);
+    if flags & VRING_DESC_F_INDIRECT != 0 {
+        assert_ne!(features & f::RING_INDIRECT_DESC, 0, "an indirect descriptor without RING_INDIRECT_DESC");
+        assert_eq!(flags & (VRING_DESC_F_NEXT | VRING_DESC_F_WRITE), 0, "2.7.5.3.1: INDIRECT alone");
+        let n = len as usize / DESC_SIZE;
+        assert!(len as usize % DESC_SIZE == 0 && n > 0, "an indirect table of {len} bytes");
+        assert!(n <= usize::from(size), "2.7.5.3.1: an indirect table of {n} entries in a queue of {size}");
+        c.indirect = n;
+        let mut i = 0usize;
+        for seen in 1.. {
+            // SAFETY: `i < n` entries of the table the driver gave.
+            let (a, l, fl, nx) = unsafe { table_desc(addr, i) };
+            assert_eq!(fl & (VRING_DESC_F_WRITE | VRING_DESC_F_INDIRECT), 0, "entry {i} of an indirect table");
+            c.bytes.extend_from_slice(bytes_at(a, l));
+            if fl & VRING_DESC_F_NEXT == 0 {
+                break;
+            }
+            assert!(usize::from(nx) < n && seen < n, "the table's chain leaves it or loops");
+            i = usize::from(nx);
+        }
+        return c;
+    }
+    let (mut addr, mut len, mut flags) = (addr, len, flags);
+    loop {
+        assert_eq!(flags & (VRING_DESC_F_WRITE | VRING_DESC_F_INDIRECT), 0, "TX descriptors are device-readable");
+        c.bytes.extend_from_slice(bytes_at(addr, len));
+        if flags & VRING_DESC_F_NEXT == 0 {
+            return c;
+        }
+        c.descs += 1;
+        assert!(c.descs <= usize::from(size), "a chain longer than the queue, or a loop");
+        (addr, len, flags, next) = {
+            let (a, l, fl, nx) = view.desc(next);
+            (a, l, fl, nx)
+        };
+    }
+}
 
 /// One queue as the device sees it.
 pub struct DevQueue {
@@ -102,7 +183,7 @@ pub fn device() -> TestDevice {
     TestDevice(Arc::new(Mutex::new(Shared {
         kind: TransportKind::Modern,
         // IN_ORDER only where a test asks for it: the default exercises the general path.
-        features: (f::WANTED & !f::IN_ORDER) | f::CSUM | f::RING_EVENT_IDX,
+        features: (f::WANTED & !f::IN_ORDER) | f::OFFLOADS | f::RING_EVENT_IDX,
         driver_features: 0,
         status: 0,
         refuse: 0,
@@ -159,34 +240,37 @@ impl TestDevice {
     }
 
     /// Takes every chain the driver made available on TX queue `index` and returns each one's
-    /// bytes (header included) and descriptor count; marks them used.
+    /// bytes (header included) and ring descriptor count; marks them used.
     pub fn tx_pop(&self, index: u16) -> Vec<(Vec<u8>, usize)> {
+        self.tx_chains(index).into_iter().map(|c| (c.bytes, c.descs)).collect()
+    }
+
+    /// Takes every chain the driver made available on TX queue `index`, as the device read
+    /// them; marks them used.
+    pub fn tx_chains(&self, index: u16) -> Vec<TxChain> {
+        let features = self.state().driver_features;
         self.with_queue(index, |q| {
             let mut out = Vec::new();
             let end = q.view.avail_idx();
             while q.last_avail != end {
                 let head = q.view.avail_ring(q.last_avail);
                 q.last_avail = q.last_avail.wrapping_add(1);
-                let (mut bytes, mut count, mut i) = (Vec::new(), 0, head);
-                loop {
-                    let (addr, len, flags, next) = q.view.desc(i);
-                    assert_eq!(flags & VRING_DESC_F_WRITE, 0, "TX descriptors are device-readable");
-                    // SAFETY: test memory is IOVA as VA; the driver under test put a buffer of
-                    // `len` bytes at `addr` (what the test checks).
-                    bytes.extend_from_slice(unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) });
-                    count += 1;
-                    if flags & VRING_DESC_F_NEXT == 0 || count > 4 {
-                        break;
-                    }
-                    i = next;
-                }
+                out.push(read_chain(&q.view, q.layout.size, features, head));
                 q.view.set_used_elem(q.used_idx, u32::from(head), 0);
                 q.used_idx = q.used_idx.wrapping_add(1);
-                out.push((bytes, count));
             }
             q.view.set_used_idx(q.used_idx);
             out
         })
+    }
+
+    /// Takes every chain the driver made available on TX queue `index` and returns the frames
+    /// they became on the wire: headers stripped, checksums finished, TCP segmented, as the
+    /// driver's headers asked (`wire`).
+    pub fn tx_frames(&self, index: u16) -> Vec<Vec<u8>> {
+        let features = self.state().driver_features;
+        let hdr_len = crate::init::hdr_len(features);
+        self.tx_chains(index).iter().flat_map(|c| wire::transmit(features, hdr_len, &c.bytes)).collect()
     }
 
     /// Buffers available on queue `index` not taken yet.
@@ -198,9 +282,27 @@ impl TestDevice {
     /// it when `hdr_len` is 12), over as many buffers as it needs; false if there are not
     /// enough.
     pub fn rx_push(&self, index: u16, frame: &[u8], hdr_len: usize) -> bool {
+        self.rx_push_hdr(index, frame, hdr_len, NetHdr::ZERO)
+    }
+
+    /// As [`TestDevice::rx_push`], the header carrying `hdr`'s offload fields, which the device
+    /// sets only as the driver negotiated (5.1.6.4: `flags` with `GUEST_CSUM`, a TCPv4 or TCPv6
+    /// `gso_type` with `GUEST_TSO4` or `GUEST_TSO6`). Without `MRG_RXBUF` a frame takes one
+    /// buffer or is not delivered (false).
+    pub fn rx_push_hdr(&self, index: u16, frame: &[u8], hdr_len: usize, hdr: NetHdr) -> bool {
+        let features = self.state().driver_features;
+        if hdr.flags != 0 {
+            assert_ne!(features & f::GUEST_CSUM, 0, "a device sends checksum flags only with GUEST_CSUM");
+        }
+        let need = match hdr.gso_type & !VIRTIO_NET_HDR_GSO_ECN {
+            VIRTIO_NET_HDR_GSO_NONE => 0,
+            VIRTIO_NET_HDR_GSO_TCPV6 => f::GUEST_TSO6,
+            _ => f::GUEST_TSO4,
+        };
+        assert_eq!(features & need, need, "a device sends gso_type {:#x} only with GUEST_TSO4/6", hdr.gso_type);
         self.with_queue(index, |q| {
             let avail = q.view.avail_idx().wrapping_sub(q.last_avail);
-            let mut data = vec![0u8; hdr_len];
+            let mut data = hdr.to_bytes()[..hdr_len].to_vec();
             data.extend_from_slice(frame);
             // How many buffers it takes.
             let mut need = 0u16;
@@ -212,6 +314,10 @@ impl TestDevice {
                 let (_, len, _, _) = q.view.desc(q.view.avail_ring(q.last_avail.wrapping_add(need)));
                 left = left.saturating_sub(len as usize);
                 need += 1;
+            }
+            if need > 1 && features & f::MRG_RXBUF == 0 {
+                // 5.1.6.3.1: without mergeable buffers a frame is one buffer.
+                return false;
             }
             if hdr_len == 12 {
                 data[10..12].copy_from_slice(&need.to_le_bytes());
@@ -591,15 +697,37 @@ impl Transport for TestTransport {
 /// A probed, configured and started port on `dev` with `pairs` queue pairs, RX filled from
 /// `pool`.
 pub fn started(dev: &TestDevice, mem: &Memory, pairs: u16, pool: &PacketPool) -> Port {
-    use burst_ethdev::PortConf;
+    started_with(dev, mem, &burst_ethdev::PortConf::queues(pairs, pairs), pool)
+}
+
+/// As [`started`], configured with `conf` (its queue counts, offloads and MTU).
+pub fn started_with(dev: &TestDevice, mem: &Memory, conf: &burst_ethdev::PortConf, pool: &PacketPool) -> Port {
     let mut port = dev.probe(mem, None).unwrap();
-    port.configure(&PortConf::queues(pairs, pairs)).unwrap();
-    for q in 0..pairs {
+    port.configure(conf).unwrap();
+    for q in 0..conf.nb_rx_queues {
         port.rx_queue_setup(q, 0, pool).unwrap();
+    }
+    for q in 0..conf.nb_tx_queues {
         port.tx_queue_setup(q, 0).unwrap();
     }
     port.start().unwrap();
     port
+}
+
+/// `bytes` as a chained packet from `pool`, `seg` bytes a segment (the last one shorter).
+pub fn chain_of(pool: &PacketPool, bytes: &[u8], seg: usize) -> burst_mem::PacketBuf {
+    let mut b = burst_mem::ChainBuilder::new();
+    for piece in bytes.chunks(seg.max(1)) {
+        let mut s = pool.alloc().expect("a free buffer");
+        assert!(s.set_data(piece), "a segment fits its buffer");
+        b.push(s).map_err(|(_, e)| e).expect("a chain of one-segment packets");
+    }
+    b.take().expect("at least one segment")
+}
+
+/// A packet's bytes, across its segments.
+pub fn bytes_of(pkt: &burst_mem::PacketBuf) -> Vec<u8> {
+    pkt.segments().flat_map(|s| s.data().to_vec()).collect()
 }
 
 /// `n` frames of `len` bytes from `pool`, byte `k` of frame `i` being `i + k`.
