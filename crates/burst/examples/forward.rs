@@ -139,7 +139,8 @@ fn run(rt: &mut Runtime, frames: u64) -> Result<(), Box<dyn Error>> {
         return Err("a worker lcore is needed: -l 0,1, or --lcores 0@0,1@0 to run both on CPU 0".into());
     };
     let pool = rt.pktmbuf_pool("mbufs", 8191)?; // 2048-byte buffers, per-lcore caches
-                                                // Chained frames need MULTI_SEGS; the checksums are the NIC's work where it can do them.
+
+    // Chained frames need MULTI_SEGS; the checksums are the NIC's work where it can do them.
     let csum = TxOffloads::IPV4_CKSUM | TxOffloads::UDP_CKSUM;
     for port in rt.ports_mut() {
         let mut conf = PortConf::queues(1, 1); // 1 RX queue, 1 TX queue
