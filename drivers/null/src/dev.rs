@@ -6,7 +6,7 @@ use std::sync::Arc;
 use burst_ethdev::error::Dir;
 use burst_ethdev::{
     DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, PortSettings, RxBurst, RxQueueConf,
-    Slot, TxBurst, TxQueueConf, VdevProbe,
+    Slot, TxBurst, TxOffloads, TxQueueConf, VdevProbe,
 };
 use burst_mem::PacketPool;
 
@@ -98,7 +98,13 @@ impl NullDev {
 
 impl EthDev for NullDev {
     fn info(&self) -> DevInfo {
-        DevInfo::software(DRIVER, DeviceName::Vdev(self.name.clone()), MAX_QUEUES)
+        // TX frees a chain whole and counts its `pkt_len`, so it takes several segments (DPDK's
+        // `eth_dev_info` offers RTE_ETH_TX_OFFLOAD_MULTI_SEGS). RX makes one-segment packets of
+        // `size=` bytes: no scatter.
+        DevInfo {
+            tx_offload_capa: TxOffloads::MULTI_SEGS,
+            ..DevInfo::software(DRIVER, DeviceName::Vdev(self.name.clone()), MAX_QUEUES)
+        }
     }
 
     fn default_mac(&self) -> MacAddr {

@@ -9,6 +9,9 @@
 //!   nothing.
 //! - TX counts what it is given and frees it all; with `copy=1` it reads each packet first (into a
 //!   per-queue scratch buffer), as DPDK's copy mode does, so the cost of touching the data shows.
+//!   A chained packet is counted by its whole length and freed whole: the port offers the
+//!   `MULTI_SEGS` TX offload, as DPDK's does; its RX makes one-segment packets and offers no
+//!   other offload.
 //!
 //! What is not implemented: DPDK's RSS emulation (`reta_update`, `rss_hash_update`); the RSS
 //! settings of a null port change nothing anyway.

@@ -2,8 +2,10 @@
 //! [`Port`], packets moved through queue handles. Memory is `--no-huge` (IOVA as VA): no
 //! hugepages needed, only permission to lock memory (CI runs as root).
 
-use burst_ethdev::{DevArgs, EthError, LinkStatus, MacAddr, Port, PortConf, PortId, VdevProbe, VdevShared};
-use burst_mem::{Memory, PacketBuf, PacketPool, PacketPoolConfig};
+use burst_ethdev::{
+    DevArgs, EthError, LinkStatus, MacAddr, Port, PortConf, PortId, RxOffloads, TxOffloads, VdevProbe, VdevShared,
+};
+use burst_mem::{ChainBuilder, Memory, PacketBuf, PacketPool, PacketPoolConfig};
 use burst_net_null::{default_mac, template, DRIVER};
 
 use burst_mem::testing::memory;
@@ -330,4 +332,33 @@ fn queue_handles_move_to_other_threads() {
     assert_eq!((s.ipackets, s.opackets, s.q_ipackets.clone()), (64_000, 64_000, vec![32_000, 32_000]));
     drop(port);
     assert!(pool.mempool().is_full());
+}
+
+#[test]
+fn tx_takes_chains_whole_and_counts_their_bytes() {
+    let mem = memory();
+    let pool = pool(&mem, "null_chains", 64);
+    let mut port = probe(&mem, "net_null0", 0).unwrap();
+    assert_eq!((port.info().rx_offload_capa, port.info().tx_offload_capa), (RxOffloads::NONE, TxOffloads::MULTI_SEGS));
+    port.configure(&PortConf { tx_offloads: TxOffloads::MULTI_SEGS, ..PortConf::queues(1, 1) }).unwrap();
+    port.rx_queue_setup(0, 0, &pool).unwrap();
+    port.tx_queue_setup(0, 0).unwrap();
+    port.start().unwrap();
+    let mut bufs = Vec::new();
+    for n in [2usize, 3] {
+        let mut chain = ChainBuilder::new();
+        for _ in 0..n {
+            let mut seg = pool.alloc().unwrap();
+            seg.set_len(100);
+            chain.push(seg).unwrap();
+        }
+        bufs.push(chain.take().unwrap());
+    }
+    let mut tx = port.tx_queue(0).unwrap();
+    tx.tx_prepare(&mut bufs).expect("MULTI_SEGS is on");
+    assert_eq!(tx.tx_burst(&mut bufs), 2);
+    drop(tx);
+    let s = port.stats();
+    assert_eq!((s.opackets, s.obytes), (2, 500));
+    assert!(pool.mempool().is_full(), "every segment went back");
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use burst_ethdev::error::Dir;
 use burst_ethdev::{
     DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PortConf, PortId, PortSettings, QueueCounters, RxBurst,
-    RxQueueConf, Slot, TxBurst, TxQueueConf, VdevProbe,
+    RxOffloads, RxQueueConf, Slot, TxBurst, TxOffloads, TxQueueConf, VdevProbe,
 };
 use burst_mem::ring::{Consumer, Producer};
 use burst_mem::{PacketBuf, PacketPool};
@@ -97,7 +97,14 @@ impl RingDev {
 
 impl EthDev for RingDev {
     fn info(&self) -> DevInfo {
-        DevInfo::software(DRIVER, DeviceName::Vdev(self.name.clone()), self.args.queues)
+        // A ring carries a chained packet as it was sent: a chain goes in on TX and comes out on
+        // RX, so the port scatters and sends several segments (DPDK's `eth_dev_info` offers
+        // RTE_ETH_RX_OFFLOAD_SCATTER and RTE_ETH_TX_OFFLOAD_MULTI_SEGS for the same reason).
+        DevInfo {
+            rx_offload_capa: RxOffloads::SCATTER,
+            tx_offload_capa: TxOffloads::MULTI_SEGS,
+            ..DevInfo::software(DRIVER, DeviceName::Vdev(self.name.clone()), self.args.queues)
+        }
     }
 
     fn default_mac(&self) -> MacAddr {

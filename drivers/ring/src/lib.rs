@@ -14,6 +14,9 @@
 //!   DPDK's): each ring's capacity. Descriptor counts given at queue setup are ignored, as DPDK's
 //!   net_ring does.
 //!
+//! A packet crosses a ring as it was sent, chains and metadata included: the port offers the
+//! `SCATTER` RX and `MULTI_SEGS` TX offloads (as DPDK's does), and no other.
+//!
 //! RX stamps the receiving port's id on each buffer (DPDK's net_ring leaves `mbuf->port` as the
 //! sender wrote it; we set it, as hardware ports do). Packets still in a ring when its ports
 //! close stay owned by the ring and go back to their pool when the ring's last end drops.

@@ -3,8 +3,10 @@
 //! handles. Memory is `--no-huge` (IOVA as VA): no hugepages needed, only permission to lock
 //! memory (CI runs as root).
 
-use burst_ethdev::{DevArgs, EthError, LinkStatus, MacAddr, Port, PortConf, PortId, VdevProbe, VdevShared};
-use burst_mem::{Memory, PacketBuf, PacketPool, PacketPoolConfig};
+use burst_ethdev::{
+    DevArgs, EthError, LinkStatus, MacAddr, Port, PortConf, PortId, RxOffloads, TxOffloads, VdevProbe, VdevShared,
+};
+use burst_mem::{ChainBuilder, Memory, PacketBuf, PacketPool, PacketPoolConfig};
 use burst_net_ring::DRIVER;
 
 use burst_mem::testing::memory;
@@ -371,6 +373,56 @@ fn a_pair_forwards_between_threads() {
         });
         drop((tx, rx));
         assert_eq!((a.stats().opackets, b.stats().ipackets, b.stats().ibytes), (N as u64, N as u64, 4 * N as u64));
+    }
+    drop(shared);
+    assert!(pool.mempool().is_full());
+}
+
+#[test]
+fn a_chain_sent_on_one_side_arrives_on_the_other_segment_by_segment() {
+    let mem = memory();
+    let pool = pool(&mem, "ring_chains", 64);
+    let mut shared = VdevShared::default();
+    {
+        let mut a = probe(&mem, &mut shared, "net_ring0,pair=c", 0).unwrap();
+        let mut b = probe(&mem, &mut shared, "net_ring1,pair=c", 1).unwrap();
+        let info = a.info().clone();
+        assert_eq!((info.rx_offload_capa, info.tx_offload_capa), (RxOffloads::SCATTER, TxOffloads::MULTI_SEGS));
+        // What the ring cannot do is refused, naming the offload and the driver.
+        let e = a.configure(&PortConf { tx_offloads: TxOffloads::IPV4_CKSUM, ..PortConf::queues(1, 1) }).unwrap_err();
+        assert!(e.to_string().contains("net_ring cannot do the TX offloads ipv4_cksum"), "{e}");
+        let conf = PortConf {
+            rx_offloads: RxOffloads::SCATTER,
+            tx_offloads: TxOffloads::MULTI_SEGS,
+            ..PortConf::queues(1, 1)
+        };
+        for port in [&mut a, &mut b] {
+            port.configure(&conf).unwrap();
+            port.rx_queue_setup(0, 0, &pool).unwrap();
+            port.tx_queue_setup(0, 0).unwrap();
+            port.start().unwrap();
+        }
+        let lens = [14usize, 1000, 1, 2048];
+        let mut chain = ChainBuilder::new();
+        for (k, &len) in lens.iter().enumerate() {
+            let mut seg = pool.alloc().unwrap();
+            assert!(seg.set_data(&vec![k as u8 + 1; len]));
+            chain.push(seg).unwrap();
+        }
+        let mut bufs = vec![chain.take().unwrap()];
+        let mut tx = a.tx_queue(0).unwrap();
+        tx.tx_prepare(&mut bufs).expect("MULTI_SEGS is on: the chain may go");
+        assert_eq!(tx.tx_burst(&mut bufs), 1);
+        let mut rx = b.rx_queue(0).unwrap();
+        assert_eq!(rx.rx_burst(&mut bufs, 4), 1);
+        let got = &bufs[0];
+        assert_eq!((got.nb_segs(), got.pkt_len() as usize), (4, lens.iter().sum()));
+        for (k, (seg, &len)) in got.segments().zip(&lens).enumerate() {
+            assert_eq!(seg.data(), &vec![k as u8 + 1; len][..], "segment {k}");
+        }
+        drop((tx, rx, bufs));
+        let total: u64 = lens.iter().sum::<usize>() as u64;
+        assert_eq!((a.stats().obytes, b.stats().ibytes), (total, total), "bytes are the whole packet's");
     }
     drop(shared);
     assert!(pool.mempool().is_full());
