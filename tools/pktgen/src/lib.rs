@@ -1,0 +1,28 @@
+//! pktgen: testpmd's forwarding modes on burst ports, for benchmarks and tests.
+//!
+//! `pktgen [EAL options] -- [--forward-mode=io|mac|macswap|txonly|rxonly] [--burst N]
+//! [--txpkts LEN] [--nb-cores N] [--stats-period S] [--run-seconds N] [--eth-peer PORT,MAC]...`
+//!
+//! - [`options`]: the options after `--`, with testpmd's names and defaults.
+//! - [`streams`]: port pairing, streams, and which lcore polls which stream.
+//! - [`engine`]: the forwarding loop and the five modes.
+//! - [`frame`]: txonly's frame and the MAC rewrites.
+//! - [`counters`]: per-stream counters, published by the lcores to the main lcore.
+//! - [`report`]: the periodic statistics and the final report (`RESULT {json}`).
+//! - [`run`]: one run from start to end.
+//!
+//! The binary (`main.rs`) is [`run::run`] with the process's arguments; the library is there so
+//! that tests can drive a mode's streams on ports of their own. Errors end the process with one
+//! line, `pktgen: <message>`, and status 2 for the command line's mistakes, 1 for failures while
+//! running. See docs/pktgen.md.
+
+pub mod counters;
+pub mod engine;
+pub mod error;
+pub mod frame;
+pub mod options;
+pub mod report;
+pub mod run;
+pub mod streams;
+
+pub use error::PktgenError;
