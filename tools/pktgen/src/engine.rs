@@ -75,7 +75,7 @@ pub struct Stream<'p> {
     pub template: Vec<u8>,
     /// txonly's segment lengths when it builds chains (`--txpkts A,B,...`); empty otherwise.
     pub segments: Vec<u16>,
-    /// Where a chain's buffers wait while it is built.
+    /// Where a burst's segments wait while their chains are built.
     pub segs: Vec<PacketBuf>,
     /// csum mode: which checksums the TX queue's device computes.
     pub tx_csum: TxCsum,
@@ -109,14 +109,7 @@ impl Stream<'_> {
     /// when the pool runs short).
     #[inline(always)]
     fn generate(&mut self, bufs: &mut Vec<PacketBuf>, burst: usize) -> usize {
-        let mut left = burst;
-        while left > 0 {
-            let n = left.min(ALLOC_CHUNK);
-            if !self.pool.alloc_bulk(bufs, n) {
-                break;
-            }
-            left -= n;
-        }
+        alloc_upto(&self.pool, bufs, burst);
         for b in bufs.iter_mut() {
             // The template fits: --txpkts is checked against the pool's data room.
             b.set_data(&self.template);
@@ -131,16 +124,24 @@ impl Stream<'_> {
     }
 
     /// [`Stream::generate`] for `--txpkts A,B,...`: each packet a chain whose segments hold the
-    /// template's bytes cut at those lengths (testpmd's `pkt_burst_prepare`). A packet's buffers
-    /// are taken together; the burst ends where the pool runs short.
+    /// template's bytes cut at those lengths (testpmd's `pkt_burst_prepare`). The buffers are
+    /// taken as [`Stream::generate`] takes them, the whole burst's in bulks (a different way
+    /// made LTO compile the one-segment loop's `alloc_bulk` longer: see docs/pktgen.md); when the
+    /// pool cannot serve a bulk, the packets still missing are taken a packet's buffers at a
+    /// time, as testpmd falls back to one packet at a time, and the burst ends at the first
+    /// packet the pool cannot serve whole.
     fn generate_chains(&mut self, bufs: &mut Vec<PacketBuf>, burst: usize) -> usize {
-        for _ in 0..burst {
-            if !self.pool.alloc_bulk(&mut self.segs, self.segments.len()) {
-                break;
-            }
+        let k = self.segments.len();
+        alloc_upto(&self.pool, &mut self.segs, burst * k);
+        // A failed bulk leaves a multiple of ALLOC_CHUNK, not always of k.
+        self.segs.truncate(self.segs.len() / k * k);
+        while self.segs.len() < burst * k && self.pool.alloc_bulk(&mut self.segs, k) {}
+        let mut segs = self.segs.drain(..);
+        while segs.len() > 0 {
             let mut chain = ChainBuilder::new();
             let mut at = 0;
-            for (mut seg, &len) in self.segs.drain(..).zip(&self.segments) {
+            // The lengths first: zip stops on them without taking the next packet's buffer.
+            for (&len, mut seg) in self.segments.iter().zip(segs.by_ref()) {
                 let end = at + usize::from(len);
                 // Each segment fits a buffer and there are at most 255 of them (both checked
                 // with the options): neither the copy nor the push is refused.
@@ -150,6 +151,7 @@ impl Stream<'_> {
             }
             bufs.extend(chain.take());
         }
+        drop(segs);
         self.counts.generated += bufs.len() as u64;
         bufs.len()
     }
@@ -173,6 +175,20 @@ impl Stream<'_> {
                 );
             }
         }
+    }
+}
+
+/// Appends up to `count` fresh buffers from `pool` to `out`, in bulks of at most
+/// [`ALLOC_CHUNK`], stopping at the first bulk the pool cannot serve.
+#[inline(always)]
+fn alloc_upto(pool: &PacketPool, out: &mut Vec<PacketBuf>, count: usize) {
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(ALLOC_CHUNK);
+        if !pool.alloc_bulk(out, n) {
+            break;
+        }
+        left -= n;
     }
 }
 
