@@ -18,6 +18,8 @@ pub const MAX_SEGS_PER_PKT: usize = 255;
 /// testpmd's default `--mbuf-size` (DPDK's RTE_MBUF_DEFAULT_BUF_SIZE): a buffer's size, its
 /// headroom included, as `rte_pktmbuf_pool_create` takes it.
 pub const DEFAULT_MBUF_SIZE: u16 = DEFAULT_HEADROOM + DEFAULT_DATA_ROOM;
+/// The Ethernet CRC, counted in `--max-pkt-len` but not in `--txpkts`.
+const CRC_LEN: u32 = 4;
 /// The smallest `--max-pkt-len` (testpmd's RTE_ETHER_MIN_LEN).
 pub const MIN_MAX_PKT_LEN: u32 = 64;
 
@@ -99,10 +101,12 @@ pub struct Options {
     /// received as chains where the port scatters.
     #[arg(long = "max-pkt-len", value_name = "N")]
     pub max_pkt_len: Option<u32>,
-    /// TX offloads to turn on: a hex mask of RTE_ETH_TX_OFFLOAD_* bits.
+    /// TX offloads to turn on: a hex mask of RTE_ETH_TX_OFFLOAD_* bits, or their names
+    /// (ipv4_cksum,udp_cksum,...).
     #[arg(long = "tx-offloads", value_name = "MASK")]
     pub tx_offloads: Option<String>,
-    /// RX offloads to turn on: a hex mask of RTE_ETH_RX_OFFLOAD_* bits.
+    /// RX offloads to turn on: a hex mask of RTE_ETH_RX_OFFLOAD_* bits, or their names
+    /// (scatter,ipv4_cksum,...).
     #[arg(long = "rx-offloads", value_name = "MASK")]
     pub rx_offloads: Option<String>,
     /// Number of forwarding lcores: the first N worker lcores (1 <= N <= number of workers).
@@ -223,11 +227,24 @@ fn check(o: Options) -> Result<Config, PktgenError> {
         if len < MIN_MAX_PKT_LEN {
             return usage(format!("--max-pkt-len {len}: must be >= {MIN_MAX_PKT_LEN}, the smallest Ethernet frame"));
         }
+        // The MTU it sets holds for what the ports send too: a larger frame is one they refuse.
+        let frame: u32 = txpkts.iter().map(|&l| u32::from(l)).sum::<u32>() + CRC_LEN;
+        if (o.forward_mode == Mode::Txonly || o.tx_first) && frame > len {
+            return usage(format!(
+                "--txpkts {}: frames of {frame} bytes with their CRC, larger than --max-pkt-len {len}: give shorter \
+                 --txpkts or a larger --max-pkt-len",
+                o.txpkts
+            ));
+        }
     }
-    let rx_bits = hex_mask("--rx-offloads", o.rx_offloads.as_deref())?;
+    let rx_bits = offload_mask("--rx-offloads", o.rx_offloads.as_deref(), &RxOffloads::all(), |n| {
+        RxOffloads::from_testpmd_name(n).map(|f| f.bits())
+    })?;
     let rx_offloads = RxOffloads::from_bits(rx_bits)
         .ok_or_else(|| unknown_offloads("--rx-offloads", rx_bits, RxOffloads::all().bits(), &RxOffloads::all()))?;
-    let tx_bits = hex_mask("--tx-offloads", o.tx_offloads.as_deref())?;
+    let tx_bits = offload_mask("--tx-offloads", o.tx_offloads.as_deref(), &TxOffloads::all(), |n| {
+        TxOffloads::from_testpmd_name(n).map(|f| f.bits())
+    })?;
     let tx_offloads = TxOffloads::from_bits(tx_bits)
         .ok_or_else(|| unknown_offloads("--tx-offloads", tx_bits, TxOffloads::all().bits(), &TxOffloads::all()))?;
     if o.nb_cores == 0 {
@@ -328,12 +345,35 @@ fn txpkts(text: &str, mbuf_size: u16) -> Result<Vec<u16>, PktgenError> {
 }
 
 /// `--rx-offloads`/`--tx-offloads MASK`: hexadecimal, with or without `0x` (testpmd reads it
-/// with `strtoull(.., 16)`); 0 when not given.
-fn hex_mask(option: &str, text: Option<&str>) -> Result<u64, PktgenError> {
+/// with `strtoull(.., 16)`), or, beyond testpmd, the offloads' names as testpmd prints them,
+/// comma-separated (`ipv4_cksum,udp_cksum`; no name is also a hex number: they all hold a
+/// letter past `f` or a `_`); 0 when not given. `named` finds a name's bit; `known` lists them
+/// for the error.
+fn offload_mask(
+    option: &str,
+    text: Option<&str>,
+    known: &dyn std::fmt::Display,
+    named: impl Fn(&str) -> Option<u64>,
+) -> Result<u64, PktgenError> {
     let Some(text) = text else { return Ok(0) };
-    let digits = text.trim().trim_start_matches("0x").trim_start_matches("0X");
-    u64::from_str_radix(digits, 16)
-        .map_err(|_| PktgenError::Usage(format!("{option} {text}: not a hexadecimal mask (like 0x8000)")))
+    let trimmed = text.trim();
+    let digits = trimmed.strip_prefix("0x").or_else(|| trimmed.strip_prefix("0X")).unwrap_or(trimmed);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return u64::from_str_radix(digits, 16).map_err(|_| {
+            PktgenError::Usage(format!("{option} {text}: more than 64 bits: the mask is a 64-bit hexadecimal number"))
+        });
+    }
+    let mut bits = 0;
+    for name in trimmed.split(',') {
+        let Some(bit) = named(name.trim()) else {
+            return Err(PktgenError::Usage(format!(
+                "{option} {text}: {name:?} is neither a hexadecimal mask (like 0x8000) nor an offload name; the names \
+                 are {known}"
+            )));
+        };
+        bits |= bit;
+    }
+    Ok(bits)
 }
 
 /// The error for a mask with bits that are no offload burst knows: it names them and lists
@@ -386,6 +426,9 @@ mod tests {
         assert_eq!((c.mbuf_size, c.data_room(), c.max_pkt_len), (1152, 1024, Some(9000)));
         assert_eq!((c.tx_offloads, c.rx_offloads), (TxOffloads::MULTI_SEGS, RxOffloads::SCATTER));
         assert_eq!(c.bufs_per_packet(), 9, "a 9000-byte frame takes 9 buffers of 1024");
+        let c = run(&["--tx-offloads=multi_segs,MBUF_FAST_FREE", "--rx-offloads=scatter"]).unwrap();
+        assert_eq!(c.tx_offloads, TxOffloads::MULTI_SEGS | TxOffloads::MBUF_FAST_FREE, "testpmd's names");
+        assert_eq!(c.rx_offloads, RxOffloads::SCATTER);
         let c = run(&["--forward-mode=csum", "--txpkts=30,30", "--tx-offloads=0XE"]).unwrap();
         assert_eq!(c.mode, Mode::Csum);
         assert!(!c.sends_chains(), "csum builds no packet without --tx-first");
@@ -438,7 +481,22 @@ mod tests {
             (&["--mbuf-size=2176,2176"][..], "buffer split"),
             (&["--mbuf-size=big"][..], "not a size"),
             (&["--max-pkt-len=63"][..], "--max-pkt-len 63: must be >= 64"),
-            (&["--tx-offloads=0xzz"][..], "--tx-offloads 0xzz: not a hexadecimal mask"),
+            (
+                &["--forward-mode=txonly", "--txpkts=1000,1000", "--max-pkt-len=2000"][..],
+                "--txpkts 1000,1000: frames of 2004 bytes with their CRC, larger than --max-pkt-len 2000",
+            ),
+            (&["--tx-first", "--txpkts=1500", "--max-pkt-len=1500"][..], "frames of 1504 bytes"),
+            (&["--tx-offloads=0xzz"][..], "--tx-offloads 0xzz: \"0xzz\" is neither a hexadecimal mask"),
+            (&["--tx-offloads=ipv4_cksum,bogus"][..], "\"bogus\" is neither a hexadecimal mask (like 0x8000) nor an offload name; the names are vlan_insert ipv4_cksum"),
+            (&["--rx-offloads=multi_segs"][..], "the names are vlan_strip"),
+            (&["--tx-offloads="][..], "neither a hexadecimal mask"),
+            (&["--tx-offloads=0x1ffffffffffffffff"][..], "more than 64 bits"),
+            (&["--txpkts=99999999999999999999"][..], "is not a length in bytes"),
+            (&["--txpkts=64,"][..], "\"\" is not a length"),
+            (&["--mbuf-size=99999999999999999999"][..], "not a size"),
+            (&["--max-pkt-len=99999999999"][..], "--max-pkt-len"),
+            (&["--burst=99999999999999999999999"][..], "--burst"),
+            (&["--total-num-mbufs=99999999999999999999999"][..], "--total-num-mbufs"),
             (&["--tx-offloads=0x100000000"][..], "bits 0x100000000 are no offload burst knows"),
             (&["--rx-offloads=0x80"][..], "--rx-offloads 0x80: bits 0x80 are no offload"),
             (&["--nb-cores=0"][..], "--nb-cores"),
