@@ -132,10 +132,20 @@ impl Stream<'_> {
     /// packet the pool cannot serve whole.
     fn generate_chains(&mut self, bufs: &mut Vec<PacketBuf>, burst: usize) -> usize {
         let k = self.segments.len();
-        alloc_upto(&self.pool, &mut self.segs, burst * k);
-        // A failed bulk leaves a multiple of ALLOC_CHUNK, not always of k.
-        self.segs.truncate(self.segs.len() / k * k);
-        while self.segs.len() < burst * k && self.pool.alloc_bulk(&mut self.segs, k) {}
+        let want = burst * k;
+        alloc_upto(&self.pool, &mut self.segs, want);
+        if self.segs.len() < want {
+            // A failed bulk leaves a multiple of ALLOC_CHUNK, not always of k.
+            self.segs.truncate(self.segs.len() / k * k);
+            while self.segs.len() < want {
+                let have = self.segs.len();
+                alloc_upto(&self.pool, &mut self.segs, k);
+                if self.segs.len() - have < k {
+                    self.segs.truncate(have);
+                    break;
+                }
+            }
+        }
         let mut segs = self.segs.drain(..);
         while segs.len() > 0 {
             let mut chain = ChainBuilder::new();

@@ -1,18 +1,18 @@
-//! pktgen's modes on ports of a test's own, through the library: the runtime with net_ring and
+//! pktgen's modes on ports of a test's own: the runtime with net_ring and
 //! net_null ports (`--no-huge --no-pci`: no root, no hugepages), set up as pktgen sets them up
 //! from its options, with one stream polled by hand and the packets it sends read back from the
 //! other end of a ring pair. What the command line cannot show is checked here: the segments of
 //! the chains txonly builds with `--txpkts A,B,...`, and what csum mode counts and writes.
 //! Every test closes its ports and then finds every buffer back in the pool.
 
+use crate::counters::Published;
+use crate::engine::{poll_once, Stream};
+use crate::options::{self, Config, Parsed};
+use crate::streams::{default_peer_mac, StreamSpec};
+use crate::{frame, ports, run};
 use burst::mem::{OlFlags, TxOffload};
 use burst::{EalOptions, PacketBuf, PacketPool, Runtime, RxOffloads, TxOffloads};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
-use pktgen::counters::Published;
-use pktgen::engine::{poll_once, Stream};
-use pktgen::options::{self, Config, Parsed};
-use pktgen::streams::{default_peer_mac, StreamSpec};
-use pktgen::{frame, ports, run};
 
 /// pktgen's options after `--`.
 fn config(app: &[&str]) -> Config {
@@ -191,7 +191,7 @@ fn csum_counts_bad_checksums_and_sends_every_frame_with_them_right() {
         let published = Published::default();
         // Frames put on port 1 arrive at port 0; the stream sends them on port 0, back to port 1.
         let mut s = stream(&rt, &pool, &cfg, 0, 0, &published);
-        assert_eq!(s.tx_csum, pktgen::csum::TxCsum::default(), "ring computes no checksum: csum does");
+        assert_eq!(s.tx_csum, crate::csum::TxCsum::default(), "ring computes no checksum: csum does");
         let (mut inject, mut out) =
             (rt.port(1).unwrap().tx_queue(0).unwrap(), rt.port(1).unwrap().rx_queue(0).unwrap());
 
