@@ -125,11 +125,10 @@ impl Stream<'_> {
 
     /// [`Stream::generate`] for `--txpkts A,B,...`: each packet a chain whose segments hold the
     /// template's bytes cut at those lengths (testpmd's `pkt_burst_prepare`). The buffers are
-    /// taken as [`Stream::generate`] takes them, the whole burst's in bulks (a different way
-    /// made LTO compile the one-segment loop's `alloc_bulk` longer: see docs/pktgen.md); when the
-    /// pool cannot serve a bulk, the packets still missing are taken a packet's buffers at a
-    /// time, as testpmd falls back to one packet at a time, and the burst ends at the first
-    /// packet the pool cannot serve whole.
+    /// taken as [`Stream::generate`] takes them, the whole burst's in bulks of up to
+    /// [`ALLOC_CHUNK`]; when the pool cannot serve a bulk, the packets still missing are taken
+    /// a packet's buffers at a time, as testpmd falls back to one packet at a time, and the
+    /// burst ends at the first packet the pool cannot serve whole.
     fn generate_chains(&mut self, bufs: &mut Vec<PacketBuf>, burst: usize) -> usize {
         let k = self.segments.len();
         let want = burst * k;
