@@ -286,4 +286,58 @@ mod tests {
             assert_eq!((buf.data(), buf.ol_flags()), (junk, OlFlags::RX_RSS_HASH), "as it came");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes, cut anywhere: csum never panics, and a packet it parsed as IPv4 leaves with
+        /// its header checksum right. Every segment goes back to the pool.
+        #[test]
+        fn hostile_frames_in_any_segments_never_panic(
+            tcp in proptest::bool::ANY,
+            v6 in proptest::bool::ANY,
+            payload_len in 0usize..600,
+            flips in proptest::collection::vec((0usize..700, 0u8..=255), 0..6),
+            cuts in proptest::collection::btree_set(1usize..700, 0..4),
+            rx_bad in proptest::bool::ANY,
+        ) {
+            let mem = memory();
+            let pool = packet_pool(&mem, 8);
+            let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+            let b = if v6 { b.ipv6([1; 16], [2; 16], 64) } else { b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64) };
+            let payload = vec![0xa5; payload_len];
+            let mut f = Vec::new();
+            if tcp {
+                b.tcp(1, 2, 3, 4).write(&mut f, &payload).unwrap();
+            } else {
+                b.udp(1, 2).write(&mut f, &payload).unwrap();
+            }
+            for (at, v) in flips {
+                if let Some(byte) = f.get_mut(at) {
+                    *byte = v;
+                }
+            }
+            let mut chain = burst::mem::ChainBuilder::new();
+            let mut at = 0;
+            for end in cuts.into_iter().filter(|&c| c < f.len()).chain([f.len()]) {
+                let mut seg = pool.alloc().unwrap();
+                proptest::prop_assert!(seg.set_data(&f[at..end]));
+                chain.push(seg).unwrap();
+                at = end;
+            }
+            let mut buf = chain.take().unwrap();
+            if rx_bad {
+                buf.set_ol_flags(OlFlags::empty().with_rx_ip_cksum(CksumStatus::Bad));
+            }
+            let first = process(&mut buf, TxCsum::default());
+            let (ptype, lens) = ptype::parse_head(buf.data(), buf.pkt_len() as usize);
+            if !first.unparsed && ptype.is_ipv4() {
+                let ip = Ipv4Packet::new_unchecked(&buf.data()[lens.l2..lens.l2 + lens.l3]);
+                proptest::prop_assert!(ip.verify_checksum());
+            }
+            let _ = process(&mut buf, TxCsum { ip: true, udp: true, tcp: true });
+            drop(buf);
+            proptest::prop_assert!(pool.mempool().is_full());
+        }
+    }
 }
