@@ -38,7 +38,8 @@
 //!   pseudo-headers ([`ipv4_pseudo_header`], [`ipv6_pseudo_header`]), whose sum is also what a
 //!   device that checksums TX packets is given.
 //! - [`ptype`]: packet types as DPDK's `RTE_PTYPE_*` ([`PacketType`]) and [`ptype::parse`], which
-//!   finds a frame's L2/L3/L4 types and header lengths.
+//!   finds a frame's L2/L3/L4 types and header lengths ([`ptype::parse_head`] in a chained
+//!   packet's first segment).
 //! - [`mac`]: Ethernet addresses ([`MacAddr`]), parsed and printed as `02:00:00:00:00:01`.
 //!
 //! # What it does not

@@ -1,13 +1,13 @@
 //! Packet types (DPDK's `RTE_PTYPE_*`, same values): what kind of L2, L3 and L4 header a packet
 //! carries, as a driver or device knows it, in one 32-bit word a packet buffer holds; and
 //! [`parse`], which finds them and the header lengths in a frame's bytes (`rte_net_get_ptype`
-//! with its `hdr_lens`).
+//! with its `hdr_lens`), or [`parse_head`] in a chained packet's first segment.
 //!
 //! Tunnels and inner headers are not parsed: their nibbles stay 0 (unknown).
 
 use std::fmt;
 
-use crate::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpSegment};
+use crate::{ipv4, ipv6, udp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpSegment};
 
 /// A packet type: one nibble each for L2, L3 and L4 (and tunnel and inner headers, unused here).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -142,28 +142,55 @@ pub struct HeaderLens {
 /// The packet type and header lengths of `frame`, as far as its bytes are well formed: a
 /// header too short for what it claims ends the parse there, with what was found before it.
 pub fn parse(frame: &[u8]) -> (PacketType, HeaderLens) {
+    parse_head(frame, frame.len())
+}
+
+/// [`parse`] for a frame of `frame_len` bytes whose first bytes are `head`: the first segment
+/// of a chained packet, whose headers `rte_net_get_ptype` reads the same way. The headers
+/// must lie in `head`; the lengths they state (IPv4's total length, IPv6's payload length) are
+/// held against `frame_len`, since the rest of the packet is in other segments.
+pub fn parse_head(head: &[u8], frame_len: usize) -> (PacketType, HeaderLens) {
+    let head = &head[..head.len().min(frame_len)];
     let mut lens = HeaderLens::default();
-    let Ok(eth) = EthernetFrame::new_checked(frame) else { return (PacketType::UNKNOWN, lens) };
+    let Ok(eth) = EthernetFrame::new_checked(head) else { return (PacketType::UNKNOWN, lens) };
     lens.l2 = eth.header_len();
     let mut ptype = match eth.vlan() {
         None => PacketType::L2_ETHER,
         Some(_) => PacketType::L2_ETHER_VLAN,
     };
+    // The L3 packet: its bytes in `head`, and its length in the whole frame. The views'
+    // `new_checked` would hold the stated lengths against `head`: the same checks are made
+    // here against the frame.
+    let (l3, l3_frame) = (eth.payload(), frame_len - lens.l2);
     let (protocol, l4, more) = match eth.ethertype() {
         EtherType::IPV4 => {
-            let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return (ptype, lens) };
-            lens.l3 = ip.header_len();
-            ptype = ptype | if ip.header_len() > 20 { PacketType::L3_IPV4_EXT } else { PacketType::L3_IPV4 };
+            let ip = Ipv4Packet::new_unchecked(l3);
+            let (hl, total) = (ip.header_len(), usize::from(ip.total_len()));
+            if l3.len() < ipv4::MIN_HEADER_LEN
+                || ip.version() != 4
+                || hl < ipv4::MIN_HEADER_LEN
+                || hl > l3.len()
+                || total < hl
+                || total > l3_frame
+            {
+                return (ptype, lens);
+            }
+            lens.l3 = hl;
+            ptype = ptype | if hl > ipv4::MIN_HEADER_LEN { PacketType::L3_IPV4_EXT } else { PacketType::L3_IPV4 };
             if ip.frag_offset() != 0 {
                 return (ptype | PacketType::L4_FRAG, lens);
             }
-            (ip.protocol(), &eth.payload()[ip.header_len()..ip.total_len() as usize], ip.more_frags())
+            (ip.protocol(), &l3[hl..total.min(l3.len())], ip.more_frags())
         }
         EtherType::IPV6 => {
-            let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else { return (ptype, lens) };
-            lens.l3 = 40;
+            let ip = Ipv6Packet::new_unchecked(l3);
+            let total = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+            if l3.len() < ipv6::HEADER_LEN || ip.version() != 6 || total > l3_frame {
+                return (ptype, lens);
+            }
+            lens.l3 = ipv6::HEADER_LEN;
             ptype = ptype | PacketType::L3_IPV6;
-            (ip.next_header(), &eth.payload()[40..40 + ip.payload().len()], false)
+            (ip.next_header(), &l3[ipv6::HEADER_LEN..total.min(l3.len())], false)
         }
         _ => return (ptype, lens),
     };
@@ -175,8 +202,8 @@ pub fn parse(frame: &[u8]) -> (PacketType, HeaderLens) {
             }
             Err(_) => PacketType::UNKNOWN,
         },
-        IpProtocol::UDP if l4.len() >= 8 => {
-            lens.l4 = 8;
+        IpProtocol::UDP if l4.len() >= udp::HEADER_LEN => {
+            lens.l4 = udp::HEADER_LEN;
             PacketType::L4_UDP
         }
         IpProtocol::ICMP | IpProtocol::ICMPV6 => PacketType::L4_ICMP,
@@ -226,7 +253,67 @@ mod tests {
         assert_eq!(parse(&[0u8; 10]).0, PacketType::UNKNOWN);
     }
 
+    #[test]
+    fn a_chains_first_segment_parses_as_the_whole_frame_would() {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([1, 2, 3, 4], [5, 6, 7, 8], 64)
+            .tcp(1, 2, 3, 4)
+            .write(&mut f, &[9; 3000])
+            .unwrap();
+        let whole = parse(&f);
+        assert_eq!(whole, (PacketType(0x111), HeaderLens { l2: 14, l3: 20, l4: 20 }));
+        for cut in [54, 55, 2048] {
+            assert_eq!(parse_head(&f[..cut], f.len()), whole, "first segment of {cut} bytes");
+            assert_eq!(parse(&f[..cut]).0, PacketType::L2_ETHER, "alone, {cut} bytes are a cut IPv4 packet");
+        }
+        assert_eq!(parse_head(&f[..40], f.len()), (PacketType(0x11), HeaderLens { l2: 14, l3: 20, l4: 0 }));
+        assert_eq!(parse_head(&f[..30], f.len()).0, PacketType::L2_ETHER, "the IPv4 header is not all there");
+        assert_eq!(parse_head(&f[..100], f.len() - 1).0, PacketType::L2_ETHER, "the frame is shorter than IPv4 says");
+        assert_eq!(parse_head(&f, 20).0, PacketType::L2_ETHER, "a head longer than the frame is cut to it");
+        f.clear();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(1, 2)
+            .write(&mut f, &[7; 5000])
+            .unwrap();
+        assert_eq!(parse_head(&f[..62], f.len()), (PacketType(0x241), HeaderLens { l2: 14, l3: 40, l4: 8 }));
+        assert_eq!(parse_head(&f[..62], f.len() - 1).0, PacketType::L2_ETHER);
+    }
+
     proptest! {
+        #[test]
+        fn a_head_holding_the_headers_parses_as_the_whole(
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+            vlan: bool,
+            v6: bool,
+            tcp: bool,
+            extra in 0usize..300,
+        ) {
+            let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+            let mut f = Vec::new();
+            let written = match (vlan, v6, tcp) {
+                (false, false, false) => eth.ipv4([1; 4], [2; 4], 9).udp(1, 2).write(&mut f, &payload),
+                (false, false, true) => eth.ipv4([1; 4], [2; 4], 9).tcp(1, 2, 3, 4).write(&mut f, &payload),
+                (false, true, false) => eth.ipv6([1; 16], [2; 16], 9).udp(1, 2).write(&mut f, &payload),
+                (false, true, true) => eth.ipv6([1; 16], [2; 16], 9).tcp(1, 2, 3, 4).write(&mut f, &payload),
+                (true, v6, tcp) => {
+                    let tagged = eth.single_vlan(5.try_into().unwrap());
+                    match (v6, tcp) {
+                        (false, false) => tagged.ipv4([1; 4], [2; 4], 9).udp(1, 2).write(&mut f, &payload),
+                        (false, true) => tagged.ipv4([1; 4], [2; 4], 9).tcp(1, 2, 3, 4).write(&mut f, &payload),
+                        (true, false) => tagged.ipv6([1; 16], [2; 16], 9).udp(1, 2).write(&mut f, &payload),
+                        (true, true) => tagged.ipv6([1; 16], [2; 16], 9).tcp(1, 2, 3, 4).write(&mut f, &payload),
+                    }
+                }
+            };
+            written.unwrap();
+            let whole = parse(&f);
+            let headers = whole.1.l2 + whole.1.l3 + whole.1.l4;
+            let cut = (headers + extra).min(f.len());
+            prop_assert_eq!(parse_head(&f[..cut], f.len()), whole);
+        }
+
         #[test]
         fn any_bytes_parse_without_panic_and_lengths_fit(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let (_, lens) = parse(&bytes);

@@ -3,7 +3,8 @@
 
 use std::str::FromStr;
 
-use burst::MacAddr;
+use burst::mem::mbuf::{DEFAULT_DATA_ROOM, DEFAULT_HEADROOM};
+use burst::{MacAddr, RxOffloads, TxOffloads};
 use clap::{Parser, ValueEnum};
 
 use crate::error::PktgenError;
@@ -12,6 +13,15 @@ use crate::error::PktgenError;
 pub const MAX_BURST: usize = 512;
 /// Ethernet + IPv4 + UDP headers: the smallest `--txpkts` (testpmd refuses less too).
 pub const MIN_TXPKTS: u16 = 14 + 20 + 8;
+/// testpmd's RTE_MAX_SEGS_PER_PKT: the most segments `--txpkts` gives a packet.
+pub const MAX_SEGS_PER_PKT: usize = 255;
+/// testpmd's default `--mbuf-size` (DPDK's RTE_MBUF_DEFAULT_BUF_SIZE): a buffer's size, its
+/// headroom included, as `rte_pktmbuf_pool_create` takes it.
+pub const DEFAULT_MBUF_SIZE: u16 = DEFAULT_HEADROOM + DEFAULT_DATA_ROOM;
+/// The Ethernet CRC, counted in `--max-pkt-len` but not in `--txpkts`.
+const CRC_LEN: u32 = 4;
+/// The smallest `--max-pkt-len` (testpmd's RTE_ETHER_MIN_LEN).
+pub const MIN_MAX_PKT_LEN: u32 = 64;
 
 /// What each forwarding lcore does with its streams (testpmd's `--forward-mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -26,6 +36,9 @@ pub enum Mode {
     Txonly,
     /// Receive and free; send nothing.
     Rxonly,
+    /// Receive, count bad IP and L4 checksums, have them computed again (by the device where
+    /// the TX port has the offload, else here), send.
+    Csum,
 }
 
 impl Mode {
@@ -37,6 +50,7 @@ impl Mode {
             Mode::Macswap => "macswap",
             Mode::Txonly => "txonly",
             Mode::Rxonly => "rxonly",
+            Mode::Csum => "csum",
         }
     }
 }
@@ -76,9 +90,25 @@ pub struct Options {
     /// Packets per burst (1..=512).
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub burst: usize,
-    /// Length of the frames txonly (and --tx-first) sends, in bytes, without CRC (>= 42).
-    #[arg(long, default_value = "64", value_name = "LEN")]
+    /// Length of the frames txonly (and --tx-first) sends, in bytes, without CRC (>= 42); A,B,...
+    /// sends each as a chain of segments of those lengths.
+    #[arg(long, default_value = "64", value_name = "LEN[,LEN...]")]
     pub txpkts: String,
+    /// Size of each packet buffer, its 128 bytes of headroom included (testpmd's meaning).
+    #[arg(long = "mbuf-size", default_value_t = DEFAULT_MBUF_SIZE.to_string(), value_name = "N")]
+    pub mbuf_size: String,
+    /// Largest frame to receive, in bytes (the MTU follows); frames larger than a buffer are
+    /// received as chains where the port scatters.
+    #[arg(long = "max-pkt-len", value_name = "N")]
+    pub max_pkt_len: Option<u32>,
+    /// TX offloads to turn on: a hex mask of RTE_ETH_TX_OFFLOAD_* bits, or their names
+    /// (ipv4_cksum,udp_cksum,...).
+    #[arg(long = "tx-offloads", value_name = "MASK")]
+    pub tx_offloads: Option<String>,
+    /// RX offloads to turn on: a hex mask of RTE_ETH_RX_OFFLOAD_* bits, or their names
+    /// (scatter,ipv4_cksum,...).
+    #[arg(long = "rx-offloads", value_name = "MASK")]
+    pub rx_offloads: Option<String>,
     /// Number of forwarding lcores: the first N worker lcores (1 <= N <= number of workers).
     #[arg(long = "nb-cores", default_value_t = 1, value_name = "N")]
     pub nb_cores: usize,
@@ -116,7 +146,13 @@ pub struct Options {
 pub struct Config {
     pub mode: Mode,
     pub burst: usize,
-    pub txpkts: u16,
+    /// txonly's segment lengths: one for a one-segment packet.
+    pub txpkts: Vec<u16>,
+    /// testpmd's `--mbuf-size`: a buffer's headroom and data room.
+    pub mbuf_size: u16,
+    pub max_pkt_len: Option<u32>,
+    pub rx_offloads: RxOffloads,
+    pub tx_offloads: TxOffloads,
     pub nb_cores: usize,
     pub stats_period: u64,
     pub run_seconds: Option<f64>,
@@ -126,6 +162,33 @@ pub struct Config {
     pub rxd: u16,
     pub txd: u16,
     pub total_num_mbufs: Option<usize>,
+}
+
+impl Config {
+    /// The length of txonly's frames: the sum of `--txpkts`.
+    pub fn txpkts_len(&self) -> u16 {
+        // `check` made sure the sum fits.
+        self.txpkts.iter().sum()
+    }
+
+    /// Bytes of packet data a buffer holds: `--mbuf-size` less the headroom.
+    pub fn data_room(&self) -> u16 {
+        self.mbuf_size - DEFAULT_HEADROOM
+    }
+
+    /// Whether this run builds packets of several segments (txonly or `--tx-first` with
+    /// `--txpkts A,B,...`).
+    pub fn sends_chains(&self) -> bool {
+        self.txpkts.len() > 1 && (self.mode == Mode::Txonly || self.tx_first)
+    }
+
+    /// The most buffers one packet of this run takes: a `--txpkts` chain, or a frame of
+    /// `--max-pkt-len` scattered over buffers of the data room.
+    pub fn bufs_per_packet(&self) -> usize {
+        let built = if self.sends_chains() { self.txpkts.len() } else { 1 };
+        let received = self.max_pkt_len.map_or(1, |len| len.div_ceil(u32::from(self.data_room())) as usize);
+        built.max(received)
+    }
 }
 
 /// What the command line asked for: run, or print help.
@@ -158,17 +221,32 @@ fn check(o: Options) -> Result<Config, PktgenError> {
     if o.burst == 0 || o.burst > MAX_BURST {
         return usage(format!("--burst {}: must be >= 1 and <= {MAX_BURST}", o.burst));
     }
-    if o.txpkts.contains(',') {
-        return usage(format!("--txpkts {}: multi-segment packets are not supported: give one length", o.txpkts));
+    let mbuf_size = mbuf_size(&o.mbuf_size)?;
+    let txpkts = txpkts(&o.txpkts, mbuf_size)?;
+    if let Some(len) = o.max_pkt_len {
+        if len < MIN_MAX_PKT_LEN {
+            return usage(format!("--max-pkt-len {len}: must be >= {MIN_MAX_PKT_LEN}, the smallest Ethernet frame"));
+        }
+        // The MTU it sets holds for what the ports send too: a larger frame is one they refuse.
+        let frame: u32 = txpkts.iter().map(|&l| u32::from(l)).sum::<u32>() + CRC_LEN;
+        if (o.forward_mode == Mode::Txonly || o.tx_first) && frame > len {
+            return usage(format!(
+                "--txpkts {}: frames of {frame} bytes with their CRC, larger than --max-pkt-len {len}: give shorter \
+                 --txpkts or a larger --max-pkt-len",
+                o.txpkts
+            ));
+        }
     }
-    let txpkts: u16 = o
-        .txpkts
-        .trim()
-        .parse()
-        .map_err(|_| PktgenError::Usage(format!("--txpkts {:?}: not a length in bytes", o.txpkts)))?;
-    if txpkts < MIN_TXPKTS {
-        return usage(format!("--txpkts {txpkts}: must be >= {MIN_TXPKTS} (Ethernet, IPv4 and UDP headers)"));
-    }
+    let rx_bits = offload_mask("--rx-offloads", o.rx_offloads.as_deref(), &RxOffloads::all(), |n| {
+        RxOffloads::from_testpmd_name(n).map(|f| f.bits())
+    })?;
+    let rx_offloads = RxOffloads::from_bits(rx_bits)
+        .ok_or_else(|| unknown_offloads("--rx-offloads", rx_bits, RxOffloads::all().bits(), &RxOffloads::all()))?;
+    let tx_bits = offload_mask("--tx-offloads", o.tx_offloads.as_deref(), &TxOffloads::all(), |n| {
+        TxOffloads::from_testpmd_name(n).map(|f| f.bits())
+    })?;
+    let tx_offloads = TxOffloads::from_bits(tx_bits)
+        .ok_or_else(|| unknown_offloads("--tx-offloads", tx_bits, TxOffloads::all().bits(), &TxOffloads::all()))?;
     if o.nb_cores == 0 {
         return usage("--nb-cores 0: the number of forwarding cores must be >= 1".into());
     }
@@ -193,6 +271,10 @@ fn check(o: Options) -> Result<Config, PktgenError> {
         mode: o.forward_mode,
         burst: o.burst,
         txpkts,
+        mbuf_size,
+        max_pkt_len: o.max_pkt_len,
+        rx_offloads,
+        tx_offloads,
         nb_cores: o.nb_cores,
         stats_period: o.stats_period,
         run_seconds: o.run_seconds,
@@ -203,6 +285,104 @@ fn check(o: Options) -> Result<Config, PktgenError> {
         txd: o.txd,
         total_num_mbufs: o.total_num_mbufs,
     })
+}
+
+/// `--mbuf-size N`: one size (testpmd's list of sizes is for buffer split, not here), more
+/// than the headroom and at most 65535 (a buffer's length is 16 bits).
+fn mbuf_size(text: &str) -> Result<u16, PktgenError> {
+    let usage = |m: String| Err(PktgenError::Usage(m));
+    if text.contains(',') {
+        return usage(format!(
+            "--mbuf-size {text}: several sizes (testpmd's buffer split) are not supported: give one"
+        ));
+    }
+    let Ok(n) = text.trim().parse::<u32>() else {
+        return usage(format!("--mbuf-size {text:?}: not a size in bytes"));
+    };
+    if n <= u32::from(DEFAULT_HEADROOM) || n > u32::from(u16::MAX) {
+        return usage(format!(
+            "--mbuf-size {n}: must be more than the {DEFAULT_HEADROOM} bytes of headroom it includes, and < 65536"
+        ));
+    }
+    Ok(n as u16)
+}
+
+/// `--txpkts A[,B...]`: segment lengths, each at least a byte and within a buffer's data room,
+/// at most [`MAX_SEGS_PER_PKT`] of them, adding up to a UDP frame of at most 65535 bytes.
+fn txpkts(text: &str, mbuf_size: u16) -> Result<Vec<u16>, PktgenError> {
+    let usage = |m: String| Err(PktgenError::Usage(m));
+    let room = mbuf_size - DEFAULT_HEADROOM;
+    let mut lens = Vec::new();
+    for part in text.split(',') {
+        let Ok(len) = part.trim().parse::<u32>() else {
+            return usage(format!("--txpkts {text}: {part:?} is not a length in bytes"));
+        };
+        if len == 0 {
+            return usage(format!("--txpkts {text}: a segment of 0 bytes: each holds at least one"));
+        }
+        if len > u32::from(room) {
+            let what = if text.contains(',') { format!("a segment of {len} bytes") } else { format!("{len} bytes") };
+            return usage(format!(
+                "--txpkts {text}: {what}: must be <= {room}, the buffers' data room (--mbuf-size {mbuf_size} less \
+                 {DEFAULT_HEADROOM} of headroom): give a larger --mbuf-size or shorter segments"
+            ));
+        }
+        lens.push(len as u16);
+    }
+    if lens.len() > MAX_SEGS_PER_PKT {
+        return usage(format!("--txpkts: {} segments, at most {MAX_SEGS_PER_PKT} per packet", lens.len()));
+    }
+    let sum: u32 = lens.iter().map(|&l| u32::from(l)).sum();
+    if sum < u32::from(MIN_TXPKTS) {
+        return usage(format!(
+            "--txpkts {text}: {sum} bytes in all, must be >= {MIN_TXPKTS} (Ethernet, IPv4 and UDP headers)"
+        ));
+    }
+    if sum > u32::from(u16::MAX) {
+        return usage(format!("--txpkts {text}: {sum} bytes in all, must be <= 65535 (IPv4's total length)"));
+    }
+    Ok(lens)
+}
+
+/// `--rx-offloads`/`--tx-offloads MASK`: hexadecimal, with or without `0x` (testpmd reads it
+/// with `strtoull(.., 16)`), or, beyond testpmd, the offloads' names as testpmd prints them,
+/// comma-separated (`ipv4_cksum,udp_cksum`; no name is also a hex number: they all hold a
+/// letter past `f` or a `_`); 0 when not given. `named` finds a name's bit; `known` lists them
+/// for the error.
+fn offload_mask(
+    option: &str,
+    text: Option<&str>,
+    known: &dyn std::fmt::Display,
+    named: impl Fn(&str) -> Option<u64>,
+) -> Result<u64, PktgenError> {
+    let Some(text) = text else { return Ok(0) };
+    let trimmed = text.trim();
+    let digits = trimmed.strip_prefix("0x").or_else(|| trimmed.strip_prefix("0X")).unwrap_or(trimmed);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return u64::from_str_radix(digits, 16).map_err(|_| {
+            PktgenError::Usage(format!("{option} {text}: more than 64 bits: the mask is a 64-bit hexadecimal number"))
+        });
+    }
+    let mut bits = 0;
+    for name in trimmed.split(',') {
+        let Some(bit) = named(name.trim()) else {
+            return Err(PktgenError::Usage(format!(
+                "{option} {text}: {name:?} is neither a hexadecimal mask (like 0x8000) nor an offload name; the names \
+                 are {known}"
+            )));
+        };
+        bits |= bit;
+    }
+    Ok(bits)
+}
+
+/// The error for a mask with bits that are no offload burst knows: it names them and lists
+/// the ones it knows (`known`, printed by their testpmd names).
+fn unknown_offloads(option: &str, bits: u64, known: u64, names: &dyn std::fmt::Display) -> PktgenError {
+    PktgenError::Usage(format!(
+        "{option} {bits:#x}: bits {:#x} are no offload burst knows; it knows {names} ({known:#x})",
+        bits & !known
+    ))
 }
 
 #[cfg(test)]
@@ -221,8 +401,39 @@ mod tests {
     #[test]
     fn defaults_are_testpmds() {
         let c = run(&[]).unwrap();
-        assert_eq!((c.mode, c.burst, c.txpkts, c.nb_cores, c.stats_period), (Mode::Io, 32, 64, 1, 0));
+        assert_eq!((c.mode, c.burst, c.txpkts.clone(), c.nb_cores, c.stats_period), (Mode::Io, 32, vec![64], 1, 0));
         assert_eq!((c.queues, c.rxd, c.txd, c.tx_first, c.run_seconds), (1, 0, 0, false, None));
+        // testpmd's mbuf_data_size: 2176 bytes, 128 of headroom and 2048 of data.
+        assert_eq!((c.mbuf_size, c.data_room(), c.max_pkt_len), (2176, 2048, None));
+        assert_eq!((c.rx_offloads, c.tx_offloads), (RxOffloads::NONE, TxOffloads::NONE));
+        assert_eq!((c.txpkts_len(), c.sends_chains(), c.bufs_per_packet()), (64, false, 1));
+    }
+
+    #[test]
+    fn the_packet_model_options_parse_as_testpmd_means_them() {
+        let c = run(&[
+            "--forward-mode=txonly",
+            "--txpkts=14,20,8,100",
+            "--mbuf-size=1152",
+            "--max-pkt-len",
+            "9000",
+            "--tx-offloads=0x8000",
+            "--rx-offloads",
+            "2000",
+        ])
+        .unwrap();
+        assert_eq!((c.txpkts.clone(), c.txpkts_len(), c.sends_chains()), (vec![14, 20, 8, 100], 142, true));
+        assert_eq!((c.mbuf_size, c.data_room(), c.max_pkt_len), (1152, 1024, Some(9000)));
+        assert_eq!((c.tx_offloads, c.rx_offloads), (TxOffloads::MULTI_SEGS, RxOffloads::SCATTER));
+        assert_eq!(c.bufs_per_packet(), 9, "a 9000-byte frame takes 9 buffers of 1024");
+        let c = run(&["--tx-offloads=multi_segs,MBUF_FAST_FREE", "--rx-offloads=scatter"]).unwrap();
+        assert_eq!(c.tx_offloads, TxOffloads::MULTI_SEGS | TxOffloads::MBUF_FAST_FREE, "testpmd's names");
+        assert_eq!(c.rx_offloads, RxOffloads::SCATTER);
+        let c = run(&["--forward-mode=csum", "--txpkts=30,30", "--tx-offloads=0XE"]).unwrap();
+        assert_eq!(c.mode, Mode::Csum);
+        assert!(!c.sends_chains(), "csum builds no packet without --tx-first");
+        assert_eq!(c.tx_offloads, TxOffloads::IPV4_CKSUM | TxOffloads::UDP_CKSUM | TxOffloads::TCP_CKSUM);
+        assert!(run(&["--forward-mode=io", "--txpkts=30,30", "--tx-first"]).unwrap().sends_chains());
     }
 
     #[test]
@@ -242,7 +453,10 @@ mod tests {
             "--tx-first",
         ])
         .unwrap();
-        assert_eq!((c.mode, c.burst, c.txpkts, c.nb_cores, c.stats_period), (Mode::Macswap, 64, 128, 2, 1));
+        assert_eq!(
+            (c.mode, c.burst, c.txpkts.clone(), c.nb_cores, c.stats_period),
+            (Mode::Macswap, 64, vec![128], 2, 1)
+        );
         assert_eq!(c.run_seconds, Some(0.5));
         assert!(c.tx_first);
         assert_eq!(c.eth_peers[0], EthPeer { port: 1, mac: MacAddr([2, 0, 0, 0, 0, 0xaa]) });
@@ -255,7 +469,36 @@ mod tests {
             (&["--burst=0"][..], "--burst 0"),
             (&["--burst=513"][..], "<= 512"),
             (&["--txpkts=41"][..], ">= 42"),
-            (&["--txpkts=64,64"][..], "multi-segment"),
+            (&["--txpkts=20,21"][..], "41 bytes in all, must be >= 42"),
+            (&["--txpkts=2049"][..], "must be <= 2048, the buffers' data room"),
+            (&["--txpkts=64,2049"][..], "a segment of 2049 bytes"),
+            (&["--txpkts=64,0"][..], "a segment of 0 bytes"),
+            (&["--txpkts=64,x"][..], "\"x\" is not a length"),
+            (&["--txpkts=2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000"][..], "70000 bytes in all, must be <= 65535"),
+            (&["--txpkts=600", "--mbuf-size=640"][..], "must be <= 512"),
+            (&["--mbuf-size=128"][..], "more than the 128 bytes of headroom"),
+            (&["--mbuf-size=65536"][..], "< 65536"),
+            (&["--mbuf-size=2176,2176"][..], "buffer split"),
+            (&["--mbuf-size=big"][..], "not a size"),
+            (&["--max-pkt-len=63"][..], "--max-pkt-len 63: must be >= 64"),
+            (
+                &["--forward-mode=txonly", "--txpkts=1000,1000", "--max-pkt-len=2000"][..],
+                "--txpkts 1000,1000: frames of 2004 bytes with their CRC, larger than --max-pkt-len 2000",
+            ),
+            (&["--tx-first", "--txpkts=1500", "--max-pkt-len=1500"][..], "frames of 1504 bytes"),
+            (&["--tx-offloads=0xzz"][..], "--tx-offloads 0xzz: \"0xzz\" is neither a hexadecimal mask"),
+            (&["--tx-offloads=ipv4_cksum,bogus"][..], "\"bogus\" is neither a hexadecimal mask (like 0x8000) nor an offload name; the names are vlan_insert ipv4_cksum"),
+            (&["--rx-offloads=multi_segs"][..], "the names are vlan_strip"),
+            (&["--tx-offloads="][..], "neither a hexadecimal mask"),
+            (&["--tx-offloads=0x1ffffffffffffffff"][..], "more than 64 bits"),
+            (&["--txpkts=99999999999999999999"][..], "is not a length in bytes"),
+            (&["--txpkts=64,"][..], "\"\" is not a length"),
+            (&["--mbuf-size=99999999999999999999"][..], "not a size"),
+            (&["--max-pkt-len=99999999999"][..], "--max-pkt-len"),
+            (&["--burst=99999999999999999999999"][..], "--burst"),
+            (&["--total-num-mbufs=99999999999999999999999"][..], "--total-num-mbufs"),
+            (&["--tx-offloads=0x100000000"][..], "bits 0x100000000 are no offload burst knows"),
+            (&["--rx-offloads=0x80"][..], "--rx-offloads 0x80: bits 0x80 are no offload"),
             (&["--nb-cores=0"][..], "--nb-cores"),
             (&["--run-seconds=0"][..], "--run-seconds"),
             (&["--rxq=2"][..], "same value"),
@@ -269,6 +512,14 @@ mod tests {
             assert!(e.contains(needle), "{args:?}: {e}");
             assert!(!e.contains('\n'), "{args:?}: {e:?}");
         }
+    }
+
+    #[test]
+    fn txpkts_has_at_most_255_segments() {
+        let many = vec!["1"; 256].join(",");
+        let e = run(&["--txpkts", &many]).unwrap_err();
+        assert!(e.contains("256 segments, at most 255 per packet"), "{e}");
+        assert_eq!(run(&["--txpkts", &vec!["1"; 255].join(",")]).unwrap().txpkts.len(), 255);
     }
 
     #[test]

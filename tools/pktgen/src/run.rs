@@ -6,20 +6,18 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use burst::net::EthernetAddrs;
-use burst::{EalError, EalOptions, MacAddr, PacketPool, PortConf, Runtime};
+use burst::{EalError, EalOptions, MacAddr, PacketPool, Runtime};
 
 use crate::counters::{Counts, Published};
 use crate::engine::{self, Control, Stream};
 use crate::error::PktgenError;
-use crate::frame;
-use crate::options::{self, Config, Parsed, MAX_BURST};
-use crate::report::{self, Report};
+use crate::options::{self, Config, Parsed};
+use crate::report::{self, PortSetup, Report};
 use crate::streams::{self, StreamSpec};
+use crate::{csum, frame, ports};
 
 /// The main lcore wakes at least this often to notice SIGINT/SIGTERM.
 const MAIN_TICK: Duration = Duration::from_millis(100);
-/// A mempool cache's flush threshold is 1.5 times its size (DPDK's CACHE_FLUSHTHRESH_MULTIPLIER).
-const CACHE_HIGH_WATER: usize = 256 * 3 / 2;
 
 /// Runs pktgen with its command line (`args[0]` first). `Ok` means exit status 0.
 pub fn run(args: Vec<String>) -> Result<(), PktgenError> {
@@ -78,24 +76,9 @@ fn session(rt: &mut Runtime, cfg: &Config) -> Result<(), PktgenError> {
         )));
     }
 
-    let pool = rt.pktmbuf_pool("pktgen_mbuf_pool", pool_size(rt, cfg))?;
-    if usize::from(cfg.txpkts) > usize::from(pool.data_room()) {
-        return Err(PktgenError::Usage(format!(
-            "--txpkts {}: must be <= {}, the buffers' data room",
-            cfg.txpkts,
-            pool.data_room()
-        )));
-    }
+    let pool = ports::packet_pool(rt, cfg)?;
     for port in rt.ports_mut() {
-        port.configure(&PortConf::queues(cfg.queues, cfg.queues))?;
-        for q in 0..cfg.queues {
-            port.rx_queue_setup(q, cfg.rxd, &pool)?;
-            port.tx_queue_setup(q, cfg.txd)?;
-        }
-        port.start()?;
-        // testpmd turns promiscuous mode on everywhere; a driver without it forwards anyway.
-        let _ = port.set_promiscuous(true);
-        port.stats_reset();
+        ports::start_port(port, cfg, &pool)?;
     }
 
     let outcome = forward(rt, cfg, &pool, nb_ports, &workers[..cfg.nb_cores]);
@@ -118,25 +101,6 @@ fn session(rt: &mut Runtime, cfg: &Config) -> Result<(), PktgenError> {
     outcome.and(closed)
 }
 
-/// testpmd sizes its pool for every descriptor, burst and cache; so does this (per queue: its
-/// RX and TX descriptors and a burst; per lcore: a full cache and a burst).
-fn pool_size(rt: &Runtime, cfg: &Config) -> usize {
-    if let Some(n) = cfg.total_num_mbufs {
-        return n;
-    }
-    let per_queue: usize = rt
-        .ports()
-        .iter()
-        .map(|p| {
-            let info = p.info();
-            let rxd = info.rx_desc_lim.resolve(cfg.rxd).unwrap_or(info.rx_desc_lim.default);
-            let txd = info.tx_desc_lim.resolve(cfg.txd).unwrap_or(info.tx_desc_lim.default);
-            usize::from(rxd) + usize::from(txd) + MAX_BURST
-        })
-        .sum();
-    per_queue * usize::from(cfg.queues) + rt.lcores().len() * (CACHE_HIGH_WATER + MAX_BURST)
-}
-
 /// Sets up the streams, runs the forwarding lcores until the end, prints the report.
 fn forward(
     rt: &Runtime,
@@ -153,8 +117,13 @@ fn forward(
     };
     say(&streams::describe(cfg.mode.name(), nb_ports, &specs, &plan, peer_mac));
     say(&format!("  {} packet forwarding packets/burst={}\n", cfg.mode.name(), cfg.burst));
+    say(&describe_setup(rt, cfg, pool));
     if cfg.mode == options::Mode::Txonly || cfg.tx_first {
-        say(&format!("  txonly frames: {} bytes, UDP 198.18.0.1:9 -> 198.18.0.2:9\n", cfg.txpkts));
+        let segs = match cfg.txpkts.len() {
+            1 => String::new(),
+            n => format!(" in {n} segments of {}", lens(&cfg.txpkts)),
+        };
+        say(&format!("  txonly frames: {} bytes{segs}, UDP 198.18.0.1:9 -> 198.18.0.2:9\n", cfg.txpkts_len()));
     }
 
     let published: Vec<Published> = specs.iter().map(|_| Published::default()).collect();
@@ -204,14 +173,46 @@ fn forward(
         elapsed_secs: elapsed.as_secs_f64(),
         ports: report::per_port(nb_ports, &specs, &counts),
         port_stats: rt.ports().iter().map(|p| p.stats()).collect(),
+        setups: rt.ports().iter().map(PortSetup::of).collect(),
     };
     say(&report.text());
     let _ = std::io::stdout().flush();
     Ok(())
 }
 
-/// Takes stream `spec`'s queue handles and builds what its mode needs.
-fn open_stream<'p>(
+/// The pool's buffers and each port's MTU and offloads, as testpmd's configuration display
+/// shows them (`Rx offloads=0x0 Tx offloads=0x10000`).
+fn describe_setup(rt: &Runtime, cfg: &Config, pool: &PacketPool) -> String {
+    let mut out = format!(
+        "  mbuf pool: {} buffers of {} bytes ({} of headroom, {} of data)\n",
+        pool.mempool().capacity(),
+        cfg.mbuf_size,
+        pool.headroom(),
+        pool.data_room()
+    );
+    for port in rt.ports() {
+        let s = PortSetup::of(port);
+        out.push_str(&format!(
+            "  port {}: MTU {}, Rx offloads={:#x} ({}) Tx offloads={:#x} ({})\n",
+            port.id(),
+            s.mtu,
+            s.rx_offloads.bits(),
+            s.rx_offloads,
+            s.tx_offloads.bits(),
+            s.tx_offloads
+        ));
+    }
+    out
+}
+
+/// `--txpkts`'s lengths as the option writes them.
+fn lens(txpkts: &[u16]) -> String {
+    txpkts.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Takes stream `spec`'s queue handles and builds what its mode needs. `published` is where its
+/// lcore stores its counters.
+pub fn open_stream<'p>(
     rt: &'p Runtime,
     spec: StreamSpec,
     pool: &PacketPool,
@@ -224,12 +225,18 @@ fn open_stream<'p>(
     };
     let (rx_port, tx_port) = (port(spec.rx_port)?, port(spec.tx_port)?);
     let src = tx_port.mac();
+    let tx = tx_port.tx_queue(spec.tx_queue)?;
+    let tx_csum = csum::TxCsum::from_offloads(tx.offloads());
     Ok(Stream {
         rx: rx_port.rx_queue(spec.rx_queue)?,
-        tx: tx_port.tx_queue(spec.tx_queue)?,
+        tx,
         pool: pool.clone(),
         macs: EthernetAddrs::new(peer, src),
-        template: frame::udp_template(src, peer, cfg.txpkts),
+        template: frame::udp_template(src, peer, cfg.txpkts_len()),
+        segments: if cfg.sends_chains() { cfg.txpkts.clone() } else { Vec::new() },
+        segs: Vec::new(),
+        tx_csum,
+        prepare_failed: false,
         counts: Counts::default(),
         published,
     })
@@ -259,7 +266,7 @@ fn main_loop(rt: &Runtime, cfg: &Config, specs: &[StreamSpec], published: &[Publ
             if now >= at {
                 let counts: Vec<Counts> = published.iter().map(Published::read).collect();
                 let ports = report::per_port(nb_ports, specs, &counts);
-                say(&report::period_block(&ports, &last.1, now.duration_since(last.0).as_secs_f64()));
+                say(&report::period_block(cfg.mode, &ports, &last.1, now.duration_since(last.0).as_secs_f64()));
                 let _ = std::io::stdout().flush();
                 last = (now, ports);
                 next_stats = Some(at + p);

@@ -224,9 +224,90 @@ fn help_goes_to_stdout_and_exits_0() {
     let out = pktgen(&[], &["--help"]);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
-    for option in
-        ["--forward-mode", "--burst", "--txpkts", "--nb-cores", "--stats-period", "--run-seconds", "--eth-peer"]
-    {
+    for option in [
+        "--forward-mode",
+        "--burst",
+        "--txpkts",
+        "--nb-cores",
+        "--stats-period",
+        "--run-seconds",
+        "--eth-peer",
+        "--mbuf-size",
+        "--max-pkt-len",
+        "--tx-offloads",
+        "--rx-offloads",
+        "csum",
+    ] {
         assert!(stdout.contains(option), "{option}: {stdout}");
     }
+}
+
+#[test]
+fn txonly_with_txpkts_sends_chains_that_net_null_takes_whole() {
+    let v = run_ok(
+        &["--vdev", "net_null0"],
+        &["--forward-mode=txonly", "--txpkts=14,20,8,100", "--mbuf-size=1152", "--run-seconds", "0.3"],
+    );
+    let p = &v["ports"][0];
+    assert!(n(p, "tx_packets") > 0, "{v}");
+    assert_eq!(n(&p["port_stats"], "obytes"), 142 * n(p, "tx_packets"), "every packet 142 bytes: {p}");
+    assert_eq!(p["tx_offloads"], "0x8000", "multi_segs turned on for the chains: {p}");
+}
+
+#[test]
+fn csum_over_a_ring_pair_counts_no_bad_checksum_in_txonly_frames() {
+    // --tx-first's frames have good IPv4 checksums and no UDP checksum: nothing is bad. (What
+    // csum counts and writes on bad frames is tested in tests/modes.rs.)
+    let v = run_ok(
+        &["--vdev", "net_ring0,pair=c", "--vdev", "net_ring1,pair=c"],
+        &["--forward-mode=csum", "--tx-first", "--txpkts=60,40", "--run-seconds", "0.3"],
+    );
+    let total = &v["total"];
+    assert!(n(total, "rx_packets") > 64, "the frames went round: {v}");
+    assert_eq!((n(total, "bad_ip_csum"), n(total, "bad_l4_csum"), n(total, "unparsed")), (0, 0, 0), "{v}");
+}
+
+#[test]
+fn jumbo_frames_on_small_buffers_go_round_a_ring_pair_as_chains() {
+    // 9000-byte frames in 9 segments of 1000 on buffers of 1024 bytes of data: the ports scatter
+    // (ring passes chains whole) and send chains; the MTU is 9000.
+    let nine = ["1000"; 9].join(",");
+    let v = run_ok(
+        &["--vdev", "net_ring0,pair=j", "--vdev", "net_ring1,pair=j"],
+        &["--max-pkt-len=9018", "--mbuf-size=1152", "--tx-first", "--txpkts", &nine, "--run-seconds", "0.3"],
+    );
+    let total = &v["total"];
+    assert_eq!(n(total, "generated"), 64, "{v}");
+    assert!(n(total, "rx_packets") > 64, "the chains went round: {v}");
+    for p in v["ports"].as_array().unwrap() {
+        assert_eq!(
+            (n(p, "mtu"), &p["rx_offloads"], &p["tx_offloads"]),
+            (9000, &"0x2000".into(), &"0x8000".into()),
+            "{p}"
+        );
+        let s = &p["port_stats"];
+        assert_eq!(n(s, "obytes"), 9000 * n(s, "opackets"), "{p}");
+    }
+}
+
+#[test]
+fn packet_model_option_errors_are_one_line_and_exit_2() {
+    let null = ["--vdev", "net_null0"];
+    usage_error(&null, &["--txpkts=99999999999999999999"], "not a length in bytes");
+    usage_error(&null, &["--txpkts=2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000,2000"], "68000 bytes in all, must be <= 65535");
+    usage_error(
+        &null,
+        &["--forward-mode=txonly", "--txpkts=1000,1000", "--max-pkt-len=1500"],
+        "larger than --max-pkt-len 1500",
+    );
+    usage_error(&null, &["--mbuf-size=18446744073709551617"], "not a size");
+    usage_error(&null, &["--max-pkt-len=99999999999"], "--max-pkt-len");
+    usage_error(&null, &["--tx-offloads=0x10000000000000000"], "more than 64 bits");
+    usage_error(&null, &["--tx-offloads=ipv4_cksum,frobnicate"], "\"frobnicate\" is neither a hexadecimal mask");
+    usage_error(&null, &["--rx-offloads=0x80"], "bits 0x80 are no offload burst knows");
+    // Offloads burst knows that the port does not have: named, with the port and its driver.
+    usage_error(&null, &["--tx-offloads=ipv4_cksum"], "port 0 (net_null) cannot do the TX offloads ipv4_cksum");
+    usage_error(&null, &["--rx-offloads=0x2000"], "port 0 (net_null) cannot do the RX offloads scatter");
+    // A frame larger than a buffer on a port that cannot scatter.
+    usage_error(&null, &["--max-pkt-len=3000"], "cannot scatter");
 }
