@@ -204,3 +204,80 @@ fn a_failed_reset_does_not_leave_a_startable_port_without_rings() {
         rctl & RCTL_EN != 0
     );
 }
+
+/// The offloads the port asks for reach the device at start: CTRL.VME with VET for VLAN strip
+/// and insert, RXCSUM for the checksum checks; a start without them turns them off again.
+#[test]
+fn offloads_program_vlan_mode_and_receive_checksums() {
+    use burst_ethdev::{RxOffloads, TxOffloads};
+    let (device, pci) = fake_e1000();
+    let mem = memory();
+    let pool = packet_pool(&mem, 128);
+    let mut port = port(pci, mem);
+    let info = port.info().clone();
+    assert!(info.rx_offload_capa.contains(RxOffloads::SCATTER | RxOffloads::VLAN_STRIP | RxOffloads::CHECKSUM));
+    assert!(info.tx_offload_capa.contains(
+        TxOffloads::MULTI_SEGS
+            | TxOffloads::IPV4_CKSUM
+            | TxOffloads::UDP_CKSUM
+            | TxOffloads::TCP_CKSUM
+            | TxOffloads::TCP_TSO
+            | TxOffloads::VLAN_INSERT
+    ));
+    assert_eq!(info.tx_desc_lim.nb_seg_max, 255, "DPDK's EM_TX_MAX_SEG");
+    let conf = PortConf {
+        rx_offloads: RxOffloads::VLAN_STRIP | RxOffloads::CHECKSUM,
+        tx_offloads: TxOffloads::VLAN_INSERT | TxOffloads::IPV4_CKSUM,
+        ..PortConf::queues(1, 1)
+    };
+    port.configure(&conf).unwrap();
+    port.rx_queue_setup(0, 32, &pool).unwrap();
+    port.tx_queue_setup(0, 32).unwrap();
+    port.start().unwrap();
+    assert_ne!(device.read32(CTRL) & CTRL_VME, 0, "CTRL.VME");
+    assert_eq!(device.read32(VET), 0x8100);
+    assert_eq!(device.read32(RXCSUM), RXCSUM_IPOFLD | RXCSUM_TUOFLD);
+    port.stop().unwrap();
+    set_up(&mut port, &pool);
+    assert_eq!((device.read32(CTRL) & CTRL_VME, device.read32(RXCSUM)), (0, 0), "off again");
+    port.close().unwrap();
+    assert!(pool.mempool().is_full());
+}
+
+/// The 8254x strips and inserts tags under one switch: insertion alone is refused at configure,
+/// saying why and what to do.
+#[test]
+fn vlan_insert_without_strip_is_refused() {
+    use burst_ethdev::TxOffloads;
+    let (_device, pci) = fake_e1000();
+    let mut port = port(pci, memory());
+    let conf = PortConf { tx_offloads: TxOffloads::VLAN_INSERT, ..PortConf::queues(1, 1) };
+    let e = port.configure(&conf).unwrap_err();
+    assert_eq!(e.driver_error::<burst_e1000::E1000Error>(), Some(&burst_e1000::E1000Error::VlanInsertWithoutStrip));
+    assert!(e.to_string().contains("ask for both"), "{e}");
+    port.close().unwrap();
+}
+
+/// Jumbo frames on 2 KiB buffers: an MTU of 9000 is refused without scatter (the frame does not
+/// fit one buffer) and taken with it; long packet enable goes on, the buffers stay 2048 bytes.
+#[test]
+fn scatter_takes_jumbo_frames_on_small_buffers() {
+    use burst_ethdev::RxOffloads;
+    let (device, pci) = fake_e1000();
+    let mem = memory();
+    let pool = packet_pool(&mem, 128);
+    let mut port = port(pci, mem);
+    let jumbo = PortConf { mtu: Some(9000), ..PortConf::queues(1, 1) };
+    port.configure(&jumbo).unwrap();
+    let refused = port.rx_queue_setup(0, 32, &pool).unwrap_err().to_string();
+    assert!(refused.contains("9018") && refused.contains("2048"), "{refused}");
+    port.configure(&PortConf { rx_offloads: RxOffloads::SCATTER, ..jumbo }).unwrap();
+    port.rx_queue_setup(0, 32, &pool).unwrap();
+    port.tx_queue_setup(0, 32).unwrap();
+    port.start().unwrap();
+    let rctl = device.read32(RCTL);
+    assert_ne!(rctl & RCTL_LPE, 0, "long packet enable");
+    assert_eq!(rctl & (RCTL_BSEX | (3 << RCTL_BSIZE_SHIFT)), 0, "2048-byte buffers");
+    port.close().unwrap();
+    assert!(pool.mempool().is_full());
+}
