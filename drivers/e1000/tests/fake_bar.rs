@@ -281,3 +281,63 @@ fn scatter_takes_jumbo_frames_on_small_buffers() {
     port.close().unwrap();
     assert!(pool.mempool().is_full());
 }
+
+/// Write-backs that lie, through the port as an application sees it (scatter on, MTU 9000): a
+/// chain in three buffers arrives whole; a zero-length middle segment, a length past the buffer
+/// and a frame whose EOP never comes (it outgrows the device's 16384 bytes) each cost their frame,
+/// counted once in `ierrors` and `rx_chain_errors`, and the frames after them arrive; a chain
+/// that runs past the descriptors handed to the device is never read past them. No buffer is lost.
+#[test]
+fn hostile_chains_through_the_port_cost_their_frame_never_a_buffer() {
+    use burst_ethdev::RxOffloads;
+    const MORE: u8 = RXD_STAT_DD;
+    const DONE: u8 = RXD_STAT_DD | RXD_STAT_EOP;
+    let (device, pci) = fake_e1000();
+    let mem = memory();
+    let pool = packet_pool(&mem, 128);
+    let mut port = port(pci, mem);
+    port.configure(&PortConf { rx_offloads: RxOffloads::SCATTER, mtu: Some(9000), ..PortConf::queues(1, 1) }).unwrap();
+    port.rx_queue_setup(0, 32, &pool).unwrap();
+    port.tx_queue_setup(0, 32).unwrap();
+    port.start().unwrap();
+    let mut writes: Vec<(u16, u8)> = vec![
+        (2048, MORE),
+        (2048, MORE),
+        (100, DONE), // a good chain of 4196 bytes
+        (2048, MORE),
+        (0, MORE),
+        (100, DONE), // a zero-length middle segment
+        (2048, MORE),
+        (3000, DONE), // a length past the 2048-byte buffer
+        (60, DONE),   // a good frame
+    ];
+    // EOP never comes: the ninth full buffer passes 16384 bytes; the frame is dropped there and
+    // the rest of it, up to the next EOP, with it.
+    writes.extend([(2048, MORE); 9]);
+    writes.push((60, DONE));
+    // Good frames up to descriptor 28, then a chain over 29, 30 and 31: RDT is 31, so the
+    // device never owned 31 and its write-back there is not read.
+    while writes.len() < 29 {
+        writes.push((60, DONE));
+    }
+    writes.extend([(2048, MORE), (2048, MORE), (100, DONE)]);
+    for (i, &(len, status)) in writes.iter().enumerate() {
+        device.rx_write_back(i, len, status);
+    }
+    {
+        let mut rx = port.rx_queue(0).unwrap();
+        let mut bufs = Vec::new();
+        let got = rx.rx_burst(&mut bufs, 32);
+        let good_after = 29 - 19;
+        assert_eq!(got, 2 + good_after, "the chain, the frame after the lies, and the good frames after");
+        assert_eq!((bufs[0].pkt_len(), bufs[0].nb_segs()), (4196, 3));
+        assert!(bufs[1..].iter().all(|p| (p.pkt_len(), p.nb_segs()) == (60, 1)));
+        assert_eq!(rx.rx_burst(&mut bufs, 32), 0, "descriptor 31 was never the device's");
+    }
+    let s = port.stats();
+    assert_eq!((s.ipackets, s.ierrors), (12, 3), "{s:?}");
+    let chain_errors = port.xstats().into_iter().find(|x| x.name == "rx_chain_errors").map(|x| x.value);
+    assert_eq!(chain_errors, Some(3));
+    port.close().unwrap();
+    assert!(pool.mempool().is_full(), "{} buffers missing", pool.mempool().in_use());
+}
