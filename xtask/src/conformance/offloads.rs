@@ -342,9 +342,9 @@ fn rx_csum(c: &Ctx) -> Result<(u64, String), String> {
     }
     let checked = got.iter().any(|g| g[2] != 0 || g[3] != 0);
     let xs = &v["xstats"];
-    let counted: u64 = xs.as_object().map_or(0, |o| {
-        o.iter().filter(|(k, _)| k.contains("cksum") && k.contains("bad")).map(|(_, x)| x.as_u64().unwrap_or(0)).sum()
-    });
+    let counted: u64 = xs
+        .as_object()
+        .map_or(0, |o| o.iter().filter(|(k, _)| is_cksum_error(k)).map(|(_, x)| x.as_u64().unwrap_or(0)).sum());
     for ((what, f, ip, l4), g) in cases.iter().zip(&got) {
         let want: [u64; 2] = if checked { [*ip, *l4] } else { [0, 0] };
         if g[0] != f.len() as u64 || g[6] != fnv1a(f) || g[2..4] != want {
@@ -366,6 +366,14 @@ fn rx_csum(c: &Ctx) -> Result<(u64, String), String> {
         }
         (false, None) => Err(format!("{} checked no checksum: every verdict unknown", c.nic)),
     }
+}
+
+/// Whether xstat `name` counts received frames with a bad checksum (DPDK's names:
+/// `rx_l4_checksum_errors`, `rx_ip_cksum_bad`, ...).
+fn is_cksum_error(name: &str) -> bool {
+    name.starts_with("rx")
+        && (name.contains("cksum") || name.contains("checksum"))
+        && (name.contains("bad") || name.contains("error"))
 }
 
 /// vlan: with VLAN strip on, tagged frames arrive untagged with the tag in `vlan_tci` (an
@@ -482,6 +490,16 @@ mod tests {
             if runs_on(nic) && nic.kernel_driver() == "e1000" {
                 assert!(limit(nic, Feature::RxCsum).is_some_and(|w| w.contains("IXSM")), "{nic}");
             }
+        }
+    }
+
+    #[test]
+    fn checksum_error_counters_are_found_by_name() {
+        for name in ["rx_ip_checksum_errors", "rx_l4_checksum_errors", "rx_l4_cksum_bad"] {
+            assert!(is_cksum_error(name), "{name}");
+        }
+        for name in ["rx_chain_errors", "rx_crc_errors", "tx_l4_checksum_errors"] {
+            assert!(!is_cksum_error(name), "{name}");
         }
     }
 

@@ -176,12 +176,13 @@ fn stats_json(s: &Stats) -> String {
     )
 }
 
-/// The port's checksum and chain counters among its xstats.
+/// The port's checksum and chain counters among its xstats (DPDK's drivers name them
+/// `*checksum*` or `*cksum*`).
 fn xstats_json(rt: &Runtime) -> String {
     let xs: Vec<String> = rt.ports()[0]
         .xstats()
         .into_iter()
-        .filter(|x| x.name.contains("cksum") || x.name.contains("chain"))
+        .filter(|x| ["cksum", "checksum", "chain"].iter().any(|w| x.name.contains(w)))
         .map(|x| format!("\"{}\":{}", x.name, x.value))
         .collect();
     format!("{{{}}}", xs.join(","))
