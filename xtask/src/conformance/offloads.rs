@@ -200,11 +200,12 @@ fn jumbo_fwd(c: &Ctx) -> Result<(u64, String), String> {
     Ok((2 * SIZES.len() as u64, format!("{SIZES:?} each way on 2 KiB buffers, byte-exact; {pool}")))
 }
 
-/// scatter: with 1 KiB buffers and an MTU of 9000, frames of every size up to 9014 bytes arrive
-/// as chains of ceil(len / 1024) segments holding exactly the bytes sent.
+/// scatter: with 1 KiB buffers and the largest MTU the 8254x takes (16110: 16128-byte frames with
+/// CRC, long packet enable), frames of every size up to 16124 bytes arrive as chains of
+/// ceil(len / 1024) segments holding exactly the bytes sent.
 fn scatter(c: &Ctx) -> Result<(u64, String), String> {
-    const SIZES: [usize; 7] = [60, 1024, 1025, 1514, 3000, 8192, 9014];
-    let app = spawn_recv(c, &["--rx-offloads", "scatter", "--data-room", "1024", "--max-pkt-len", JUMBO_PKT_LEN])?;
+    const SIZES: [usize; 8] = [60, 1024, 1025, 1514, 3000, 8192, 9014, 16124];
+    let app = spawn_recv(c, &["--rx-offloads", "scatter", "--data-room", "1024", "--max-pkt-len", "16128"])?;
     let sent: Vec<Vec<u8>> =
         SIZES.iter().enumerate().map(|(k, &len)| TestFrame::build(c.mac(0), HOST_MAC, k as u32, len)).collect();
     let (v, got) = recv_frames(c, app, &sent)?;
