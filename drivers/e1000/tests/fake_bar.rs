@@ -41,10 +41,15 @@ impl Device {
         self.bar.write_all_at(&v.to_le_bytes(), reg as u64).unwrap();
     }
 
-    /// Writes back RX descriptor `i` (length, status, errors), as the device does when done.
+    /// Writes back RX descriptor `i` (length, status), as the device does when done.
     fn rx_write_back(&self, i: usize, length: u16, status: u8) {
+        self.rx_write_back_full(i, length, status, 0, 0);
+    }
+
+    /// Writes back RX descriptor `i` with its errors and special (VLAN tag) fields too (SDM 3.2.3).
+    fn rx_write_back_full(&self, i: usize, length: u16, status: u8, errors: u8, special: u16) {
         let ring = (u64::from(self.read32(RDBAH)) << 32 | u64::from(self.read32(RDBAL))) as usize;
-        let wb = u64::from(length) | u64::from(status) << 32;
+        let wb = u64::from(length) | u64::from(status) << 32 | u64::from(errors) << 40 | u64::from(special) << 48;
         // SAFETY: test memory is IOVA as VA: RDBAL/RDBAH hold the address of the driver's ring,
         // of at least `i + 1` 16-byte descriptors; the write-back half is bytes 8..16.
         unsafe { ((ring + 16 * i + 8) as *mut u64).write_volatile(wb.to_le()) };
@@ -340,4 +345,52 @@ fn hostile_chains_through_the_port_cost_their_frame_never_a_buffer() {
     assert_eq!(chain_errors, Some(3));
     port.close().unwrap();
     assert!(pool.mempool().is_full(), "{} buffers missing", pool.mempool().in_use());
+}
+
+/// What the device says of a frame reaches the application through the port: checksum verdicts
+/// (good, bad, unknown under IXSM) as flags, a bad one delivered and counted in the xstats
+/// under DPDK's e1000 names, and a stripped tag in `vlan_tci`.
+#[test]
+fn checksum_verdicts_and_stripped_tags_reach_the_application() {
+    use burst_ethdev::RxOffloads;
+    use burst_mem::{CksumStatus, OlFlags};
+    const DONE: u8 = RXD_STAT_DD | RXD_STAT_EOP;
+    const CSUM: u8 = RXD_STAT_IPCS | RXD_STAT_TCPCS;
+    let (device, pci) = fake_e1000();
+    let mem = memory();
+    let pool = packet_pool(&mem, 128);
+    let mut port = port(pci, mem);
+    let conf = PortConf { rx_offloads: RxOffloads::CHECKSUM | RxOffloads::VLAN_STRIP, ..PortConf::queues(1, 1) };
+    port.configure(&conf).unwrap();
+    port.rx_queue_setup(0, 32, &pool).unwrap();
+    port.tx_queue_setup(0, 32).unwrap();
+    port.start().unwrap();
+    device.rx_write_back_full(0, 60, DONE | CSUM, 0, 0);
+    device.rx_write_back_full(1, 60, DONE | CSUM, RXD_ERR_IPE, 0);
+    device.rx_write_back_full(2, 60, DONE | CSUM | RXD_STAT_VP, RXD_ERR_TCPE, 0xa064);
+    device.rx_write_back_full(3, 60, DONE | RXD_STAT_IXSM | CSUM, RXD_ERR_IPE | RXD_ERR_TCPE, 0);
+    {
+        let mut rx = port.rx_queue(0).unwrap();
+        let mut bufs = Vec::new();
+        assert_eq!(rx.rx_burst(&mut bufs, 32), 4, "bad checksums are delivered");
+        let got: Vec<_> = bufs
+            .iter()
+            .map(|p| {
+                let f = p.ol_flags();
+                (f.rx_ip_cksum(), f.rx_l4_cksum(), f.contains(OlFlags::RX_VLAN_STRIPPED), p.vlan_tci())
+            })
+            .collect();
+        use CksumStatus::*;
+        assert_eq!(
+            got,
+            [(Good, Good, false, 0), (Bad, Good, false, 0), (Good, Bad, true, 0xa064), (Unknown, Unknown, false, 0)]
+        );
+    }
+    let xs = port.xstats();
+    let x = |name: &str| xs.iter().find(|x| x.name == name).map(|x| x.value);
+    assert_eq!((x("rx_ip_checksum_errors"), x("rx_l4_checksum_errors")), (Some(1), Some(1)));
+    let s = port.stats();
+    assert_eq!((s.ipackets, s.ierrors), (4, 0), "delivered, not errors: {s:?}");
+    port.close().unwrap();
+    assert!(pool.mempool().is_full());
 }
