@@ -8,6 +8,8 @@
 //! offload-guest [EAL options] -- send csum|vlan|tso DST-MAC
 //! ```
 //!
+//! Both print `ready` once the port runs.
+//!
 //! - `recv`: port 0 receives until the host's end frame (a `burst_lab::frames` test frame with
 //!   sequence `u32::MAX`) and reports every other frame as `[pkt_len, nb_segs, ip, l4,
 //!   vlan_stripped, vlan_tci, fnv1a]`: its checksum verdicts (0 unknown, 1 bad, 2 good, 3 none)
@@ -334,6 +336,7 @@ fn send(rt: &mut Runtime, kind: &str, dst: MacAddr) -> Result<String, Error> {
         ),
     };
     start_port(rt, &pool, &PortConf { rx_offloads, tx_offloads, ..PortConf::queues(1, 1) })?;
+    println!("ready");
     let src = rt.ports()[0].mac().bytes();
     let dst = dst.bytes();
     let mut pkts = Vec::new();
