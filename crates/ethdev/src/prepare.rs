@@ -89,6 +89,19 @@ pub enum TxFault {
         /// Where it was looked for.
         offset: usize,
     },
+    /// A limit of the device's that the packet is past (a driver's own check, from its
+    /// [`crate::TxBurst::tx_prepare`]).
+    #[error("its {what} is {value} and the device takes {min} to {max}: make it fit, or do that work in software")]
+    DeviceLimit {
+        /// What is out of range (`segment length`, `header length (l2_len + l3_len + l4_len)`).
+        what: &'static str,
+        /// Its value.
+        value: usize,
+        /// The least the device takes.
+        min: usize,
+        /// The most the device takes.
+        max: usize,
+    },
 }
 
 /// The offload each TX request flag needs.

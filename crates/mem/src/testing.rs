@@ -35,3 +35,34 @@ pub fn packet_pool(mem: &Memory, count: usize) -> PacketPool {
     cfg.cache_size = 0;
     PacketPool::new(mem, &cfg).expect("a packet pool in test memory")
 }
+
+/// A packet holding `bytes` in segments of `lens[0]`, `lens[1]`, ... bytes (fewer where the bytes
+/// run out; a 0 makes an empty segment), then one more with whatever `lens` left over, each
+/// buffer from `pool`. Panics when the pool runs dry or a segment does not fit a buffer: a
+/// test's own mistake.
+pub fn chain_from(pool: &PacketPool, bytes: &[u8], lens: &[usize]) -> crate::PacketBuf {
+    let mut rest = bytes;
+    let mut cuts: Vec<usize> = lens
+        .iter()
+        .map(|&n| {
+            let n = n.min(rest.len());
+            rest = &rest[n..];
+            n
+        })
+        .collect();
+    if !rest.is_empty() || cuts.is_empty() {
+        cuts.push(rest.len());
+    }
+    let mut at = 0;
+    let mut head: Option<crate::PacketBuf> = None;
+    for n in cuts {
+        let mut seg = pool.alloc().expect("a buffer for a test packet");
+        assert!(seg.set_data(&bytes[at..at + n]), "a {n}-byte segment does not fit a buffer of {pool:?}");
+        at += n;
+        match head.as_mut() {
+            None => head = Some(seg),
+            Some(h) => h.chain(seg).map_err(|(_, e)| e).expect("segments chain"),
+        }
+    }
+    head.expect("at least one segment")
+}

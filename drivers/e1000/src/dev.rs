@@ -5,6 +5,8 @@ use burst_ethdev::{
     DescLimits, DevInfo, DeviceName, EthDev, EthError, LinkStatus, MacAddr, PciId, PciProbe, PortConf, PortId,
     PortSettings, RxBurst, RxOffloads, RxQueueConf, Slot, Stats, TxBurst, TxOffloads, TxQueueConf, XStat,
 };
+use std::sync::Arc;
+
 use burst_mem::{Memory, PacketPool};
 use burst_pci::{Bar, DeviceError, PciAddress, PciDevice};
 
@@ -13,16 +15,34 @@ use crate::init;
 use crate::regs::*;
 use crate::ring::DescRing;
 use crate::rx::{E1000Rx, RxRing};
-use crate::stats::HwStats;
+use crate::stats::{HwStats, RxCounters};
 use crate::tx::{E1000Tx, TxRing};
 
 /// The driver's name (DPDK's for this family).
 pub const DRIVER_NAME: &str = "net_e1000_em";
 
 /// Descriptor limits, RX and TX: DPDK's em (`E1000_MIN_RING_DESC` 32, `E1000_MAX_RING_DESC`
-/// 4096), in multiples of 8 since ring lengths are multiples of 128 bytes (SDM 13.4.29).
+/// 4096), in multiples of 8 since ring lengths are multiples of 128 bytes (SDM 13.4.29); at
+/// most 255 segments a packet (DPDK's `EM_TX_MAX_SEG`), and fewer than the TX ring has
+/// descriptors (a packet that could never fit is dropped and counted).
 pub const DESC_LIMITS: DescLimits =
-    DescLimits { min: 32, max: 4096, align: RING_ALIGN_DESCS, default: 512, nb_seg_max: 1 };
+    DescLimits { min: 32, max: 4096, align: RING_ALIGN_DESCS, default: 512, nb_seg_max: 255 };
+
+/// RX offloads (SDM 3.2): frames over several descriptors chained, VLAN tags stripped
+/// (CTRL.VME), IPv4, TCP and UDP checksums checked (RXCSUM).
+pub const RX_OFFLOADS: RxOffloads = RxOffloads::SCATTER.union(RxOffloads::VLAN_STRIP).union(RxOffloads::CHECKSUM);
+
+/// TX offloads (SDM 3.3): chained packets, IPv4, TCP and UDP checksums and TCP segmentation
+/// (TCP/IP context and data descriptors), VLAN tags inserted (VLE, with CTRL.VME).
+pub const TX_OFFLOADS: TxOffloads = TxOffloads::MULTI_SEGS
+    .union(TxOffloads::IPV4_CKSUM)
+    .union(TxOffloads::UDP_CKSUM)
+    .union(TxOffloads::TCP_CKSUM)
+    .union(TxOffloads::TCP_TSO)
+    .union(TxOffloads::VLAN_INSERT);
+
+/// VLAN strip and insert are the device's (CTRL.VME), not a queue's: port offloads only.
+const VLAN_OFFLOADS: (RxOffloads, TxOffloads) = (RxOffloads::VLAN_STRIP, TxOffloads::VLAN_INSERT);
 
 /// The largest frame the 8254x receives with long packet enable, CRC included: 16128 bytes, as
 /// DPDK's `em_get_max_pktlen` says for this family (SDM 13.4.22: LPE allows up to 16384 bytes;
@@ -46,9 +66,15 @@ pub struct E1000Dev {
     nb_tx: u16,
     /// RCTL.BSIZE bits and size for the RX queue's buffers (set at RX queue setup).
     rx_bsize: Option<(usize, u32)>,
+    /// The port's VLAN strip (and insert): CTRL.VME at start.
+    vlan: bool,
+    /// RXCSUM for the RX queue's offloads (set at RX queue setup).
+    rxcsum: u32,
     rx: Slot<RxRing>,
     tx: Slot<TxRing>,
     hw_stats: HwStats,
+    /// The RX queue's own counters (xstats), kept across queue setups as the device's are.
+    rx_counters: Arc<RxCounters>,
 }
 
 impl std::fmt::Debug for E1000Dev {
@@ -82,9 +108,12 @@ pub(crate) fn probe(p: PciProbe) -> Result<Box<dyn EthDev>, EthError> {
         nb_rx: 0,
         nb_tx: 0,
         rx_bsize: None,
+        vlan: false,
+        rxcsum: 0,
         rx: Slot::empty(),
         tx: Slot::empty(),
         hw_stats: HwStats::default(),
+        rx_counters: Arc::default(),
     };
     // Counters start from zero at probe (a previous user may have left some).
     dev.hw_stats.reset(&dev.bar);
@@ -131,10 +160,10 @@ impl EthDev for E1000Dev {
             max_tx_queues: 1,
             rx_desc_lim: DESC_LIMITS,
             tx_desc_lim: DESC_LIMITS,
-            rx_offload_capa: RxOffloads::NONE,
-            rx_queue_offload_capa: RxOffloads::NONE,
-            tx_offload_capa: TxOffloads::NONE,
-            tx_queue_offload_capa: TxOffloads::NONE,
+            rx_offload_capa: RX_OFFLOADS,
+            rx_queue_offload_capa: RX_OFFLOADS - VLAN_OFFLOADS.0,
+            tx_offload_capa: TX_OFFLOADS,
+            tx_queue_offload_capa: TX_OFFLOADS - VLAN_OFFLOADS.1,
             min_mtu: 68,
             max_mtu: Self::MAX_MTU,
             max_rx_pktlen: MAX_RX_PKTLEN,
@@ -148,8 +177,13 @@ impl EthDev for E1000Dev {
     }
 
     fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
+        let (strip, insert) = VLAN_OFFLOADS;
+        if conf.tx_offloads.contains(insert) && !conf.rx_offloads.contains(strip) {
+            return Err(self.error(E1000Error::VlanInsertWithoutStrip));
+        }
         self.nb_rx = conf.nb_rx_queues;
         self.nb_tx = conf.nb_tx_queues;
+        self.vlan = conf.rx_offloads.contains(strip);
         Ok(())
     }
 
@@ -161,14 +195,17 @@ impl EthDev for E1000Dev {
         drop(self.rx.replace(None));
         let ring = DescRing::new(&self.memory, &self.ring_name(Dir::Rx), conf.nb_desc, conf.socket.or(self.socket))?;
         self.rx_bsize = Some((bsize, bits));
-        self.rx.replace(Some(RxRing::new(ring, conf.pool.clone(), bsize, conf.counters.clone())));
+        self.rxcsum = init::rxcsum(conf.offloads);
+        let rx =
+            RxRing::new(ring, conf.pool.clone(), bsize, conf.offloads, conf.counters.clone(), self.rx_counters.clone());
+        self.rx.replace(Some(rx));
         Ok(())
     }
 
     fn tx_queue_setup(&mut self, _queue: u16, conf: &TxQueueConf) -> Result<(), EthError> {
         drop(self.tx.replace(None));
         let ring = DescRing::new(&self.memory, &self.ring_name(Dir::Tx), conf.nb_desc, conf.socket.or(self.socket))?;
-        self.tx.replace(Some(TxRing::new(ring, conf.counters.clone())));
+        self.tx.replace(Some(TxRing::new(ring, conf.offloads, conf.counters.clone())));
         Ok(())
     }
 
@@ -180,8 +217,8 @@ impl EthDev for E1000Dev {
     }
 
     fn start(&mut self, settings: &PortSettings) -> Result<(), EthError> {
-        let rctl = self.rctl(settings, self.nb_rx > 0);
-        init::start(&self.bar, settings.mac, self.tx.get_mut(), self.rx.get_mut(), rctl).map_err(|e| self.error(e))?;
+        let regs = init::StartRegs { rctl: self.rctl(settings, self.nb_rx > 0), vlan: self.vlan, rxcsum: self.rxcsum };
+        init::start(&self.bar, settings.mac, self.tx.get_mut(), self.rx.get_mut(), regs).map_err(|e| self.error(e))?;
         self.started = true;
         Ok(())
     }
@@ -254,10 +291,13 @@ impl EthDev for E1000Dev {
 
     fn stats_reset(&self) {
         self.hw_stats.reset(&self.bar);
+        self.rx_counters.reset();
     }
 
     fn xstats(&self, sw: &Stats) -> Vec<XStat> {
-        self.hw_stats.xstats(&self.bar, sw)
+        let mut all = self.hw_stats.xstats(&self.bar, sw);
+        all.extend(self.rx_counters.xstats());
+        all
     }
 
     fn rx_queue(&self, queue: u16) -> Result<Box<dyn RxBurst + '_>, EthError> {

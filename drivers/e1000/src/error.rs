@@ -38,6 +38,13 @@ pub enum E1000Error {
         /// Free buffers in the pool.
         free: usize,
     },
+    /// VLAN insertion asked for without VLAN stripping: the 8254x turns both on with one switch
+    /// (CTRL.VME, SDM 13.4.1 and chapter 9), which would strip the tag of every frame received.
+    #[error(
+        "VLAN_INSERT needs VLAN_STRIP on this device: the 8254x inserts and strips VLAN tags under one switch \
+         (CTRL.VME); ask for both, or insert the tag in software"
+    )]
+    VlanInsertWithoutStrip,
     /// The pool's buffers are smaller than the smallest receive buffer RCTL.BSIZE can express
     /// (SDM 13.4.22).
     #[error("RX buffers of {room} bytes are too small: the e1000 needs at least {min}")]

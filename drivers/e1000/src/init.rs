@@ -2,9 +2,9 @@
 //!
 //! - [`probe`]: from whatever state the device was left in to reset, silent, its station
 //!   address read and its link set up (SDM 14.3 "General Configuration").
-//! - [`start`]: the port's address, then transmit (SDM 14.5 "Transmit Initialization") and
-//!   receive (SDM 14.4 "Receive Initialization"): ring base, length, head and tail, TIPG, TCTL,
-//!   the first RDT write, RCTL last.
+//! - [`start`]: the port's address, VLAN mode and receive checksums, then transmit (SDM 14.5
+//!   "Transmit Initialization") and receive (SDM 14.4 "Receive Initialization"): ring base,
+//!   length, head and tail, TIPG, TCTL, the first RDT write, RCTL last.
 //! - [`stop`]: queued frames drained, receiver and transmitter off, every buffer taken back.
 //!
 //! Below them, the register-level steps they are made of: reset, interrupt mask, MAC address,
@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use burst_ethdev::{Duplex, LinkStatus, MacAddr, PortSettings};
+use burst_ethdev::{Duplex, LinkStatus, MacAddr, PortSettings, RxOffloads};
 use burst_pci::Bar;
 
 use crate::error::E1000Error;
@@ -49,34 +49,76 @@ pub(crate) fn probe(bar: &Bar) -> Result<MacAddr, E1000Error> {
     Ok(mac)
 }
 
-/// Start: the port's address `mac`, then the transmit ring (SDM 14.5) and the receive ring
-/// (SDM 14.4) handed to the device, and RCTL set to `rctl`. Fails, with the transmitter off again
-/// and the receiver never turned on, when the RX pool cannot fill the ring.
+/// What [`start`] programs beside the rings: RCTL, the VLAN mode and the receive checksums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StartRegs {
+    /// RCTL, written last.
+    pub rctl: u32,
+    /// CTRL.VME: strip VLAN tags on receive, insert them where a TX descriptor asks.
+    pub vlan: bool,
+    /// RXCSUM.
+    pub rxcsum: u32,
+}
+
+/// Start: the port's address `mac`, the VLAN mode and receive checksum offloads, then the
+/// transmit ring (SDM 14.5) and the receive ring (SDM 14.4) handed to the device, and RCTL set
+/// last. Fails, with the transmitter off again and the receiver never turned on, when the RX pool
+/// cannot fill the ring.
 pub(crate) fn start(
     bar: &Bar,
     mac: MacAddr,
     tx: Option<&mut TxRing>,
     rx: Option<&mut RxRing>,
-    rctl: u32,
+    regs: StartRegs,
 ) -> Result<(), E1000Error> {
     // 1. Interrupts masked: the driver polls (13.4.20).
     mask_interrupts(bar);
     // 2. The station address in RAL0/RAH0 (14.4).
     write_mac(bar, mac);
-    // 3. Transmit initialisation (14.5).
+    // 3. VLAN mode (CTRL.VME with VET, chapter 9) and receive checksum offload (RXCSUM, 3.2.9),
+    //    both while the receiver is off, as RXCSUM asks.
+    set_vlan_mode(bar, regs.vlan);
+    bar.write32(RXCSUM, regs.rxcsum);
+    // 4. Transmit initialisation (14.5).
     if let Some(tx) = tx {
         start_tx(bar, tx);
     }
-    // 4. Receive initialisation (14.4), up to the first RDT write.
+    // 5. Receive initialisation (14.4), up to the first RDT write.
     if let Some(rx) = rx {
         if let Err(e) = start_rx(bar, rx) {
             bar.write32(TCTL, 0);
             return Err(e);
         }
     }
-    // 5. RCTL last, the receive ring in place (14.4).
-    bar.write32(RCTL, rctl);
+    // 6. RCTL last, the receive ring in place (14.4).
+    bar.write32(RCTL, regs.rctl);
     Ok(())
+}
+
+/// VLAN mode (CTRL.VME, 13.4.1; chapter 9): on, the device strips the 802.1Q tag (VET's type)
+/// of every frame it receives into the descriptor (status VP, the tag in `special`) and inserts
+/// `special` as a tag where a TX descriptor has VLE; off, it does neither.
+fn set_vlan_mode(bar: &Bar, on: bool) {
+    let ctrl = bar.read32(CTRL) & !CTRL_RST;
+    if on {
+        bar.write32(VET, VET_8021Q);
+        bar.write32(CTRL, ctrl | CTRL_VME);
+    } else {
+        bar.write32(CTRL, ctrl & !CTRL_VME);
+    }
+}
+
+/// RXCSUM for RX `offloads` (3.2.9): the IPv4 header checksum checked (IPOFLD) when IPv4
+/// checksums are asked for, TCP and UDP ones (TUOFLD) when either is.
+pub(crate) fn rxcsum(offloads: RxOffloads) -> u32 {
+    let mut v = 0;
+    if offloads.contains(RxOffloads::IPV4_CKSUM) {
+        v |= RXCSUM_IPOFLD;
+    }
+    if offloads.intersects(RxOffloads::TCP_CKSUM | RxOffloads::UDP_CKSUM) {
+        v |= RXCSUM_TUOFLD;
+    }
+    v
 }
 
 /// Transmit initialisation (SDM 14.5): an empty ring, its base, length, head and tail 0, the
@@ -336,6 +378,15 @@ mod tests {
             rctl(&settings(false, false, 9000), bits, true),
             base | RCTL_EN | RCTL_LPE | RCTL_BSEX | (2 << RCTL_BSIZE_SHIFT)
         );
+    }
+
+    #[test]
+    fn rxcsum_follows_the_checksum_offloads() {
+        assert_eq!(rxcsum(RxOffloads::NONE), 0);
+        assert_eq!(rxcsum(RxOffloads::SCATTER | RxOffloads::VLAN_STRIP), 0);
+        assert_eq!(rxcsum(RxOffloads::IPV4_CKSUM), RXCSUM_IPOFLD);
+        assert_eq!(rxcsum(RxOffloads::UDP_CKSUM), RXCSUM_TUOFLD);
+        assert_eq!(rxcsum(RxOffloads::CHECKSUM), RXCSUM_IPOFLD | RXCSUM_TUOFLD);
     }
 
     #[test]

@@ -9,26 +9,37 @@
 //!   RAL0/RAH0 or the EEPROM, link), start (14.5 transmit and 14.4 receive initialisation) and
 //!   stop, and the register values they program (RCTL, TCTL, buffer sizes).
 //! - `rx`, `tx`: the burst functions (SDM 3.2 and 3.3), one tail write per burst, every
-//!   written-back descriptor judged before a buffer leaves the driver.
-//! - `desc`: the legacy descriptor formats (SDM 3.2.3, 3.3.3) as typed layouts with volatile
-//!   field accessors.
+//!   written-back descriptor judged before a buffer leaves the driver; RX chains frames over
+//!   several descriptors (scatter) and reads offload verdicts, TX posts chains and writes the
+//!   TCP/IP context and data descriptors that checksum and TSO requests need.
+//! - `desc`: the descriptor formats (legacy RX; legacy, TCP/IP context and TCP/IP data TX; SDM
+//!   3.2.3, 3.3.3, 3.3.6, 3.3.7) as typed layouts with volatile field accessors.
 //! - `ring`: descriptor memory, the index checked once per descriptor, ring index arithmetic.
 //! - [`regs`]: register offsets and bits, and descriptor bits (SDM 13, 3).
 //! - [`error`]: [`E1000Error`], every failure the driver reports.
-//! - `stats`: read-to-clear counters (SDM 13.7) folded into 64-bit totals.
+//! - `stats`: read-to-clear counters (SDM 13.7) folded into 64-bit totals, and the RX queue's
+//!   own counters (checksum errors, frames over descriptors dropped).
 //! - `dev`: probe and the control path ([`burst_ethdev::EthDev`], DPDK's `eth_em_ops`).
-//! - `testing` (tests and `benches/burst.rs` only, feature `bench`): the queues with no device.
+//! - `testing` (tests and `benches/burst.rs` only, feature `bench`): the queues with no device,
+//!   and (tests) the device's side of TX as the SDM describes it.
 //!
 //! What it does: one RX and one TX queue, polled (every interrupt masked); CRC stripping;
 //! broadcast, promiscuous and all-multicast receive; MAC change; MTU up to 16110 with long
-//! packet enable, each frame in one buffer (the RX buffer size follows the pool's data room:
-//! larger frames are dropped and counted in `ierrors`); start, stop and close leave the device
-//! quiet and every buffer back in its pool. Every descriptor the device writes back is checked
-//! (length within the buffer, EOP, error bits) before a buffer leaves the driver.
+//! packet enable; start, stop and close leave the device quiet and every buffer back in its
+//! pool. Offloads (DPDK's names): RX `scatter` (a frame over several buffers is one chained
+//! packet, so jumbo frames fit 2 KiB buffers), `vlan_strip` (CTRL.VME: `vlan_tci`,
+//! `RX_VLAN | RX_VLAN_STRIPPED`), `ipv4_cksum`, `udp_cksum`, `tcp_cksum` (RXCSUM: the
+//! device's verdicts as `RX_IP_CKSUM_*`/`RX_L4_CKSUM_*`, a bad one delivered with its flag and
+//! counted); TX `multi_segs` (a descriptor per segment, up to 255), `ipv4_cksum`, `udp_cksum`,
+//! `tcp_cksum`, `tcp_tso` (a TCP/IP context written only when the parameters change),
+//! `vlan_insert` (with `vlan_strip`: the device has one switch for both). Every descriptor the
+//! device writes back is checked (length within the buffer, EOP, error bits, a frame within the
+//! device's longest) before a buffer leaves the driver; one that lies costs its frame, counted.
 //!
-//! What it does not: offloads (checksums, VLAN, TSO), scattered RX or multi-segment TX,
-//! multicast address filters (only all-multicast), interrupts, flow control settings, and the
-//! 8254x parts QEMU does not emulate (their IDs are not in the table).
+//! What it does not: VLAN filtering, QinQ, RSS (one queue), LRO, SCTP checksums, IPv6
+//! header checksums (IPv6 has none), multicast address filters (only all-multicast),
+//! interrupts, flow control settings, and the 8254x parts QEMU does not emulate (their IDs are
+//! not in the table).
 
 mod desc;
 mod dev;
@@ -44,7 +55,7 @@ mod tx;
 
 pub mod regs;
 
-pub use dev::{E1000Dev, DESC_LIMITS, DRIVER_NAME, MAX_RX_PKTLEN};
+pub use dev::{E1000Dev, DESC_LIMITS, DRIVER_NAME, MAX_RX_PKTLEN, RX_OFFLOADS, TX_OFFLOADS};
 pub use error::E1000Error;
 
 use burst_ethdev::{PciDriver, PciId};

@@ -38,6 +38,13 @@ pub const STATUS_SPEED_SHIFT: u32 = 6;
 /// Mask of the speed field after the shift.
 pub const STATUS_SPEED_MASK: u32 = 0b11;
 
+// VLAN Ether Type (VET, 00038h, SDM 13.4; VLANs: chapter 9): the TPID the device matches to
+// strip (CTRL.VME) and inserts.
+/// VLAN Ether Type.
+pub const VET: usize = 0x0038;
+/// 802.1Q's TPID.
+pub const VET_8021Q: u32 = 0x8100;
+
 // 13.4.4 EEPROM Read Register (EERD), 82540EM/82545EM (the 82544GC has none: its MAC comes from
 // RAL0/RAH0, which the device loads from the EEPROM at reset).
 /// EEPROM Read.
@@ -80,6 +87,15 @@ pub const RCTL_BSIZE_SHIFT: u32 = 16;
 pub const RCTL_BSEX: u32 = 1 << 25;
 /// Strip the Ethernet CRC.
 pub const RCTL_SECRC: u32 = 1 << 26;
+
+// Receive Checksum Control (RXCSUM, 05000h, SDM 13.4; what it enables: 3.2.9). Written while
+// the receiver is off.
+/// Receive Checksum Control.
+pub const RXCSUM: usize = 0x5000;
+/// IP (IPv4 header) checksum offload enable.
+pub const RXCSUM_IPOFLD: u32 = 1 << 8;
+/// TCP/UDP checksum offload enable.
+pub const RXCSUM_TUOFLD: u32 = 1 << 9;
 
 // 13.4.33 Transmit Control Register (TCTL).
 /// Transmit Control.
@@ -216,11 +232,20 @@ pub const BPTC: usize = 0x40F4;
 /// The last register this driver touches, plus 4: BAR0 must be at least this long.
 pub const BAR0_MIN_LEN: usize = RAH0 + 4;
 
-// 3.2.3 Receive Descriptor Format (legacy).
+// 3.2.3 Receive Descriptor Format (legacy): status (3.2.3.1, table 3-2) and errors (3.2.3.2,
+// table 3-3).
 /// RX descriptor status: descriptor done.
 pub const RXD_STAT_DD: u8 = 1 << 0;
 /// RX descriptor status: end of packet.
 pub const RXD_STAT_EOP: u8 = 1 << 1;
+/// RX descriptor status: ignore checksum indication (IPCS and TCPCS say nothing).
+pub const RXD_STAT_IXSM: u8 = 1 << 2;
+/// RX descriptor status: the frame matched VET and CTRL.VME stripped its tag into `special`.
+pub const RXD_STAT_VP: u8 = 1 << 3;
+/// RX descriptor status: the TCP/UDP checksum was checked (TCPE holds the verdict).
+pub const RXD_STAT_TCPCS: u8 = 1 << 5;
+/// RX descriptor status: the IPv4 header checksum was checked (IPE holds the verdict).
+pub const RXD_STAT_IPCS: u8 = 1 << 6;
 /// RX descriptor error: CRC or alignment error.
 pub const RXD_ERR_CE: u8 = 1 << 0;
 /// RX descriptor error: symbol error.
@@ -229,9 +254,14 @@ pub const RXD_ERR_SE: u8 = 1 << 1;
 pub const RXD_ERR_SEQ: u8 = 1 << 2;
 /// RX descriptor error: carrier extension error.
 pub const RXD_ERR_CXE: u8 = 1 << 4;
+/// RX descriptor error: TCP/UDP checksum error (valid with TCPCS).
+pub const RXD_ERR_TCPE: u8 = 1 << 5;
+/// RX descriptor error: IPv4 checksum error (valid with IPCS).
+pub const RXD_ERR_IPE: u8 = 1 << 6;
 /// RX descriptor error: RX data error.
 pub const RXD_ERR_RXE: u8 = 1 << 7;
-/// The errors that make a frame bad (TCPE/IPE only report checksums, which we do not offload).
+/// The errors that make a frame bad (TCPE and IPE only report checksums: such a frame is
+/// delivered with its verdict, as DPDK's em does).
 pub const RXD_ERR_FRAME: u8 = RXD_ERR_CE | RXD_ERR_SE | RXD_ERR_SEQ | RXD_ERR_CXE | RXD_ERR_RXE;
 
 // 3.3.3 Legacy Transmit Descriptor Format.
@@ -241,12 +271,42 @@ pub const TXD_CMD_EOP: u8 = 1 << 0;
 pub const TXD_CMD_IFCS: u8 = 1 << 1;
 /// TX command: report status (write DD back).
 pub const TXD_CMD_RS: u8 = 1 << 3;
+/// TX command (TCP/IP data descriptor, 3.3.7.1): this descriptor is part of a TCP
+/// segmentation context.
+pub const TXD_CMD_TSE: u8 = 1 << 2;
+/// TX command: extended descriptor (a TCP/IP context or data descriptor, 3.3.5).
+pub const TXD_CMD_DEXT: u8 = 1 << 5;
+/// TX command: insert the `special` field as a VLAN tag (with CTRL.VME, SDM 3.3.3.1, 9).
+pub const TXD_CMD_VLE: u8 = 1 << 6;
 /// TX status: descriptor done.
 pub const TXD_STAT_DD: u8 = 1 << 0;
+
+// 3.3.6 TCP/IP Context Descriptor: TUCMD (3.3.6.1) beside the DEXT, RS and TSE of the commands
+// above.
+/// Context command: the L4 protocol is TCP (clear: UDP).
+pub const TXC_TUCMD_TCP: u8 = 1 << 0;
+/// Context command: the L3 protocol is IPv4 (clear: IPv6).
+pub const TXC_TUCMD_IP: u8 = 1 << 1;
+/// Descriptor type of a TCP/IP context descriptor (DTYP, 3.3.6).
+pub const TXD_DTYP_CONTEXT: u8 = 0x0;
+/// Descriptor type of a TCP/IP data descriptor (DTYP, 3.3.7).
+pub const TXD_DTYP_DATA: u8 = 0x1;
+
+// 3.3.7.2 TCP/IP data descriptor option field (POPTS), read from a packet's first descriptor.
+/// Insert the IP checksum the context describes.
+pub const TXD_POPTS_IXSM: u8 = 1 << 0;
+/// Insert the TCP/UDP checksum the context describes.
+pub const TXD_POPTS_TXSM: u8 = 1 << 1;
 
 /// Descriptor size (RX and TX, legacy): 16 bytes (3.2.3, 3.3.3).
 pub const DESC_SIZE: usize = 16;
 /// Ring lengths are multiples of 128 bytes, 8 descriptors (13.4.29, 13.4.40).
 pub const RING_ALIGN_DESCS: u16 = 8;
-/// Most bytes one legacy TX descriptor can carry (3.3.3: "the maximum length is 16288").
+/// Most bytes one legacy TX descriptor can carry (3.3.3: "the maximum length is 16288"), and
+/// the largest frame this driver sends without segmentation.
 pub const TXD_MAX_LEN: usize = 16288;
+/// Most bytes of TCP payload one segmentation context describes (PAYLEN, 20 bits, 3.3.6).
+pub const TXC_MAX_PAYLEN: usize = (1 << 20) - 1;
+/// The longest frame the device receives with long packet enable (13.4.22: LPE "up to 16384
+/// bytes"): anything a device reports past it is a lie.
+pub const RX_MAX_FRAME: usize = 16384;

@@ -2,20 +2,38 @@
 //! one RDT write per burst (SDM 3.2.6: software advances the tail past the descriptors it has
 //! re-armed).
 //!
+//! A frame longer than one buffer fills several descriptors, EOP set on its last (SDM 3.2.3.1).
+//! With `RxOffloads::SCATTER` their buffers become one chained packet, assembled in O(1) per
+//! segment by a [`ChainBuilder`] that the ring keeps, so a frame may end in a later burst than
+//! it began; without it such a frame is dropped whole. With VLAN strip or checksum offloads on,
+//! the last descriptor's status, errors and special field become the packet's `ol_flags`,
+//! `vlan_tci` and `packet_type` ([`rx_meta`], SDM 3.2.3.1-3.2.3.3). Which of the four is compiled
+//! is chosen once per burst: a queue with neither pays for neither.
+//!
 //! Ring ownership: all `n` descriptors hold a buffer while the queue runs; RDT is the one
 //! descriptor the device may not fill, so descriptors `next .. tail` (wrapping) are the device's
 //! and the only ones this code reads. A DD bit anywhere else is never looked at, and the one
 //! descriptor each tail move hands over is wiped first, so a DD written there early is not either.
+//!
+//! Write-backs are untrusted: a frame whose descriptors lie (a length of 0 or past the buffer,
+//! more bytes than the device's longest frame, EOP never set) or that ends with an error is
+//! dropped and counted once (`ierrors` and the xstat `rx_chain_errors`); its buffers go back to
+//! the pool or to their descriptors, and the queue reads on from the next descriptor.
 
 use std::sync::Arc;
 
-use burst_ethdev::{QueueCounters, RxBurst, SlotGuard};
-use burst_mem::{PacketBuf, PacketPool};
+use burst_ethdev::{QueueCounters, RxBurst, RxOffloads, SlotGuard};
+use burst_mem::{ChainBuilder, CksumStatus, OlFlags, PacketBuf, PacketPool};
+use burst_net::PacketType;
 use burst_pci::Bar;
 
 use crate::desc::RxDesc;
-use crate::regs::{RDT, RXD_ERR_FRAME, RXD_STAT_DD, RXD_STAT_EOP};
-use crate::ring::{free_slots, prev, wrap_add, DescRing, Doorbell};
+use crate::regs::{
+    RDT, RXD_ERR_FRAME, RXD_ERR_IPE, RXD_ERR_TCPE, RXD_STAT_DD, RXD_STAT_EOP, RXD_STAT_IPCS, RXD_STAT_IXSM,
+    RXD_STAT_TCPCS, RXD_STAT_VP, RX_MAX_FRAME,
+};
+use crate::ring::{free_slots, prev, wrap_add, Desc, DescRing, Doorbell};
+use crate::stats::{RxCount, RxCounters};
 
 /// What one written-back descriptor means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,12 +42,12 @@ pub(crate) enum RxVerdict {
     Packet(usize),
     /// A frame to drop and count as an error: error bits, or a length of 0 or past the buffer.
     Bad,
-    /// Part of a frame larger than one buffer (EOP clear): dropped with the rest of its frame.
+    /// Part of a frame larger than one buffer (EOP clear).
     Partial,
 }
 
-/// Judges a descriptor the device marked done. Everything in it is untrusted: the length is
-/// only believed when it fits the `room` bytes the device was given.
+/// Judges a descriptor the device marked done, as a frame of its own. Everything in it is
+/// untrusted: the length is only believed when it fits the `room` bytes the device was given.
 #[inline]
 pub(crate) fn classify(status: u8, errors: u8, length: u16, room: usize) -> RxVerdict {
     if status & RXD_STAT_EOP == 0 {
@@ -39,6 +57,46 @@ pub(crate) fn classify(status: u8, errors: u8, length: u16, room: usize) -> RxVe
     } else {
         RxVerdict::Packet(usize::from(length))
     }
+}
+
+/// What a frame's last descriptor says of it (SDM 3.2.3.1-3.2.3.3), as DPDK reports it: a tag
+/// the device stripped (VP: `RX_VLAN | RX_VLAN_STRIPPED`, the tag in `special`), and, unless
+/// IXSM tells to ignore them, the checksum verdicts: IPCS with IPE for the IPv4 header, TCPCS
+/// with TCPE for TCP or UDP. A checksum the device did not check stays unknown. The packet type
+/// is known only as far as the device says: IPCS means an IPv4 header it recognised (with or
+/// without options); TCPCS alone does not say TCP or UDP, nor IPv4 or IPv6 (3.2.9, table 3-5).
+#[inline]
+pub(crate) fn rx_meta(status: u8, errors: u8) -> (OlFlags, PacketType) {
+    let mut flags = OlFlags::empty();
+    let mut ptype = PacketType::UNKNOWN;
+    if status & RXD_STAT_VP != 0 {
+        flags |= OlFlags::RX_VLAN | OlFlags::RX_VLAN_STRIPPED;
+    }
+    if status & RXD_STAT_IXSM == 0 {
+        let verdict = |bad: bool| if bad { CksumStatus::Bad } else { CksumStatus::Good };
+        if status & RXD_STAT_IPCS != 0 {
+            flags = flags.with_rx_ip_cksum(verdict(errors & RXD_ERR_IPE != 0));
+            ptype = PacketType::L2_ETHER | PacketType::L3_IPV4_EXT_UNKNOWN;
+        }
+        if status & RXD_STAT_TCPCS != 0 {
+            flags = flags.with_rx_l4_cksum(verdict(errors & RXD_ERR_TCPE != 0));
+        }
+    }
+    (flags, ptype)
+}
+
+/// What one descriptor of a frame over several did ([`RxRing::segment`]).
+enum Step {
+    /// It joined the frame being assembled.
+    More,
+    /// It ended the frame: here is the packet.
+    Done(PacketBuf),
+    /// The frame is dropped (counted once).
+    Dropped,
+    /// Its part of the frame was dropped already, or it is the rest of a dropped frame.
+    Skipped,
+    /// No fresh buffer: the descriptor stays unread, the frame waits for the next burst.
+    NoBuffer,
 }
 
 /// An RX queue's state: its ring and the buffer behind each descriptor.
@@ -53,16 +111,31 @@ pub(crate) struct RxRing {
     next: u16,
     /// RDT as last written: the first descriptor not handed to the device.
     tail: u16,
-    /// Inside a frame that spans descriptors: drop up to its EOP.
+    /// Inside a frame being dropped: the rest of it, up to its EOP, is dropped too.
     discarding: bool,
+    /// `RxOffloads::SCATTER`: a frame over several descriptors becomes a chain.
+    scatter: bool,
+    /// VLAN strip or a checksum offload is on: the last descriptor's status becomes metadata.
+    meta: bool,
+    /// The frame being assembled (with scatter), across bursts.
+    chain: ChainBuilder,
     /// The port's counters for this queue: frames dropped (`errors`), failed allocations.
     counters: Arc<QueueCounters>,
+    /// The driver's own counters (xstats).
+    own: Arc<RxCounters>,
 }
 
 impl RxRing {
-    /// A stopped queue on `ring`, to be filled from `pool` with `bsize`-byte buffers, counting
-    /// into `counters`.
-    pub(crate) fn new(ring: DescRing<RxDesc>, pool: PacketPool, bsize: usize, counters: Arc<QueueCounters>) -> RxRing {
+    /// A stopped queue on `ring`, to be filled from `pool` with `bsize`-byte buffers, with
+    /// `offloads` on, counting into `counters` and `own`.
+    pub(crate) fn new(
+        ring: DescRing<RxDesc>,
+        pool: PacketPool,
+        bsize: usize,
+        offloads: RxOffloads,
+        counters: Arc<QueueCounters>,
+        own: Arc<RxCounters>,
+    ) -> RxRing {
         let n = usize::from(ring.len());
         RxRing {
             ring,
@@ -72,7 +145,11 @@ impl RxRing {
             next: 0,
             tail: 0,
             discarding: false,
+            scatter: offloads.contains(RxOffloads::SCATTER),
+            meta: offloads.intersects(RxOffloads::VLAN_STRIP | RxOffloads::CHECKSUM),
+            chain: ChainBuilder::new(),
             counters,
+            own,
         }
     }
 
@@ -97,7 +174,6 @@ impl RxRing {
         }
         self.next = 0;
         self.tail = n - 1;
-        self.discarding = false;
         Ok(())
     }
 
@@ -106,22 +182,42 @@ impl RxRing {
         self.tail
     }
 
-    /// Gives every buffer back to its pool and zeroes the descriptors. The device must be
-    /// quiet (RCTL.EN clear).
+    /// Gives every buffer back to its pool (a frame half assembled included) and zeroes the
+    /// descriptors. The device must be quiet (RCTL.EN clear).
     pub(crate) fn release(&mut self) {
         self.ring.zero();
         free_slots(&mut self.bufs);
+        drop(self.chain.take());
         self.next = 0;
         self.tail = 0;
         self.discarding = false;
     }
 
-    /// Receives up to `max` frames into `out` (RX burst body); RDT is written once if any
+    /// Receives up to `max` packets into `out` (RX burst body); RDT is written once if any
     /// descriptor was re-armed.
     pub(crate) fn burst(&mut self, bar: &impl Doorbell, out: &mut Vec<PacketBuf>, max: usize, port: u16) -> usize {
+        match (self.scatter, self.meta) {
+            (false, false) => self.burst_as::<false, false>(bar, out, max, port),
+            (false, true) => self.burst_as::<false, true>(bar, out, max, port),
+            (true, false) => self.burst_as::<true, false>(bar, out, max, port),
+            (true, true) => self.burst_as::<true, true>(bar, out, max, port),
+        }
+    }
+
+    /// The burst, compiled for one combination of scatter and metadata.
+    #[inline(always)]
+    fn burst_as<const SCATTER: bool, const META: bool>(
+        &mut self,
+        bar: &impl Doorbell,
+        out: &mut Vec<PacketBuf>,
+        max: usize,
+        port: u16,
+    ) -> usize {
         let n = self.ring.len();
         let mut i = self.next;
         let (mut got, mut bytes, mut bad, mut nombuf) = (0usize, 0u64, 0u64, 0u64);
+        // Frames over several descriptors dropped, checksums found bad: rarely anything.
+        let (mut chain_errors, mut cksum_bad) = (0u64, [0u64; 2]);
         while got < max && i != self.tail {
             let desc = self.ring.desc(i);
             let status = desc.status();
@@ -132,41 +228,65 @@ impl RxRing {
             burst_mem::barrier::dma_rmb();
             let errors = desc.errors();
             let length = desc.length();
-            let verdict = match classify(status, errors, length, self.bsize) {
-                // The last piece of a frame we are dropping: the frame counts once.
-                _ if self.discarding && status & RXD_STAT_EOP != 0 => {
-                    self.discarding = false;
-                    RxVerdict::Bad
+            // Read before the descriptor is re-armed, which clears it.
+            let special = if META { desc.special() } else { 0 };
+            let eop = status & RXD_STAT_EOP != 0;
+            if eop && !self.discarding && (!SCATTER || self.chain.is_empty()) {
+                // A frame in one descriptor.
+                match classify(status, errors, length, self.bsize) {
+                    RxVerdict::Packet(len) => {
+                        let Some(fresh) = self.pool.alloc() else {
+                            // Leave the frame in the ring; the next burst tries again.
+                            nombuf += 1;
+                            break;
+                        };
+                        desc.arm(fresh.data_iova());
+                        if let Some(mut buf) = self.bufs[usize::from(i)].replace(fresh) {
+                            buf.set_len(len);
+                            buf.set_port(port);
+                            if META {
+                                describe(&mut buf, status, errors, special, &mut cksum_bad);
+                            }
+                            out.push(buf);
+                            got += 1;
+                            bytes += len as u64;
+                        }
+                    }
+                    RxVerdict::Bad | RxVerdict::Partial => {
+                        bad += 1;
+                        self.rearm(desc, i);
+                    }
                 }
-                v => v,
-            };
-            match verdict {
-                RxVerdict::Packet(len) => {
-                    let Some(fresh) = self.pool.alloc() else {
-                        // Leave the frame in the ring; the next burst tries again.
+            } else if SCATTER {
+                match self.segment(i, status, errors, length) {
+                    Step::More | Step::Skipped => {}
+                    Step::Done(mut pkt) => {
+                        pkt.set_port(port);
+                        if META {
+                            describe(&mut pkt, status, errors, special, &mut cksum_bad);
+                        }
+                        bytes += u64::from(pkt.pkt_len());
+                        got += 1;
+                        out.push(pkt);
+                    }
+                    Step::Dropped => {
+                        bad += 1;
+                        chain_errors += 1;
+                    }
+                    Step::NoBuffer => {
                         nombuf += 1;
                         break;
-                    };
-                    desc.arm(fresh.data_iova());
-                    if let Some(mut buf) = self.bufs[usize::from(i)].replace(fresh) {
-                        buf.set_len(len);
-                        buf.set_port(port);
-                        out.push(buf);
-                        got += 1;
-                        bytes += len as u64;
                     }
                 }
-                RxVerdict::Bad | RxVerdict::Partial => {
-                    if verdict == RxVerdict::Partial {
-                        self.discarding = true;
-                    } else {
-                        bad += 1;
-                    }
-                    // Same buffer again: re-arm the descriptor as it was.
-                    if let Some(buf) = &self.bufs[usize::from(i)] {
-                        desc.arm(buf.data_iova());
-                    }
+            } else {
+                // Without scatter a frame over several descriptors is dropped whole, and counts
+                // once, at its EOP.
+                if eop {
+                    bad += 1;
+                    chain_errors += 1;
                 }
+                self.discarding = !eop;
+                self.rearm(desc, i);
             }
             i = wrap_add(i, 1, n);
         }
@@ -185,12 +305,95 @@ impl RxRing {
         }
         if bad > 0 {
             self.counters.add_errors(bad);
+            // Chain errors are some of the frames dropped.
+            if chain_errors > 0 {
+                self.own.add(RxCount::ChainErrors, chain_errors);
+            }
         }
         if nombuf > 0 {
             self.counters.add_nombuf(nombuf);
         }
+        if META {
+            for (what, n) in [(RxCount::IpCksumBad, cksum_bad[0]), (RxCount::L4CksumBad, cksum_bad[1])] {
+                if n > 0 {
+                    self.own.add(what, n);
+                }
+            }
+        }
         got
     }
+
+    /// Gives descriptor `i` its own buffer again: the frame in it was dropped.
+    #[inline]
+    fn rearm(&self, desc: Desc<'_, RxDesc>, i: u16) {
+        if let Some(buf) = &self.bufs[usize::from(i)] {
+            desc.arm(buf.data_iova());
+        }
+    }
+
+    /// Descriptor `i` of a frame over several (scatter on): its buffer joins the chain, and the
+    /// chain is the packet at EOP; or the frame is dropped, if this descriptor cannot be
+    /// believed.
+    fn segment(&mut self, i: u16, status: u8, errors: u8, length: u16) -> Step {
+        let eop = status & RXD_STAT_EOP != 0;
+        if self.discarding {
+            // The rest of a frame already dropped and counted.
+            self.discarding = !eop;
+            self.rearm(self.ring.desc(i), i);
+            return Step::Skipped;
+        }
+        let len = usize::from(length);
+        // Every segment holds 1 to `bsize` bytes (the device fills a buffer before it takes the
+        // next, 3.2.3), the frame at most the device's longest (13.4.22), and its errors are
+        // read at its end (3.2.3.2).
+        let believable = len != 0
+            && len <= self.bsize
+            && self.chain.pkt_len() as usize + len <= RX_MAX_FRAME
+            && (!eop || errors & RXD_ERR_FRAME == 0);
+        if !believable {
+            return self.drop_frame(i, eop);
+        }
+        let Some(fresh) = self.pool.alloc() else { return Step::NoBuffer };
+        let desc = self.ring.desc(i);
+        desc.arm(fresh.data_iova());
+        let Some(mut buf) = self.bufs[usize::from(i)].replace(fresh) else { return Step::Skipped };
+        buf.set_data_len(len);
+        if let Err((seg, _)) = self.chain.push(buf) {
+            // More segments or bytes than a packet counts: cannot happen within RX_MAX_FRAME,
+            // and costs the frame if it did.
+            drop(seg);
+            return self.drop_frame(i, eop);
+        }
+        if !eop {
+            return Step::More;
+        }
+        self.chain.take().map_or(Step::Skipped, Step::Done)
+    }
+
+    /// Drops the frame being assembled (its segments back to the pool), re-arms descriptor `i`
+    /// with its own buffer, and drops the rest of the frame unless `i` was its last.
+    #[cold]
+    fn drop_frame(&mut self, i: u16, eop: bool) -> Step {
+        drop(self.chain.take());
+        self.discarding = !eop;
+        self.rearm(self.ring.desc(i), i);
+        Step::Dropped
+    }
+}
+
+/// Gives `pkt` what the frame's last descriptor says of it ([`rx_meta`], the stripped tag in
+/// `special`); a checksum the device found bad is delivered with its flag, and counted in
+/// `bad` (IP, L4), as DPDK's em does.
+#[inline]
+fn describe(pkt: &mut PacketBuf, status: u8, errors: u8, special: u16, bad: &mut [u64; 2]) {
+    let (flags, ptype) = rx_meta(status, errors);
+    if flags.contains(OlFlags::RX_VLAN) {
+        pkt.set_vlan_tci(special);
+    }
+    bad[0] += u64::from(flags.rx_ip_cksum() == CksumStatus::Bad);
+    bad[1] += u64::from(flags.rx_l4_cksum() == CksumStatus::Bad);
+    pkt.set_ol_flags(flags);
+    pkt.set_packet_type(ptype.0);
 }
 
 impl Drop for RxRing {
@@ -223,6 +426,8 @@ mod tests {
     use proptest::prelude::*;
 
     const DONE: u8 = RXD_STAT_DD | RXD_STAT_EOP;
+    /// A descriptor done, not the frame's last.
+    const MORE: u8 = RXD_STAT_DD;
 
     #[test]
     fn a_good_descriptor_gives_its_length() {
@@ -242,20 +447,56 @@ mod tests {
         assert_eq!(classify(DONE, RXD_ERR_CE, 60, 2048), RxVerdict::Bad);
         assert_eq!(classify(DONE, RXD_ERR_RXE, 60, 2048), RxVerdict::Bad);
         assert_eq!(classify(RXD_STAT_DD, 0, 2048, 2048), RxVerdict::Partial);
-        // Checksum error bits alone do not drop a frame: no checksum offload is asked for.
-        assert_eq!(classify(DONE, 0x60, 60, 2048), RxVerdict::Packet(60));
+        // Checksum verdicts do not drop a frame: it is delivered with them.
+        assert_eq!(classify(DONE, RXD_ERR_IPE | RXD_ERR_TCPE, 60, 2048), RxVerdict::Packet(60));
     }
 
-    use crate::testing::{device_writes_rx, memory, pool, ring, Recorder};
+    #[test]
+    fn the_last_descriptor_becomes_flags_tag_and_type() {
+        let ipv4 = PacketType::L2_ETHER | PacketType::L3_IPV4_EXT_UNKNOWN;
+        let csum = DONE | RXD_STAT_IPCS | RXD_STAT_TCPCS;
+        // Both checked, both good.
+        let (f, p) = rx_meta(csum, 0);
+        assert_eq!((f.rx_ip_cksum(), f.rx_l4_cksum(), p), (CksumStatus::Good, CksumStatus::Good, ipv4));
+        // Each bad on its own.
+        let (f, _) = rx_meta(csum, RXD_ERR_IPE);
+        assert_eq!((f.rx_ip_cksum(), f.rx_l4_cksum()), (CksumStatus::Bad, CksumStatus::Good));
+        let (f, _) = rx_meta(csum, RXD_ERR_TCPE);
+        assert_eq!((f.rx_ip_cksum(), f.rx_l4_cksum()), (CksumStatus::Good, CksumStatus::Bad));
+        // IXSM: whatever IPCS, TCPCS and the errors say is ignored (QEMU sets it on every frame).
+        let (f, p) = rx_meta(csum | RXD_STAT_IXSM, RXD_ERR_IPE | RXD_ERR_TCPE);
+        assert_eq!((f, p), (OlFlags::empty(), PacketType::UNKNOWN));
+        // Not checked: unknown, and an error bit without its status bit means nothing.
+        let (f, p) = rx_meta(DONE, RXD_ERR_IPE | RXD_ERR_TCPE);
+        assert_eq!((f, p), (OlFlags::empty(), PacketType::UNKNOWN));
+        // TCP/UDP checked alone (an IPv6 packet, 3.2.9): the L4 verdict, no L3 type.
+        let (f, p) = rx_meta(DONE | RXD_STAT_TCPCS, 0);
+        assert_eq!(
+            (f.rx_ip_cksum(), f.rx_l4_cksum(), p),
+            (CksumStatus::Unknown, CksumStatus::Good, PacketType::UNKNOWN)
+        );
+        // A stripped tag.
+        let (f, _) = rx_meta(DONE | RXD_STAT_VP | RXD_STAT_IXSM, 0);
+        assert_eq!(f, OlFlags::RX_VLAN | OlFlags::RX_VLAN_STRIPPED);
+    }
 
-    /// A running RX queue of `n` descriptors on a pool of `count` buffers, and its counters.
-    fn running(n: u16, count: usize) -> (RxRing, PacketPool, SwStats) {
+    use crate::testing::{device_writes_rx, device_writes_rx_vlan, memory, pool, ring, Recorder};
+
+    /// A running RX queue of `n` descriptors of 2048 bytes on a pool of `count` buffers, with
+    /// `offloads`, and its counters.
+    fn running_with(n: u16, count: usize, offloads: RxOffloads) -> (RxRing, PacketPool, SwStats, Arc<RxCounters>) {
         let mem = memory();
         let pool = pool(&mem, count);
         let sw = SwStats::new(1, 0);
-        let mut rx = RxRing::new(ring(&mem, n), pool.clone(), 2048, sw.rx(0));
+        let own = Arc::new(RxCounters::default());
+        let mut rx = RxRing::new(ring(&mem, n), pool.clone(), 2048, offloads, sw.rx(0), own.clone());
         rx.arm().unwrap();
         assert_eq!(rx.tail(), n - 1);
+        (rx, pool, sw, own)
+    }
+
+    fn running(n: u16, count: usize) -> (RxRing, PacketPool, SwStats) {
+        let (rx, pool, sw, _) = running_with(n, count, RxOffloads::NONE);
         (rx, pool, sw)
     }
 
@@ -263,6 +504,11 @@ mod tests {
     fn dropped_nombuf(sw: &SwStats) -> (u64, u64) {
         let s = sw.get();
         (s.ierrors, s.rx_nombuf)
+    }
+
+    /// A packet's segment lengths.
+    fn seg_lens(p: &PacketBuf) -> Vec<usize> {
+        p.segments().map(|s| s.len()).collect()
     }
 
     #[test]
@@ -288,19 +534,20 @@ mod tests {
 
     #[test]
     fn bad_descriptors_are_counted_and_their_buffers_reused() {
-        let (mut rx, pool, sw) = running(32, 64);
+        let (mut rx, pool, sw, own) = running_with(32, 64, RxOffloads::NONE);
         let bell = Recorder::default();
         let addrs: Vec<u64> = (0..5).map(|i| rx.ring.desc(i).buffer()).collect();
         device_writes_rx(&rx.ring, 0, 5000, DONE, 0); // longer than the buffer
         device_writes_rx(&rx.ring, 1, 60, DONE, RXD_ERR_CE); // CRC error
-        device_writes_rx(&rx.ring, 2, 2048, RXD_STAT_DD, 0); // a frame over three buffers
-        device_writes_rx(&rx.ring, 3, 2048, RXD_STAT_DD, 0);
+        device_writes_rx(&rx.ring, 2, 2048, MORE, 0); // a frame over three buffers, no scatter
+        device_writes_rx(&rx.ring, 3, 2048, MORE, 0);
         device_writes_rx(&rx.ring, 4, 100, DONE, 0);
         device_writes_rx(&rx.ring, 5, 64, DONE, 0);
         let mut out = Vec::new();
         assert_eq!(rx.burst(&bell, &mut out, 32, 0), 1);
         assert_eq!(out[0].len(), 64);
         assert_eq!(dropped_nombuf(&sw), (3, 0), "oversize, CRC error, one spanning frame");
+        assert_eq!(own.get(RxCount::ChainErrors), 1, "the spanning frame, once");
         for (i, a) in addrs.iter().enumerate() {
             assert_eq!(rx.ring.desc(i as u16).buffer(), *a, "descriptor {i} keeps its buffer");
             assert_eq!(rx.ring.desc(i as u16).status(), 0, "and its status is cleared");
@@ -345,18 +592,183 @@ mod tests {
         assert!(pool.mempool().is_full());
     }
 
+    #[test]
+    fn with_scatter_a_frame_over_descriptors_is_one_chain() {
+        let (mut rx, pool, sw, _) = running_with(32, 64, RxOffloads::SCATTER);
+        let bell = Recorder::default();
+        let addrs: Vec<u64> = (0..4).map(|i| rx.ring.desc(i).buffer()).collect();
+        device_writes_rx(&rx.ring, 0, 60, DONE, 0);
+        device_writes_rx(&rx.ring, 1, 2048, MORE, 0);
+        device_writes_rx(&rx.ring, 2, 2048, MORE, 0);
+        device_writes_rx(&rx.ring, 3, 904, DONE, 0);
+        let mut out = Vec::new();
+        assert_eq!(rx.burst(&bell, &mut out, 32, 3), 2);
+        assert_eq!((out[0].pkt_len(), out[0].nb_segs()), (60, 1));
+        let p = &out[1];
+        assert_eq!((p.pkt_len(), p.nb_segs(), p.port()), (5000, 3, 3));
+        assert_eq!(seg_lens(p), [2048, 2048, 904]);
+        let iovas: Vec<u64> = p.segments().map(|s| s.data_iova()).collect();
+        assert_eq!(iovas, addrs[1..], "each segment is the buffer its descriptor held");
+        assert_eq!((bell.last.get(), bell.writes.get()), (Some((RDT, 3)), 1));
+        let s = sw.get();
+        assert_eq!((s.ipackets, s.ibytes, s.ierrors), (2, 5060, 0));
+        drop(out);
+        rx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn a_chain_may_end_in_a_later_burst() {
+        let (mut rx, pool, _sw, _) = running_with(32, 64, RxOffloads::SCATTER);
+        let bell = Recorder::default();
+        device_writes_rx(&rx.ring, 0, 2048, MORE, 0);
+        device_writes_rx(&rx.ring, 1, 2048, MORE, 0);
+        let mut out = Vec::new();
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0), 0, "half a frame: nothing yet");
+        assert_eq!(bell.last.get(), Some((RDT, 1)), "its descriptors are handed back at once");
+        assert_eq!(rx.chain.nb_segs(), 2);
+        device_writes_rx(&rx.ring, 2, 10, DONE, 0);
+        device_writes_rx(&rx.ring, 3, 60, DONE, 0);
+        assert_eq!(rx.burst(&bell, &mut out, 1, 0), 1, "max 1: the chain, then stop");
+        assert_eq!((out[0].pkt_len(), out[0].nb_segs()), (4106, 3));
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0), 1);
+        assert_eq!(out[1].pkt_len(), 60);
+        drop(out);
+        rx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn a_chain_waits_for_buffers_without_losing_its_place() {
+        // 32 buffers in the ring, one spare once the application holds two.
+        let (mut rx, pool, sw, _) = running_with(32, 35, RxOffloads::SCATTER);
+        let mut held = Vec::new();
+        assert!(pool.alloc_bulk(&mut held, 2));
+        let bell = Recorder::default();
+        device_writes_rx(&rx.ring, 0, 2048, MORE, 0);
+        device_writes_rx(&rx.ring, 1, 2048, MORE, 0);
+        device_writes_rx(&rx.ring, 2, 100, DONE, 0);
+        let mut out = Vec::new();
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0), 0);
+        assert_eq!((rx.next, rx.chain.nb_segs(), dropped_nombuf(&sw)), (1, 1, (0, 1)), "stopped at descriptor 1");
+        // The application lets go of its buffers: the frame completes where it stopped.
+        drop(held);
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0), 1);
+        assert_eq!(seg_lens(&out[0]), [2048, 2048, 100]);
+        assert_eq!((rx.next, sw.get().ierrors), (3, 0));
+        drop(out);
+        rx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn hostile_write_backs_cost_their_frame_never_a_buffer() {
+        for (what, writes) in [
+            // EOP never comes: the frame outgrows the device's longest (16384 bytes = 8 buffers).
+            ("no EOP", vec![(2048, MORE, 0); 10]),
+            ("a zero-length middle segment", vec![(2048, MORE, 0), (0, MORE, 0), (2048, MORE, 0), (10, DONE, 0)]),
+            ("a length past the buffer", vec![(2048, MORE, 0), (2049, MORE, 0), (10, DONE, 0)]),
+            ("a last segment past the buffer", vec![(2048, MORE, 0), (4000, DONE, 0)]),
+            ("an error at the end", vec![(2048, MORE, 0), (2048, MORE, 0), (10, DONE, RXD_ERR_CE)]),
+            ("a zero-length end", vec![(2048, MORE, 0), (0, DONE, 0)]),
+        ] {
+            let (mut rx, pool, sw, own) = running_with(32, 64, RxOffloads::SCATTER);
+            let bell = Recorder::default();
+            let k = writes.len() as u16;
+            for (i, &(len, status, errors)) in writes.iter().enumerate() {
+                device_writes_rx(&rx.ring, i as u16, len, status, errors);
+            }
+            // Then a good frame: the queue is still in step with the device.
+            device_writes_rx(&rx.ring, k, 60, DONE, 0);
+            let mut out = Vec::new();
+            let got = rx.burst(&bell, &mut out, 32, 0);
+            let no_eop = what == "no EOP";
+            if no_eop {
+                // The good frame's EOP ends the frame being dropped: it goes with it.
+                assert_eq!(got, 0, "{what}");
+            } else {
+                assert_eq!(got, 1, "{what}");
+                assert_eq!((out[0].pkt_len(), out[0].nb_segs()), (60, 1), "{what}");
+            }
+            assert_eq!(rx.next, k + 1, "{what}: every descriptor read");
+            assert_eq!((sw.get().ierrors, own.get(RxCount::ChainErrors)), (1, 1), "{what}: counted once");
+            assert!(rx.chain.is_empty(), "{what}");
+            let good = usize::from(!no_eop);
+            assert_eq!(pool.mempool().in_use(), 32 + good, "{what}: the ring's buffers and the good frame's");
+            drop(out);
+            rx.release();
+            assert!(pool.mempool().is_full(), "{what}");
+        }
+    }
+
+    #[test]
+    fn offload_metadata_follows_the_last_descriptor() {
+        let (mut rx, pool, _sw, own) =
+            running_with(32, 64, RxOffloads::SCATTER | RxOffloads::VLAN_STRIP | RxOffloads::CHECKSUM);
+        let bell = Recorder::default();
+        let csum = RXD_STAT_IPCS | RXD_STAT_TCPCS;
+        device_writes_rx_vlan(&rx.ring, 0, 60, DONE | csum | RXD_STAT_VP, 0, 0x2064);
+        device_writes_rx(&rx.ring, 1, 60, DONE | csum, RXD_ERR_IPE);
+        device_writes_rx(&rx.ring, 2, 2048, MORE, 0);
+        device_writes_rx_vlan(&rx.ring, 3, 500, DONE | csum | RXD_STAT_VP, RXD_ERR_TCPE, 0x0005);
+        device_writes_rx(&rx.ring, 4, 60, DONE | RXD_STAT_IXSM | csum, RXD_ERR_TCPE);
+        let mut out = Vec::new();
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0), 4);
+        let got: Vec<_> = out
+            .iter()
+            .map(|p| {
+                (
+                    p.ol_flags().rx_ip_cksum(),
+                    p.ol_flags().rx_l4_cksum(),
+                    p.ol_flags().contains(OlFlags::RX_VLAN_STRIPPED),
+                    p.vlan_tci(),
+                )
+            })
+            .collect();
+        use CksumStatus::*;
+        assert_eq!(
+            got,
+            [(Good, Good, true, 0x2064), (Bad, Good, false, 0), (Good, Bad, true, 5), (Unknown, Unknown, false, 0)]
+        );
+        assert_eq!(out[2].nb_segs(), 2, "the chain takes its last descriptor's metadata");
+        assert_eq!(out[0].packet_type(), (PacketType::L2_ETHER | PacketType::L3_IPV4_EXT_UNKNOWN).0);
+        assert_eq!(out[3].packet_type(), 0);
+        assert_eq!((own.get(RxCount::IpCksumBad), own.get(RxCount::L4CksumBad)), (1, 1), "delivered, and counted");
+        drop(out);
+        rx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn without_offloads_the_descriptor_says_nothing_of_the_packet() {
+        let (mut rx, pool, _sw) = running(32, 64);
+        let bell = Recorder::default();
+        device_writes_rx_vlan(&rx.ring, 0, 60, DONE | RXD_STAT_VP | RXD_STAT_IPCS, RXD_ERR_IPE, 0x2064);
+        let mut out = Vec::new();
+        assert_eq!(rx.burst(&bell, &mut out, 32, 0), 1);
+        assert_eq!((out[0].ol_flags(), out[0].vlan_tci(), out[0].packet_type()), (OlFlags::empty(), 0, 0));
+        drop(out);
+        rx.release();
+        assert!(pool.mempool().is_full());
+    }
+
     proptest! {
         #[test]
         fn whatever_the_device_writes_the_queue_stays_sound(
             rounds in vec(vec((any::<u16>(), any::<u8>(), any::<u8>()), 0..40), 1..6),
             max in 1usize..64,
+            offloads in prop_oneof![
+                Just(RxOffloads::NONE),
+                Just(RxOffloads::SCATTER),
+                Just(RxOffloads::SCATTER | RxOffloads::VLAN_STRIP | RxOffloads::CHECKSUM),
+            ],
         ) {
-            let (mut rx, pool, _sw) = running(32, 80);
-                let bell = Recorder::default();
+            let (mut rx, pool, _sw, _) = running_with(32, 80, offloads);
+            let bell = Recorder::default();
             let mut out = Vec::new();
             for writes in rounds {
                 // The device writes back descriptors in order from the next one, whatever it puts there.
-                for (k, (length, status, errors)) in writes.into_iter().enumerate().take(32) {
+                for (k, (length, status, errors)) in writes.into_iter().enumerate().take(31) {
                     let i = wrap_add(rx.next, k as u16, 32);
                     device_writes_rx(&rx.ring, i, length, status | RXD_STAT_DD, errors);
                 }
@@ -364,7 +776,14 @@ mod tests {
                 let got = rx.burst(&bell, &mut out, max, 0);
                 prop_assert!(got <= max && out.len() == before + got);
                 for b in &out[before..] {
-                    prop_assert!(!b.is_empty() && b.len() <= 2048);
+                    let segs = seg_lens(b);
+                    prop_assert!(segs.iter().all(|&l| l > 0 && l <= 2048), "{:?}", segs);
+                    prop_assert_eq!(segs.iter().sum::<usize>(), b.pkt_len() as usize);
+                    prop_assert_eq!(segs.len(), usize::from(b.nb_segs()));
+                    prop_assert!(b.pkt_len() as usize <= RX_MAX_FRAME);
+                    if !offloads.contains(RxOffloads::SCATTER) {
+                        prop_assert_eq!(b.nb_segs(), 1);
+                    }
                 }
                 if let Some((reg, tail)) = bell.last.get() {
                     prop_assert_eq!(reg, RDT);
@@ -372,6 +791,44 @@ mod tests {
                 }
                 out.clear();
             }
+            rx.release();
+            prop_assert!(pool.mempool().is_full());
+        }
+
+        #[test]
+        fn chains_of_random_segments_arrive_whole_or_are_counted(
+            frames in vec(vec(0u16..2200, 1..12), 1..8),
+        ) {
+            // Each frame: its segments' lengths, EOP on the last. A frame is good when every
+            // length is 1..=2048 and the frame is at most RX_MAX_FRAME.
+            let (mut rx, pool, sw, own) = running_with(128, 256, RxOffloads::SCATTER);
+            let bell = Recorder::default();
+            let mut i = 0u16;
+            let mut want = Vec::new();
+            let (mut dropped, mut chains_dropped) = (0u64, 0u64);
+            for f in &frames {
+                for (k, &len) in f.iter().enumerate() {
+                    let status = if k + 1 == f.len() { DONE } else { MORE };
+                    device_writes_rx(&rx.ring, i, len, status, 0);
+                    i += 1;
+                }
+                let good = f.iter().all(|&l| l > 0 && l <= 2048)
+                    && f.iter().map(|&l| usize::from(l)).sum::<usize>() <= RX_MAX_FRAME;
+                if good {
+                    want.push(f.iter().map(|&l| usize::from(l)).collect::<Vec<_>>());
+                } else {
+                    dropped += 1;
+                    chains_dropped += u64::from(f.len() > 1);
+                }
+            }
+            let mut out = Vec::new();
+            let got = rx.burst(&bell, &mut out, 64, 0);
+            prop_assert_eq!(got, want.len());
+            prop_assert_eq!(rx.next, i, "every descriptor read");
+            let lens: Vec<Vec<usize>> = out.iter().map(seg_lens).collect();
+            prop_assert_eq!(lens, want);
+            prop_assert_eq!((sw.get().ierrors, own.get(RxCount::ChainErrors)), (dropped, chains_dropped));
+            drop(out);
             rx.release();
             prop_assert!(pool.mempool().is_full());
         }

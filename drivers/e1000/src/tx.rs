@@ -1,31 +1,184 @@
-//! Transmit: legacy descriptors (SDM 3.3.3), EOP|IFCS|RS on each, one TDT write per burst, and
-//! completed descriptors reclaimed in batches by checking only the DD bit of a batch's last
-//! descriptor (the device completes descriptors in order, SDM 3.3.1), as ixy does.
+//! Transmit: one descriptor per buffer, one TDT write per burst, and completed descriptors
+//! reclaimed in batches by checking only the DD bit of a batch's last descriptor (the device
+//! completes descriptors in order, SDM 3.3.1), as ixy does. Every descriptor has RS, so that
+//! any of them can end a batch.
+//!
+//! A one-segment packet with no offload request is one legacy descriptor (3.3.3) with
+//! EOP|IFCS|RS: the path every packet takes on a queue without TX offloads. The rest ([`plan`])
+//! take one descriptor per non-empty segment, EOP on the last (3.3.3.1); a packet that asks for
+//! a checksum or TCP segmentation goes in TCP/IP data descriptors (3.3.7, DEXT, POPTS IXSM and
+//! TXSM, TSE) after a TCP/IP context descriptor (3.3.6) that says where the checksums start, go
+//! and end and how to segment (3.5). The device keeps the last context for the packets after
+//! it, so a context is written only when the parameters change (as DPDK's em caches its one
+//! context). A VLAN tag to insert is VLE and the `special` field (3.3.3, with CTRL.VME).
+//!
+//! A packet's buffers are freed only when its last descriptor is done: the packet (its head,
+//! which owns every segment) is kept in the slot of its last descriptor; the others hold nothing.
 //!
 //! Ring ownership: descriptors `clean .. tail` (wrapping) are in flight; at most `n - 1` are, since
 //! TDH == TDT means "nothing to send". Only in-flight descriptors are ever read back.
 
 use std::sync::Arc;
 
-use burst_ethdev::{QueueCounters, SlotGuard, TxBurst};
-use burst_mem::{PacketBuf, PacketPool};
+use burst_ethdev::{QueueCounters, SlotGuard, TxBurst, TxFault, TxOffloads, TxPrepareError};
+use burst_mem::{OlFlags, PacketBuf, PacketPool, TxL4};
 use burst_pci::Bar;
 
-use crate::desc::TxDesc;
-use crate::regs::{TDT, TXD_CMD_EOP, TXD_CMD_IFCS, TXD_CMD_RS, TXD_MAX_LEN, TXD_STAT_DD};
+use crate::desc::{TxContext, TxDesc};
+use crate::regs::{
+    TDT, TXC_MAX_PAYLEN, TXC_TUCMD_IP, TXC_TUCMD_TCP, TXD_CMD_EOP, TXD_CMD_IFCS, TXD_CMD_RS, TXD_CMD_TSE, TXD_CMD_VLE,
+    TXD_MAX_LEN, TXD_POPTS_IXSM, TXD_POPTS_TXSM, TXD_STAT_DD,
+};
 use crate::ring::{distance, free_slots, wrap_add, DescRing, Doorbell};
 
-/// The command byte of every descriptor: one buffer per frame, CRC added by the device, DD
-/// written back.
+/// The command byte of a one-buffer frame: end of packet, CRC added by the device, DD written
+/// back.
 const CMD: u8 = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
 
 /// Descriptors reclaimed at a time (ixy's `TX_CLEAN_BATCH`).
 const CLEAN_BATCH: u16 = 32;
 
+/// The TX flags this driver acts on: what takes a packet off the one-descriptor path.
+const OFFLOAD_FLAGS: OlFlags =
+    OlFlags::TX_IP_CKSUM.union(OlFlags::TX_L4_MASK).union(OlFlags::TX_TCP_SEG).union(OlFlags::TX_VLAN);
+
+/// The TX offloads that make a queue read its packets' flags.
+const FLAG_OFFLOADS: TxOffloads = TxOffloads::IPV4_CKSUM
+    .union(TxOffloads::UDP_CKSUM)
+    .union(TxOffloads::TCP_CKSUM)
+    .union(TxOffloads::TCP_TSO)
+    .union(TxOffloads::VLAN_INSERT);
+
+/// How one packet goes out ([`plan`]): its descriptors and what they say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TxPlan {
+    /// The context its checksums or segmentation need.
+    pub context: Option<TxContext>,
+    /// The command of each data descriptor (EOP is added on the last).
+    pub cmd: u8,
+    /// POPTS of each data descriptor (extended ones only).
+    pub popts: u8,
+    /// The VLAN tag to insert (with VLE in `cmd`).
+    pub special: u16,
+    /// Non-empty segments: one data descriptor each.
+    pub segs: u16,
+}
+
+/// A device limit `value` is outside of.
+fn limit(what: &'static str, value: usize, min: usize, max: usize) -> TxFault {
+    TxFault::DeviceLimit { what, value, min, max }
+}
+
+/// Checks `value` against `min..=max`.
+fn within(what: &'static str, value: usize, min: usize, max: usize) -> Result<(), TxFault> {
+    if value < min || value > max {
+        return Err(limit(what, value, min, max));
+    }
+    Ok(())
+}
+
+/// How `buf` goes out, its TX flags read when `offloads` is on: the descriptors it takes and
+/// the context it needs; or why the device cannot send it. Every length the device would be
+/// given is checked here against what its fields hold (SDM 3.3.3, 3.3.6, 3.3.7): a segment at
+/// most [`TXD_MAX_LEN`] bytes, a frame at most that too unless segmented, the context's byte
+/// offsets in 8 bits, a segmented payload in PAYLEN's 20 bits, each segment's frame in
+/// [`TXD_MAX_LEN`].
+pub(crate) fn plan(buf: &PacketBuf, offloads: bool) -> Result<TxPlan, TxFault> {
+    let flags = if offloads {
+        buf.ol_flags() & OFFLOAD_FLAGS.union(OlFlags::TX_IPV4 | OlFlags::TX_IPV6)
+    } else {
+        OlFlags::empty()
+    };
+    let mut segs = 0u16;
+    for s in buf.segments() {
+        within("segment length", s.len(), 0, TXD_MAX_LEN)?;
+        segs = segs.saturating_add(u16::from(!s.is_empty()));
+    }
+    let pkt_len = buf.pkt_len() as usize;
+    let tso = flags.contains(OlFlags::TX_TCP_SEG);
+    if !tso {
+        within("length", pkt_len, 1, TXD_MAX_LEN)?;
+    }
+    let mut cmd = TXD_CMD_IFCS | TXD_CMD_RS;
+    let mut special = 0;
+    if flags.contains(OlFlags::TX_VLAN) {
+        cmd |= TXD_CMD_VLE;
+        special = buf.vlan_tci();
+    }
+    let ip_cksum = flags.contains(OlFlags::TX_IP_CKSUM);
+    let l4 = flags.tx_l4();
+    if !tso && !ip_cksum && l4 == TxL4::None {
+        return Ok(TxPlan { context: None, cmd, popts: 0, special, segs });
+    }
+    let (v4, v6) = (flags.contains(OlFlags::TX_IPV4), flags.contains(OlFlags::TX_IPV6));
+    if v4 == v6 {
+        return Err(TxFault::NoL3Type);
+    }
+    let t = buf.tx_offload();
+    let (l2, l3) = (usize::from(t.l2_len), usize::from(t.l3_len));
+    if l2 == 0 || l3 == 0 || (tso && t.l4_len == 0) {
+        return Err(TxFault::Lengths { l2_len: t.l2_len, l3_len: t.l3_len, l4_len: t.l4_len });
+    }
+    let l4_cksum_at = match l4 {
+        _ if tso => 16,
+        TxL4::Tcp => 16,
+        TxL4::Udp => 6,
+        TxL4::None => 0,
+        TxL4::Sctp => {
+            return Err(TxFault::OffloadOff { flag: "tx_sctp_cksum", offload: TxOffloads::SCTP_CKSUM });
+        }
+    };
+    // IPCSO and TUCSO are 8-bit offsets from the frame's start.
+    within("IPv4 checksum offset (l2_len + 10)", l2 + 10, 0, 255)?;
+    within("L4 checksum offset (l2_len + l3_len + 16 for TCP, 6 for UDP)", l2 + l3 + l4_cksum_at, 0, 255)?;
+    // TSO redoes the IPv4 header checksum of every segment.
+    let ip_sum = v4 && (ip_cksum || tso);
+    let mut ctx = TxContext {
+        ipcss: l2 as u8,
+        ipcso: if v4 { (l2 + 10) as u8 } else { 0 },
+        ipcse: if ip_sum { (l2 + l3 - 1) as u16 } else { 0 },
+        tucss: (l2 + l3) as u8,
+        tucso: if l4_cksum_at == 0 { 0 } else { (l2 + l3 + l4_cksum_at) as u8 },
+        tucse: 0,
+        tucmd: if v4 { TXC_TUCMD_IP } else { 0 } | if l4 == TxL4::Tcp || tso { TXC_TUCMD_TCP } else { 0 },
+        ..TxContext::default()
+    };
+    let mut popts = if ip_sum { TXD_POPTS_IXSM } else { 0 };
+    if l4_cksum_at != 0 {
+        popts |= TXD_POPTS_TXSM;
+    }
+    if tso {
+        let hdrlen = l2 + l3 + usize::from(t.l4_len);
+        let mss = usize::from(t.tso_segsz);
+        if mss == 0 {
+            return Err(TxFault::NoSegmentSize);
+        }
+        within("header length (l2_len + l3_len + l4_len)", hdrlen, 1, 255)?;
+        within("TCP payload to segment", pkt_len.saturating_sub(hdrlen), 1, TXC_MAX_PAYLEN)?;
+        within("segment frame length (headers + tso_segsz)", hdrlen + mss, 1, TXD_MAX_LEN)?;
+        ctx.tucmd |= TXD_CMD_TSE;
+        ctx.paylen = (pkt_len - hdrlen) as u32;
+        ctx.hdrlen = hdrlen as u8;
+        ctx.mss = mss as u16;
+        cmd |= TXD_CMD_TSE;
+    }
+    Ok(TxPlan { context: Some(ctx), cmd, popts, special, segs })
+}
+
+/// What became of a packet the one-descriptor path did not take.
+enum Post {
+    /// Its descriptors are written.
+    Sent,
+    /// The device cannot send it: freed, to be counted.
+    Dropped,
+    /// It needs more descriptors than are free now: handed back.
+    NoRoom(PacketBuf),
+}
+
 /// A TX queue's state.
 pub(crate) struct TxRing {
     ring: DescRing<TxDesc>,
-    /// The buffer each in-flight descriptor sends.
+    /// The packet whose last descriptor each slot is.
     bufs: Vec<Option<PacketBuf>>,
     /// Next descriptor to fill (TDT as last written).
     tail: u16,
@@ -35,13 +188,20 @@ pub(crate) struct TxRing {
     batch: u16,
     /// Reclaimed buffers on their way back to the pool (capacity `batch`, kept).
     done: Vec<PacketBuf>,
-    /// The port's counters for this queue: buffers no descriptor could carry (`errors`).
+    /// Checksum, segmentation or VLAN insertion is on: packets' TX flags are read.
+    offloads: bool,
+    /// The context the device holds: the last one written since the queue started.
+    context: Option<TxContext>,
+    /// Packets taken from a burst that did not fit after all, on their way back to the caller
+    /// (capacity: the ring's length, kept).
+    spill: Vec<PacketBuf>,
+    /// The port's counters for this queue: packets the device cannot send (`errors`).
     counters: Arc<QueueCounters>,
 }
 
 impl TxRing {
-    /// A stopped queue on `ring`, counting into `counters`.
-    pub(crate) fn new(ring: DescRing<TxDesc>, counters: Arc<QueueCounters>) -> TxRing {
+    /// A stopped queue on `ring` with `offloads` on, counting into `counters`.
+    pub(crate) fn new(ring: DescRing<TxDesc>, offloads: TxOffloads, counters: Arc<QueueCounters>) -> TxRing {
         let n = ring.len();
         let batch = CLEAN_BATCH.min(n / 4).max(1);
         TxRing {
@@ -51,6 +211,9 @@ impl TxRing {
             clean: 0,
             batch,
             done: Vec::with_capacity(usize::from(batch)),
+            offloads: offloads.intersects(FLAG_OFFLOADS),
+            context: None,
+            spill: Vec::with_capacity(usize::from(n)),
             counters,
         }
     }
@@ -65,17 +228,18 @@ impl TxRing {
         distance(self.clean, self.tail, self.ring.len())
     }
 
-    /// Gives every buffer back and zeroes the ring; TDH = TDT = 0 afterwards. The device must
-    /// be quiet (TCTL.EN clear).
+    /// Gives every buffer back and zeroes the ring; TDH = TDT = 0 afterwards, and the next
+    /// offload request writes its context anew. The device must be quiet (TCTL.EN clear).
     pub(crate) fn release(&mut self) {
         self.ring.zero();
         free_slots(&mut self.bufs);
         self.tail = 0;
         self.clean = 0;
+        self.context = None;
     }
 
     /// Frees the buffers of whole batches the device is done with.
-    #[inline]
+    #[inline(always)]
     fn reclaim(&mut self) {
         let n = self.ring.len();
         while self.in_flight() >= self.batch {
@@ -96,27 +260,58 @@ impl TxRing {
 
     /// Takes what fits from the front of `bufs` (TX burst body).
     pub(crate) fn burst(&mut self, bar: &impl Doorbell, bufs: &mut Vec<PacketBuf>) -> usize {
+        if self.offloads {
+            self.burst_as::<true>(bar, bufs)
+        } else {
+            self.burst_as::<false>(bar, bufs)
+        }
+    }
+
+    /// The burst, compiled with or without a look at each packet's TX flags. Packets that
+    /// take one legacy descriptor go through a loop with no call in it; from the first that
+    /// does not (or that the device cannot send), the rest of the burst is
+    /// [`TxRing::post_rest`]'s.
+    #[inline(always)]
+    fn burst_as<const OFFLOADS: bool>(&mut self, bar: &impl Doorbell, bufs: &mut Vec<PacketBuf>) -> usize {
         self.reclaim();
         let n = self.ring.len();
-        let room = usize::from(n - 1 - self.in_flight());
-        let take = room.min(bufs.len());
+        let room = n - 1 - self.in_flight();
+        // At most one packet per free descriptor; a packet that takes more gives back from the
+        // end what no longer fits.
+        let take = usize::from(room).min(bufs.len());
         if take == 0 {
             return 0;
         }
         let mut dropped = 0u64;
         let mut tail = self.tail;
-        for buf in bufs.drain(..take) {
+        let mut drain = bufs.drain(..take);
+        let other = loop {
+            let Some(buf) = drain.next() else { break None };
             let len = buf.len();
-            if len == 0 || len > TXD_MAX_LEN || !buf.is_contiguous() {
-                // Nothing a descriptor can carry: taken and freed, counted as an error.
-                dropped += 1;
-                continue;
+            // 1 to TXD_MAX_LEN bytes in one segment, nothing asked: one legacy descriptor.
+            if len.wrapping_sub(1) >= TXD_MAX_LEN
+                || !buf.is_contiguous()
+                || (OFFLOADS && buf.ol_flags().intersects(OFFLOAD_FLAGS))
+            {
+                break Some(buf);
             }
             let desc = self.ring.desc(tail);
             desc.set_buffer(buf.data_iova());
-            desc.set_command(len as u16, CMD);
+            desc.set_command(len as u16, CMD, 0);
             self.bufs[usize::from(tail)] = Some(buf);
             tail = wrap_add(tail, 1, n);
+        };
+        let mut from_end = 0;
+        if let Some(buf) = other {
+            let left = room - distance(self.tail, tail, n);
+            let (d, e) = self.post_rest(buf, &mut drain, OFFLOADS, &mut tail, left);
+            dropped += d;
+            from_end = e;
+        }
+        drop(drain);
+        let spilled = self.spill.len();
+        if spilled > 0 {
+            self.give_back(bufs, from_end);
         }
         if tail != self.tail {
             self.tail = tail;
@@ -127,7 +322,127 @@ impl TxRing {
         if dropped > 0 {
             self.counters.add_errors(dropped);
         }
-        take
+        take - spilled
+    }
+
+    /// The rest of a burst from `first`, a packet the one-descriptor loop did not take, on:
+    /// each packet posted ([`TxRing::post`]) or dropped, until one does not fit in the `left`
+    /// descriptors free; it and those after it go to `spill`, as do, from the end, those that
+    /// would no longer have a descriptor each. Returns the packets dropped and how many went to
+    /// `spill` from the end.
+    #[cold]
+    #[inline(never)]
+    fn post_rest(
+        &mut self,
+        first: PacketBuf,
+        drain: &mut std::vec::Drain<'_, PacketBuf>,
+        offloads: bool,
+        tail: &mut u16,
+        left: u16,
+    ) -> (u64, usize) {
+        let n = self.ring.len();
+        let (mut dropped, mut from_end) = (0u64, 0usize);
+        let start = *tail;
+        let mut next = Some(first);
+        // Descriptors still free with the tail at `t`.
+        let free = |t: u16| left - distance(start, t, n);
+        while let Some(buf) = next.take() {
+            match self.post(buf, offloads, tail, free(*tail)) {
+                Post::Sent => {}
+                Post::Dropped => dropped += 1,
+                Post::NoRoom(buf) => {
+                    // This one and every one after it go back, in order.
+                    self.spill.push(buf);
+                    self.spill.extend(drain.by_ref());
+                    break;
+                }
+            }
+            // Whatever is left of the burst must still fit one descriptor each.
+            while drain.len() > usize::from(free(*tail)) {
+                if let Some(b) = drain.next_back() {
+                    self.spill.push(b);
+                    from_end += 1;
+                }
+            }
+            next = drain.next();
+        }
+        (dropped, from_end)
+    }
+
+    /// Puts the packets in `spill` back at the front of `bufs`, in their order: the first
+    /// `from_end` were taken from the end of the burst, last first; the rest, in order, from
+    /// where the burst stopped. No allocation: `bufs` held them all a moment ago.
+    #[cold]
+    fn give_back(&mut self, bufs: &mut Vec<PacketBuf>, from_end: usize) {
+        self.spill[..from_end].reverse();
+        self.spill.rotate_left(from_end);
+        let k = self.spill.len();
+        bufs.append(&mut self.spill);
+        bufs.rotate_right(k);
+    }
+
+    /// Writes the descriptors of a packet the one-descriptor path does not take ([`plan`]),
+    /// from `tail` on, with `left` descriptors free.
+    #[inline(never)]
+    fn post(&mut self, buf: PacketBuf, offloads: bool, tail: &mut u16, left: u16) -> Post {
+        let Ok(plan) = plan(&buf, offloads) else { return Post::Dropped };
+        let n = self.ring.len();
+        let context = plan.context.filter(|c| self.context != Some(*c));
+        let need = usize::from(plan.segs) + usize::from(context.is_some());
+        if need > usize::from(n - 1) {
+            // More descriptors than the ring ever has free.
+            return Post::Dropped;
+        }
+        if need > usize::from(left) {
+            return Post::NoRoom(buf);
+        }
+        let mut t = *tail;
+        if let Some(c) = context {
+            self.ring.desc(t).set_context(&c);
+            self.context = Some(c);
+            t = wrap_add(t, 1, n);
+        }
+        let mut last = t;
+        for (k, seg) in buf.segments().filter(|s| !s.is_empty()).enumerate() {
+            let cmd = if k + 1 == usize::from(plan.segs) { plan.cmd | TXD_CMD_EOP } else { plan.cmd };
+            let desc = self.ring.desc(t);
+            // Segments are at most TXD_MAX_LEN bytes (`plan` checked).
+            let len = seg.len() as u16;
+            if plan.context.is_some() {
+                desc.set_data(seg.data_iova(), len, cmd, plan.popts, plan.special);
+            } else {
+                desc.set_buffer(seg.data_iova());
+                desc.set_command(len, cmd, plan.special);
+            }
+            last = t;
+            t = wrap_add(t, 1, n);
+        }
+        self.bufs[usize::from(last)] = Some(buf);
+        *tail = t;
+        Post::Sent
+    }
+
+    /// `tx_prepare` for this device: the device's limits ([`plan`]) checked before the packet
+    /// is changed, then the default fix-up, which leaves what SDM 3.3.6 asks: the IPv4 header
+    /// checksum zeroed (the device sums the header and stores the sum at IPCSO) and the
+    /// pseudo-header's sum in the TCP/UDP checksum field (the device sums from TUCSS on, the
+    /// field included), without the length for TSO (the device adds each segment's, 3.5).
+    pub(crate) fn prepare(&self, bufs: &mut [PacketBuf]) -> Result<(), TxPrepareError> {
+        for (index, buf) in bufs.iter_mut().enumerate() {
+            let err = |fault| TxPrepareError { index, fault };
+            let plan = plan(buf, self.offloads).map_err(err)?;
+            burst_ethdev::prepare::fix_up(buf).map_err(err)?;
+            // The device redoes the IPv4 header checksum of every TSO segment (IXSM, its length
+            // and identification change), asked or not: the field must start at 0 (DPDK asks
+            // the application to set TX_IP_CKSUM with TSO over IPv4; this covers its absence).
+            if let Some(c) = plan.context.filter(|c| c.ipcse != 0) {
+                let at = usize::from(c.ipcso);
+                if let Some(field) = buf.data_mut().get_mut(at..at + 2) {
+                    field.fill(0);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -148,6 +463,10 @@ impl TxBurst for E1000Tx<'_> {
     fn tx_burst(&mut self, bufs: &mut Vec<PacketBuf>) -> usize {
         self.ring.burst(self.bar, bufs)
     }
+
+    fn tx_prepare(&mut self, bufs: &mut [PacketBuf]) -> Result<(), TxPrepareError> {
+        self.ring.prepare(bufs)
+    }
 }
 
 #[cfg(test)]
@@ -155,8 +474,14 @@ mod tests {
     use super::*;
 
     use burst_ethdev::SwStats;
+    use burst_mem::testing::chain_from;
+    use burst_mem::TxOffload;
+    use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
+    use proptest::collection::vec;
+    use proptest::prelude::*;
 
-    use crate::testing::{device_done_tx, memory, pool, ring, Recorder};
+    use crate::regs::{TXC_TUCMD_IP, TXC_TUCMD_TCP, TXD_CMD_DEXT, TXD_DTYP_CONTEXT, TXD_DTYP_DATA};
+    use crate::testing::{device_done_tx, memory, pool, ring, Recorder, TxWire};
 
     fn packets(pool: &PacketPool, n: usize, len: usize) -> Vec<PacketBuf> {
         let mut v = Vec::new();
@@ -167,12 +492,81 @@ mod tests {
         v
     }
 
+    const ALL: TxOffloads = TxOffloads::all();
+
+    /// A queue of `n` descriptors with `offloads`, its doorbell and counters.
+    fn queue(mem: &burst_mem::Memory, n: u16, offloads: TxOffloads) -> (TxRing, Recorder, SwStats) {
+        let sw = SwStats::new(0, 1);
+        (TxRing::new(ring(mem, n), offloads, sw.tx(0)), Recorder::default(), sw)
+    }
+
+    /// An Ethernet/IPv4/UDP frame with `payload` bytes (its checksums right).
+    fn udp_frame(payload: usize) -> Vec<u8> {
+        let mut f = Vec::new();
+        let data: Vec<u8> = (0..payload).map(|k| (k * 7) as u8).collect();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000, 2000)
+            .write(&mut f, &data)
+            .unwrap();
+        f
+    }
+
+    /// An Ethernet/IPv4/TCP frame (sequence 7000, PSH) with `payload` bytes.
+    fn tcp_frame(payload: usize) -> Vec<u8> {
+        let mut f = Vec::new();
+        let data: Vec<u8> = (0..payload).map(|k| (k * 13 + k / 256) as u8).collect();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1000, 2000, 7000, 65535)
+            .psh()
+            .write(&mut f, &data)
+            .unwrap();
+        f
+    }
+
+    /// `frame` as a packet of `lens`-byte segments asking for `flags`, its checksum fields
+    /// zeroed first (so only the offload can make them right), then prepared for the device.
+    fn offload_packet(
+        tx: &TxRing,
+        pool: &PacketPool,
+        mut frame: Vec<u8>,
+        lens: &[usize],
+        flags: OlFlags,
+        t: TxOffload,
+    ) -> PacketBuf {
+        frame[24..26].fill(0);
+        let l4_sum = if frame[23] == 6 { 50 } else { 40 };
+        frame[l4_sum..l4_sum + 2].fill(0);
+        let mut p = chain_from(pool, &frame, lens);
+        p.set_ol_flags(flags);
+        p.set_tx_offload(t);
+        tx.prepare(std::slice::from_mut(&mut p)).unwrap();
+        p
+    }
+
+    /// Checks a frame's IPv4 header checksum and its TCP or UDP checksum; returns its headers.
+    fn verified(f: &[u8]) -> PacketHeaders<'_> {
+        let h = PacketHeaders::from_ethernet_slice(f).unwrap();
+        let Some(NetHeaders::Ipv4(ip, _)) = &h.net else { panic!("not IPv4: {h:?}") };
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 header checksum");
+        match &h.transport {
+            Some(TransportHeader::Tcp(tcp)) => {
+                assert_eq!(tcp.checksum, tcp.calc_checksum_ipv4(ip, h.payload.slice()).unwrap(), "TCP checksum");
+            }
+            Some(TransportHeader::Udp(udp)) => {
+                assert_eq!(udp.checksum, udp.calc_checksum_ipv4(ip, h.payload.slice()).unwrap(), "UDP checksum");
+            }
+            other => panic!("no TCP or UDP: {other:?}"),
+        }
+        h
+    }
+
     #[test]
     fn a_burst_takes_what_fits_and_rings_once() {
         let mem = memory();
         let pool = pool(&mem, 128);
-        let (sw, bell) = (SwStats::new(0, 1), Recorder::default());
-        let mut tx = TxRing::new(ring(&mem, 32), sw.tx(0));
+        let (mut tx, bell, _sw) = queue(&mem, 32, TxOffloads::NONE);
         let mut bufs = packets(&pool, 40, 60);
         let first = bufs[0].data_iova();
         assert_eq!(tx.burst(&bell, &mut bufs), 31, "n - 1 descriptors in flight at most");
@@ -192,8 +586,7 @@ mod tests {
     fn completed_batches_are_reclaimed_by_their_last_descriptor() {
         let mem = memory();
         let pool = pool(&mem, 128);
-        let (sw, bell) = (SwStats::new(0, 1), Recorder::default());
-        let mut tx = TxRing::new(ring(&mem, 32), sw.tx(0));
+        let (mut tx, bell, _sw) = queue(&mem, 32, TxOffloads::NONE);
         assert_eq!(tx.batch, 8);
         let mut bufs = packets(&pool, 31, 100);
         assert_eq!(tx.burst(&bell, &mut bufs), 31);
@@ -221,8 +614,7 @@ mod tests {
     fn empty_or_oversized_buffers_are_taken_and_counted() {
         let mem = memory();
         let pool = pool(&mem, 16);
-        let (sw, bell) = (SwStats::new(0, 1), Recorder::default());
-        let mut tx = TxRing::new(ring(&mem, 32), sw.tx(0));
+        let (mut tx, bell, sw) = queue(&mem, 32, TxOffloads::NONE);
         let mut bufs = packets(&pool, 3, 60);
         bufs[1].set_len(0);
         assert_eq!(tx.burst(&bell, &mut bufs), 3);
@@ -230,5 +622,339 @@ mod tests {
         assert_eq!((tx.in_flight(), bell.last.get()), (2, Some((TDT, 2))));
         tx.release();
         assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn a_chain_takes_a_descriptor_per_segment_eop_on_its_last() {
+        let mem = memory();
+        let pool = pool(&mem, 32);
+        let (mut tx, bell, _sw) = queue(&mem, 32, TxOffloads::MULTI_SEGS);
+        let bytes: Vec<u8> = (0..5000u32).map(|k| (k * 31) as u8).collect();
+        // 2000, an empty segment (no descriptor), 2000, 1000.
+        let p = chain_from(&pool, &bytes, &[2000, 0, 2000]);
+        assert_eq!((p.nb_segs(), p.pkt_len()), (4, 5000));
+        let iovas: Vec<u64> = p.segments().filter(|s| !s.is_empty()).map(|s| s.data_iova()).collect();
+        let mut bufs = vec![p];
+        assert_eq!(tx.burst(&bell, &mut bufs), 1);
+        assert_eq!(bell.last.get(), Some((TDT, 3)), "three descriptors");
+        let descs: Vec<(u64, u16, u8)> =
+            (0..3).map(|i| (tx.ring.desc(i).buffer(), tx.ring.desc(i).length(), tx.ring.desc(i).cmd())).collect();
+        let mid = TXD_CMD_IFCS | TXD_CMD_RS;
+        assert_eq!(descs, [(iovas[0], 2000, mid), (iovas[1], 2000, mid), (iovas[2], 1000, mid | TXD_CMD_EOP)]);
+        assert!(tx.bufs[0].is_none() && tx.bufs[1].is_none() && tx.bufs[2].is_some(), "the packet sits at its last");
+        let mut wire = TxWire::default();
+        assert_eq!(wire.send(&tx.ring, 3), [bytes], "one frame, every byte in order");
+        tx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn a_chain_is_freed_only_when_its_last_descriptor_is_done() {
+        let mem = memory();
+        let pool = pool(&mem, 64);
+        let (mut tx, bell, _sw) = queue(&mem, 32, TxOffloads::MULTI_SEGS);
+        // 6 one-segment packets (descriptors 0..=5), a chain of 4 (6..=9), 6 more (10..=15).
+        let mut bufs = packets(&pool, 6, 60);
+        bufs.push(chain_from(&pool, &[7u8; 400], &[100, 100, 100]));
+        bufs.extend(packets(&pool, 6, 60));
+        assert_eq!(tx.burst(&bell, &mut bufs), 13);
+        assert_eq!(tx.in_flight(), 16);
+        for i in 0..8 {
+            device_done_tx(&tx.ring, i);
+        }
+        tx.reclaim();
+        // The first batch (0..8) holds six packets and half the chain: the chain stays.
+        assert_eq!(pool.mempool().in_use(), 4 + 6);
+        for i in 8..16 {
+            device_done_tx(&tx.ring, i);
+        }
+        tx.reclaim();
+        assert_eq!((tx.in_flight(), pool.mempool().in_use()), (0, 0));
+        tx.release();
+    }
+
+    #[test]
+    fn a_chain_that_does_not_fit_waits_and_the_order_stays() {
+        let mem = memory();
+        let pool = pool(&mem, 128);
+        let (mut tx, bell, _sw) = queue(&mem, 32, TxOffloads::MULTI_SEGS);
+        // 29 fit; then a chain of 4 with 2 descriptors left: it and the 2 after it stay.
+        let mut bufs = packets(&pool, 29, 60);
+        bufs.push(chain_from(&pool, &[1u8; 400], &[100, 100, 100]));
+        bufs.extend(packets(&pool, 2, 61));
+        let order: Vec<u64> = bufs.iter().map(PacketBuf::data_iova).collect();
+        assert_eq!(tx.burst(&bell, &mut bufs), 29);
+        assert_eq!(bufs.iter().map(PacketBuf::data_iova).collect::<Vec<_>>(), order[29..]);
+        drop(bufs);
+        tx.release();
+        // A chain of 4 first, then 30 packets: 31 descriptors take the chain and 27 more; the
+        // last 3 go back from the end, in order.
+        let mut bufs = vec![chain_from(&pool, &[1u8; 400], &[100, 100, 100])];
+        bufs.extend(packets(&pool, 30, 60));
+        let order: Vec<u64> = bufs.iter().map(PacketBuf::data_iova).collect();
+        assert_eq!(tx.burst(&bell, &mut bufs), 28);
+        assert_eq!(bufs.iter().map(PacketBuf::data_iova).collect::<Vec<_>>(), order[28..]);
+        assert_eq!(tx.in_flight(), 31);
+        drop(bufs);
+        tx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn what_the_device_cannot_send_is_dropped_and_counted() {
+        let mem = memory();
+        let pool = pool(&mem, 128);
+        let (mut tx, bell, sw) = queue(&mem, 32, ALL);
+        let mut bufs = vec![
+            // More segments than the ring has descriptors.
+            chain_from(&pool, &[1u8; 40], &[1; 39]),
+            // Longer than one frame may be, unsegmented.
+            chain_from(&pool, &vec![2u8; TXD_MAX_LEN + 1], &[2048; 8]),
+            // A checksum request whose offsets the context cannot hold.
+            {
+                let mut p = chain_from(&pool, &udp_frame(300), &[]);
+                p.set_ol_flags(OlFlags::TX_IPV4 | OlFlags::TX_UDP_CKSUM);
+                p.set_tx_offload(TxOffload { l2_len: 14, l3_len: 250, ..TxOffload::default() });
+                p
+            },
+        ];
+        bufs.extend(packets(&pool, 1, 60));
+        assert_eq!(tx.burst(&bell, &mut bufs), 4);
+        assert_eq!((sw.get().oerrors, tx.in_flight()), (3, 1));
+        tx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn checksum_requests_share_a_context_until_it_changes() {
+        let mem = memory();
+        let pool = pool(&mem, 32);
+        let (mut tx, bell, _sw) = queue(&mem, 32, ALL);
+        let ipv4 = TxOffload { l2_len: 14, l3_len: 20, ..TxOffload::default() };
+        let udp = OlFlags::TX_IPV4 | OlFlags::TX_IP_CKSUM | OlFlags::TX_UDP_CKSUM;
+        let tcp = OlFlags::TX_IPV4 | OlFlags::TX_IP_CKSUM | OlFlags::TX_TCP_CKSUM;
+        let mut bufs = vec![
+            offload_packet(&tx, &pool, udp_frame(100), &[], udp, ipv4),
+            offload_packet(&tx, &pool, udp_frame(3000), &[1000, 1000], udp, ipv4),
+            offload_packet(&tx, &pool, tcp_frame(200), &[60], tcp, ipv4),
+        ];
+        assert_eq!(tx.burst(&bell, &mut bufs), 3);
+        // Context, UDP data; UDP data x3 (same context); context, TCP data x2.
+        assert_eq!(bell.last.get(), Some((TDT, 8)));
+        let (ctx, dtyp) = tx.ring.desc(0).context();
+        assert_eq!(dtyp, TXD_DTYP_CONTEXT);
+        assert_eq!(
+            (ctx.ipcss, ctx.ipcso, ctx.ipcse, ctx.tucss, ctx.tucso, ctx.tucse),
+            (14, 24, 33, 34, 40, 0),
+            "SDM 3.3.6: IP header 14..=33, its checksum at 24; UDP from 34, its checksum at 40"
+        );
+        assert_eq!(ctx.tucmd & !(TXD_CMD_DEXT | TXD_CMD_RS), TXC_TUCMD_IP);
+        let (dtyp, popts, _) = tx.ring.desc(1).data_fields();
+        assert_eq!((dtyp, popts), (TXD_DTYP_DATA, TXD_POPTS_IXSM | TXD_POPTS_TXSM));
+        assert_eq!(tx.ring.desc(5).context().0.tucmd & TXC_TUCMD_TCP, TXC_TUCMD_TCP, "a new context for TCP");
+        assert_eq!(tx.ring.desc(5).context().0.tucso, 50);
+        let frames = TxWire::default().send(&tx.ring, 8);
+        assert_eq!(frames.len(), 3);
+        for (f, want) in frames.iter().zip([udp_frame(100), udp_frame(3000), tcp_frame(200)]) {
+            verified(f);
+            assert_eq!(f, &want, "the device's checksums are the ones the frame had");
+        }
+        tx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn tso_cuts_a_chained_payload_into_mss_frames() {
+        let mem = memory();
+        let pool = pool(&mem, 32);
+        let (mut tx, bell, _sw) = queue(&mem, 64, ALL);
+        let frame = tcp_frame(5000);
+        let t = TxOffload { l2_len: 14, l3_len: 20, l4_len: 20, tso_segsz: 1448, ..TxOffload::default() };
+        let flags = OlFlags::TX_IPV4 | OlFlags::TX_IP_CKSUM | OlFlags::TX_TCP_SEG;
+        let mut bufs = vec![offload_packet(&tx, &pool, frame.clone(), &[2048, 2048], flags, t)];
+        assert_eq!(tx.burst(&bell, &mut bufs), 1);
+        let (ctx, _) = tx.ring.desc(0).context();
+        assert_eq!((ctx.paylen, ctx.hdrlen, ctx.mss), (5000, 54, 1448));
+        assert_eq!(
+            ctx.tucmd & (TXD_CMD_TSE | TXC_TUCMD_TCP | TXC_TUCMD_IP),
+            TXD_CMD_TSE | TXC_TUCMD_TCP | TXC_TUCMD_IP
+        );
+        for i in 1..4 {
+            assert_ne!(tx.ring.desc(i).cmd() & TXD_CMD_TSE, 0, "every data descriptor has TSE");
+        }
+        let frames = TxWire::default().send(&tx.ring, 4);
+        assert_eq!(frames.iter().map(Vec::len).collect::<Vec<_>>(), [1502, 1502, 1502, 54 + 656]);
+        let mut payload = Vec::new();
+        for (k, f) in frames.iter().enumerate() {
+            let h = verified(f);
+            let Some(NetHeaders::Ipv4(ip, _)) = &h.net else { unreachable!() };
+            let Some(TransportHeader::Tcp(tcp)) = &h.transport else { unreachable!() };
+            assert_eq!(tcp.sequence_number, 7000 + 1448 * k as u32);
+            assert_eq!(tcp.psh, k == 3, "PSH on the last segment only");
+            assert_eq!(usize::from(ip.total_len), f.len() - 14);
+            payload.extend_from_slice(h.payload.slice());
+        }
+        assert_eq!(payload, frame[54..], "the payload, byte for byte");
+        tx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn vlan_tags_ride_with_the_packet() {
+        let mem = memory();
+        let pool = pool(&mem, 32);
+        let (mut tx, bell, _sw) = queue(&mem, 32, ALL);
+        let plain = udp_frame(50);
+        let mut tagged = chain_from(&pool, &plain, &[]);
+        tagged.set_ol_flags(OlFlags::TX_VLAN);
+        tagged.set_vlan_tci(0x2064);
+        let ipv4 = TxOffload { l2_len: 14, l3_len: 20, ..TxOffload::default() };
+        let udp = OlFlags::TX_IPV4 | OlFlags::TX_IP_CKSUM | OlFlags::TX_UDP_CKSUM;
+        let mut both = offload_packet(&tx, &pool, plain.clone(), &[], udp, ipv4);
+        both.set_ol_flags(both.ol_flags() | OlFlags::TX_VLAN);
+        both.set_vlan_tci(5);
+        let mut bufs = vec![tagged, both];
+        assert_eq!(tx.burst(&bell, &mut bufs), 2);
+        assert_eq!(tx.ring.desc(0).cmd(), CMD | TXD_CMD_VLE, "a legacy descriptor with VLE");
+        assert_eq!(tx.ring.desc(0).data_fields().2, 0x2064);
+        assert_eq!(tx.ring.desc(2).data_fields().2, 5, "and a data descriptor after its context");
+        let frames = TxWire::default().send(&tx.ring, 3);
+        for (f, tci) in frames.iter().zip([0x2064u16, 5]) {
+            assert_eq!(f[12..16], [0x81, 0x00, (tci >> 8) as u8, tci as u8]);
+            let mut untagged = f.clone();
+            untagged.drain(12..16);
+            assert_eq!(untagged, plain);
+        }
+        tx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn without_offloads_on_the_queue_flags_are_not_read() {
+        let mem = memory();
+        let pool = pool(&mem, 8);
+        let (mut tx, bell, _sw) = queue(&mem, 32, TxOffloads::NONE);
+        let mut p = chain_from(&pool, &udp_frame(20), &[]);
+        p.set_ol_flags(OlFlags::TX_IPV4 | OlFlags::TX_IP_CKSUM | OlFlags::TX_VLAN);
+        let mut bufs = vec![p];
+        assert_eq!(tx.burst(&bell, &mut bufs), 1);
+        assert_eq!((tx.ring.desc(0).cmd(), bell.last.get()), (CMD, Some((TDT, 1))));
+        tx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn prepare_names_the_limit_and_leaves_the_packet_alone() {
+        let mem = memory();
+        let pool = pool(&mem, 8);
+        let (tx, _bell, _sw) = queue(&mem, 32, ALL);
+        let mut p = chain_from(&pool, &tcp_frame(100), &[]);
+        p.set_ol_flags(OlFlags::TX_IPV4 | OlFlags::TX_TCP_SEG);
+        p.set_tx_offload(TxOffload { l2_len: 14, l3_len: 20, l4_len: 20, tso_segsz: 16240, ..TxOffload::default() });
+        let before = p.data().to_vec();
+        let e = tx.prepare(std::slice::from_mut(&mut p)).unwrap_err();
+        assert_eq!(
+            e.fault,
+            TxFault::DeviceLimit {
+                what: "segment frame length (headers + tso_segsz)",
+                value: 16294,
+                min: 1,
+                max: TXD_MAX_LEN
+            }
+        );
+        assert!(e.to_string().contains("make it fit"), "{e}");
+        assert_eq!(p.data(), before, "nothing fixed up");
+        let t = TxOffload { l2_len: 14, l3_len: 20, l4_len: 20, tso_segsz: 0, ..TxOffload::default() };
+        p.set_tx_offload(t);
+        assert_eq!(plan(&p, true), Err(TxFault::NoSegmentSize));
+        p.set_tx_offload(TxOffload { tso_segsz: 100, ..t });
+        p.set_ol_flags(OlFlags::TX_TCP_SEG);
+        assert_eq!(plan(&p, true), Err(TxFault::NoL3Type));
+        p.set_ol_flags(OlFlags::TX_IPV4 | OlFlags::TX_SCTP_CKSUM);
+        assert!(matches!(plan(&p, true), Err(TxFault::OffloadOff { .. })));
+        assert!(plan(&p, false).is_ok(), "flags not read without offloads");
+    }
+
+    proptest! {
+        #[test]
+        fn every_packet_leaves_whole_and_in_order_or_is_counted(
+            pkts in vec((vec(0usize..2048, 1..6), 0u8..4), 1..60),
+            device_steps in vec(0u16..40, 1..40),
+            ring_len in prop_oneof![Just(32u16), Just(64)],
+        ) {
+            let mem = memory();
+            let pool = pool(&mem, 1024);
+            let (mut tx, bell, sw) = queue(&mem, ring_len, ALL);
+            let mut wire = TxWire::default();
+            let mut want = Vec::new();
+            let mut queued = Vec::new();
+            let mut bad = 0u64;
+            for (k, (lens, kind)) in pkts.into_iter().enumerate() {
+                let frame = if kind == 3 { tcp_frame(lens.iter().sum::<usize>() + 1) } else { udp_frame(lens.iter().sum::<usize>()) };
+                let mut p = chain_from(&pool, &frame, &lens);
+                let ipv4 = TxOffload { l2_len: 14, l3_len: 20, l4_len: 20, tso_segsz: 1000, ..TxOffload::default() };
+                match kind {
+                    1 => p.set_ol_flags(OlFlags::TX_IPV4 | OlFlags::TX_IP_CKSUM | OlFlags::TX_UDP_CKSUM),
+                    2 => {
+                        p.set_ol_flags(OlFlags::TX_VLAN);
+                        p.set_vlan_tci(k as u16);
+                    }
+                    3 => p.set_ol_flags(OlFlags::TX_IPV4 | OlFlags::TX_TCP_SEG),
+                    _ => {}
+                }
+                p.set_tx_offload(ipv4);
+                if plan(&p, true).is_err() {
+                    // The device cannot send it: the burst drops it and counts it.
+                    bad += 1;
+                } else if tx.prepare(std::slice::from_mut(&mut p)).is_ok() {
+                    want.push((frame, kind, k as u16));
+                } else {
+                    // Headers split over segments: the application's to fix, not sent.
+                    continue;
+                }
+                queued.push(p);
+            }
+            let mut frames = Vec::new();
+            let mut steps = device_steps.into_iter().cycle();
+            let mut rounds = 0;
+            while !queued.is_empty() {
+                tx.burst(&bell, &mut queued);
+                // The device sends some of what is posted.
+                let tail = bell.last.get().map_or(0, |(_, t)| t as u16);
+                let mut n = steps.next().unwrap_or(1).max(1);
+                while wire.head != tail && n > 0 {
+                    frames.extend(wire.send(&tx.ring, wrap_add(wire.head, 1, ring_len)));
+                    n -= 1;
+                }
+                rounds += 1;
+                prop_assert!(rounds < 10_000, "no progress");
+            }
+            let tail = bell.last.get().map_or(0, |(_, t)| t as u16);
+            frames.extend(wire.send(&tx.ring, tail));
+            prop_assert_eq!(sw.get().oerrors, bad);
+            // Each packet's frames: TSO ones cut at 1000 bytes of payload.
+            let mut got = frames.into_iter();
+            for (frame, kind, k) in want {
+                if kind == 3 {
+                    let mut payload = Vec::new();
+                    while payload.len() < frame.len() - 54 {
+                        let f = got.next().expect("a TSO segment");
+                        verified(&f);
+                        payload.extend_from_slice(&f[54..]);
+                    }
+                    prop_assert_eq!(&payload[..], &frame[54..]);
+                } else {
+                    let mut f = got.next().expect("a frame per packet");
+                    if kind == 2 {
+                        prop_assert_eq!(&f[12..16], &[0x81, 0, (k >> 8) as u8, k as u8]);
+                        f.drain(12..16);
+                    }
+                    prop_assert_eq!(f, frame);
+                }
+            }
+            prop_assert!(got.next().is_none());
+            tx.release();
+            prop_assert!(pool.mempool().is_full());
+        }
     }
 }

@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use burst::ethdev::{DescLimits, TxOffloads};
+use burst::ethdev::settings::frame_overhead;
+use burst::ethdev::{DescLimits, DevInfo, RxOffloads, TxOffloads};
 use burst::{LcoreScope, LinkStatus, PacketPool, PortConf, PortId, Runtime};
 
 use crate::fwd::{self, Forward, TxBuffer, MAX_PKT_BURST};
@@ -76,6 +77,7 @@ impl L2fwd {
             if tx_offloads {
                 conf.tx_offloads = TxOffloads::MBUF_FAST_FREE;
             }
+            let jumbo = cfg.max_pkt_len.map(|len| jumbo_conf(&mut conf, &info, len, pool.data_room()));
             port.configure(&conf)?;
             // rte_eth_dev_adjust_nb_rx_tx_desc: fit 1024 into the device's limits.
             port.rx_queue_setup(0, adjust(NB_DESC, info.rx_desc_lim), &pool)?;
@@ -84,6 +86,9 @@ impl L2fwd {
             writeln!(out, "done: ")?;
             if cfg.promiscuous {
                 port.set_promiscuous(true)?;
+            }
+            if let Some(jumbo) = jumbo {
+                writeln!(out, "Port {id}: {jumbo}")?;
             }
             let mac = port.mac().to_string().to_uppercase();
             writeln!(out, "Port {id}, MAC address: {mac}\n")?;
@@ -226,6 +231,46 @@ impl L2fwd {
     }
 }
 
+/// What `--max-pkt-len` made of a port's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Jumbo {
+    /// The MTU: the frame less what the device adds around it.
+    pub mtu: u16,
+    /// The largest frame, CRC included.
+    pub frame: u32,
+    /// Frames larger than one buffer are received as chains (and chains sent).
+    pub scatter: bool,
+}
+
+impl std::fmt::Display for Jumbo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scatter = if self.scatter { "on" } else { "off" };
+        write!(f, "MTU {} (frames up to {} bytes), scatter {scatter}", self.mtu, self.frame)
+    }
+}
+
+/// `--max-pkt-len len` for a port described by `info` whose RX buffers hold `room` bytes, as
+/// DPDK's l3fwd applies it (`config_port_max_pkt_len`): the MTU is the frame less the device's
+/// overhead; a frame larger than one buffer needs scatter, and the chains it makes need
+/// multi-segment TX on the port they leave by, each asked for where the device offers it (a
+/// device that needs a frame to fit one buffer and cannot scatter refuses the MTU itself, naming
+/// both numbers).
+pub fn jumbo_conf(conf: &mut PortConf, info: &DevInfo, len: u32, room: u16) -> Jumbo {
+    let mtu = len.saturating_sub(frame_overhead(info)).min(u32::from(u16::MAX)) as u16;
+    conf.mtu = Some(mtu);
+    let mut scatter = false;
+    if len > u32::from(room) {
+        if info.rx_offload_capa.contains(RxOffloads::SCATTER) {
+            conf.rx_offloads |= RxOffloads::SCATTER;
+            scatter = true;
+        }
+        if info.tx_offload_capa.contains(TxOffloads::MULTI_SEGS) {
+            conf.tx_offloads |= TxOffloads::MULTI_SEGS;
+        }
+    }
+    Jumbo { mtu, frame: len, scatter }
+}
+
 /// Fits `n` descriptors into a device's limits, in `rte_eth_dev_adjust_nb_rx_tx_desc`'s order:
 /// align up, cap at the maximum, raise to the minimum.
 fn adjust(n: u16, lim: DescLimits) -> u16 {
@@ -284,6 +329,33 @@ mod tests {
         assert_eq!(adjust(1024, DescLimits { min: 32, max: 512, align: 8, default: 256, nb_seg_max: 1 }), 512);
         assert_eq!(adjust(1024, DescLimits { min: 2048, max: 4096, align: 128, default: 2048, nb_seg_max: 1 }), 2048);
         assert_eq!(adjust(1000, DescLimits { min: 32, max: 4096, align: 128, default: 256, nb_seg_max: 1 }), 1024);
+    }
+
+    #[test]
+    fn max_pkt_len_sets_the_mtu_and_scatter_where_the_buffers_are_too_small() {
+        use burst::ethdev::DeviceName;
+        // A device like the e1000: 18 bytes around the MTU, scatter and multi-segment TX.
+        let mut e1000 = DevInfo::software("net_e1000_em", DeviceName::Vdev("x".into()), 1);
+        (e1000.max_mtu, e1000.max_rx_pktlen) = (16110, 16128);
+        e1000.rx_offload_capa = RxOffloads::SCATTER;
+        e1000.tx_offload_capa = TxOffloads::MULTI_SEGS;
+        let mut conf = PortConf::queues(1, 1);
+        let j = jumbo_conf(&mut conf, &e1000, 9018, 2048);
+        assert_eq!((j, conf.mtu), (Jumbo { mtu: 9000, frame: 9018, scatter: true }, Some(9000)));
+        assert_eq!((conf.rx_offloads, conf.tx_offloads), (RxOffloads::SCATTER, TxOffloads::MULTI_SEGS));
+        assert_eq!(j.to_string(), "MTU 9000 (frames up to 9018 bytes), scatter on");
+        // Frames that fit a buffer need nothing more.
+        let mut conf = PortConf::queues(1, 1);
+        let j = jumbo_conf(&mut conf, &e1000, 1518, 2048);
+        assert_eq!((j.mtu, j.scatter, conf.rx_offloads), (1500, false, RxOffloads::NONE));
+        // A device without scatter is not asked for it: the port decides whether the MTU fits.
+        let soft = DevInfo::software("net_ring", DeviceName::Vdev("y".into()), 1);
+        let mut conf = PortConf::queues(1, 1);
+        let j = jumbo_conf(&mut conf, &soft, 9018, 2048);
+        assert_eq!(
+            (j.mtu, j.scatter, conf.rx_offloads, conf.tx_offloads),
+            (9000, false, RxOffloads::NONE, TxOffloads::NONE)
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! l2fwd [EAL options] -- -p PORTMASK [-P] [-q NQ] [-T PERIOD] [--[no-]mac-updating] [--portmap="(0,1)(2,3)"]
+//!       [--max-pkt-len PKTLEN]
 //! ```
 //!
 //! Each enabled port is paired with another (consecutive enabled ports, or `--portmap`); every
@@ -28,7 +29,7 @@ pub mod stats;
 
 use std::io::Write;
 
-pub use app::{L2fwd, Summary};
+pub use app::{jumbo_conf, Jumbo, L2fwd, Summary};
 pub use error::Error;
 pub use options::{parse_app_args, L2fwdConfig};
 pub use plan::Plan;

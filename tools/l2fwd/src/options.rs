@@ -30,6 +30,9 @@ pub struct L2fwdConfig {
     pub mac_updating: bool,
     /// `--portmap`: explicit port pairs instead of pairing consecutive enabled ports.
     pub portmap: Option<Vec<(u16, u16)>>,
+    /// `--max-pkt-len`: the largest frame to forward, CRC included (l2fwd-jumbo's and l3fwd's
+    /// option); `None` keeps each port's MTU.
+    pub max_pkt_len: Option<u32>,
 }
 
 impl L2fwdConfig {
@@ -42,6 +45,7 @@ impl L2fwdConfig {
             stats_period: 10,
             mac_updating: true,
             portmap: None,
+            max_pkt_len: None,
         }
     }
 }
@@ -54,7 +58,7 @@ struct PortMap(Vec<(u16, u16)>);
 #[derive(Debug, Parser)]
 #[command(
     name = "l2fwd",
-    override_usage = "l2fwd [EAL options] -- -p PORTMASK [-P] [-q NQ] [-T PERIOD] [--[no-]mac-updating] [--portmap=\"(PORT,PORT)(PORT,PORT)\"]",
+    override_usage = "l2fwd [EAL options] -- -p PORTMASK [-P] [-q NQ] [-T PERIOD] [--[no-]mac-updating] [--portmap=\"(PORT,PORT)(PORT,PORT)\"] [--max-pkt-len PKTLEN]",
     args_override_self = true
 )]
 struct Cli {
@@ -86,6 +90,11 @@ struct Cli {
     /// Forwarding port pairs, like "(0,1)(2,3)" (default: consecutive enabled ports)
     #[arg(long, value_name = "PAIRS", value_parser = parse_portmap)]
     portmap: Option<PortMap>,
+
+    /// Largest frame to forward, CRC included (64 to 65535): sets each port's MTU from it, and
+    /// turns on scatter (and multi-segment TX) where the pool's buffers are smaller
+    #[arg(long = "max-pkt-len", value_name = "PKTLEN", value_parser = parse_max_pkt_len)]
+    max_pkt_len: Option<u32>,
 }
 
 /// Parses the application's arguments: `args[0]` is the program name, the rest is what came
@@ -108,7 +117,23 @@ pub fn parse_app_args(args: &[String]) -> Result<L2fwdConfig, Error> {
         stats_period: cli.period,
         mac_updating: !cli.no_mac_updating,
         portmap: cli.portmap.map(|m| m.0),
+        max_pkt_len: cli.max_pkt_len,
     })
+}
+
+/// The smallest Ethernet frame, CRC included (DPDK's `RTE_ETHER_MIN_LEN`).
+pub const MIN_PKT_LEN: u32 = 64;
+/// The largest `--max-pkt-len`: what an MTU (16 bits) and its header and CRC can describe.
+pub const MAX_PKT_LEN: u32 = 65535;
+
+/// `--max-pkt-len`: decimal bytes, 64..=65535.
+fn parse_max_pkt_len(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (MIN_PKT_LEN..=MAX_PKT_LEN).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "invalid --max-pkt-len {s:?}: give the largest frame in bytes, CRC included, {MIN_PKT_LEN} to {MAX_PKT_LEN}"
+        )),
+    }
 }
 
 /// `-p`: hex, `0x` optional; 0 enables nothing and is refused, as in DPDK.
@@ -200,14 +225,27 @@ mod tests {
 
     #[test]
     fn every_option_is_read() {
-        let c =
-            parse(&["-p", "0xF0", "-P", "-q", "16", "-T", "0", "--no-mac-updating", "--portmap=(4,5)(0x6,7)"]).unwrap();
+        let c = parse(&[
+            "-p",
+            "0xF0",
+            "-P",
+            "-q",
+            "16",
+            "-T",
+            "0",
+            "--no-mac-updating",
+            "--portmap=(4,5)(0x6,7)",
+            "--max-pkt-len",
+            "9018",
+        ])
+        .unwrap();
         assert_eq!(c.portmask, 0xf0);
         assert!(c.promiscuous);
         assert_eq!(c.rx_ports_per_lcore, 16);
         assert_eq!(c.stats_period, 0);
         assert!(!c.mac_updating);
         assert_eq!(c.portmap, Some(vec![(4, 5), (6, 7)]));
+        assert_eq!(c.max_pkt_len, Some(9018));
         // Attached values, as getopt takes them; the last of two contrary flags wins.
         let c = parse(&["-p3", "-q2", "-T86400", "--no-mac-updating", "--mac-updating"]).unwrap();
         assert_eq!((c.portmask, c.rx_ports_per_lcore, c.stats_period, c.mac_updating), (3, 2, 86400, true));
@@ -229,6 +267,9 @@ mod tests {
         assert!(usage(&["-p", "3", "--portmap", "(0,32)"]).contains("below 32"));
         assert!(usage(&["-p", "3", "--portmap", "0,1"]).contains("no pair"));
         assert!(usage(&["-p", "3", "--bogus"]).contains("--bogus"));
+        assert!(usage(&["-p", "3", "--max-pkt-len", "63"]).contains("64 to 65535"));
+        assert!(usage(&["-p", "3", "--max-pkt-len", "65536"]).contains("64 to 65535"));
+        assert!(usage(&["-p", "3", "--max-pkt-len", "9k"]).contains("invalid --max-pkt-len \"9k\""));
         for m in [usage(&["-p", "zz"]), usage(&["--bogus"])] {
             assert!(!m.contains('\n'), "{m:?} is not one line");
         }

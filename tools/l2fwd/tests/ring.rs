@@ -3,14 +3,15 @@
 //! Four ring ports: 0 and 2 are joined (`pair=a`), 1 and 3 (`pair=b`). l2fwd forwards between
 //! ports 0 and 1 (`-p 0x3`) while the test, holding ports 2 and 3 with its own pool, sends
 //! numbered frames into port 2 (they reach l2fwd on port 0, leave on port 1, and come back to
-//! the test on port 3) and the other way round. The tests take turns: lcore ids and the signal
-//! flag are process-wide.
+//! the test on port 3) and the other way round. net_ring hands over packets as they are sent,
+//! chains included, so the jumbo test sends chained frames and checks that each comes out with
+//! the same segments. The tests take turns: lcore ids and the signal flag are process-wide.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use burst::net::{ethernet, EtherType, EthernetFrame};
-use burst::{EalOptions, MacAddr, PacketPool, PortConf, PortId, Runtime};
+use burst::{EalOptions, MacAddr, PacketBuf, PacketPool, PortConf, PortId, Runtime};
 use l2fwd::{parse_app_args, L2fwd, PortStats};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -43,11 +44,22 @@ fn runtime() -> Runtime {
 /// The IEEE 802 local experimental EtherType (IEEE Std 802 clause 9.2.2).
 const LOCAL_EXPERIMENTAL: EtherType = EtherType(0x88b5);
 
+/// The frames a test sends: standard (60 to 1459 bytes, one buffer each) or jumbo (60 to 9000
+/// bytes, chained over the test pool's 2048-byte buffers, the first segment cut short).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Traffic {
+    Standard,
+    Jumbo,
+}
+
 /// Frame `seq` of direction `dir` (0: into port 2, 1: into port 3): its own addresses, a local
 /// EtherType, then a payload of the sequence number, the direction, and bytes whose number
 /// and values depend on both.
-fn frame(dir: u8, seq: u32) -> Vec<u8> {
-    let len = 60 + (seq as usize * 7 + usize::from(dir) * 13) % 1400;
+fn frame(traffic: Traffic, dir: u8, seq: u32) -> Vec<u8> {
+    let len = match traffic {
+        Traffic::Standard => 60 + (seq as usize * 7 + usize::from(dir) * 13) % 1400,
+        Traffic::Jumbo => 60 + (seq as usize * 997 + usize::from(dir) * 13) % 8941,
+    };
     let mut f = vec![0u8; len];
     let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
     eth.set_dst(MacAddr([0x02, 0xaa, 0, 0, 0, dir]));
@@ -82,12 +94,47 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// The segment lengths frame `seq` of `len` bytes is sent in.
+fn segments(traffic: Traffic, seq: u32, len: usize) -> Vec<usize> {
+    match traffic {
+        Traffic::Standard => vec![len],
+        Traffic::Jumbo => {
+            let mut segs = vec![(20 + seq as usize % 100).min(len)];
+            while segs.iter().sum::<usize>() < len {
+                segs.push((len - segs.iter().sum::<usize>()).min(2048));
+            }
+            segs
+        }
+    }
+}
+
+/// `bytes` as a packet of the given segments from `pool`.
+fn packet(pool: &PacketPool, bytes: &[u8], segs: &[usize]) -> PacketBuf {
+    let mut at = 0;
+    let mut head: Option<PacketBuf> = None;
+    for &n in segs {
+        let mut seg = pool.alloc().expect("the test's pool ran dry");
+        assert!(seg.set_data(&bytes[at..at + n]));
+        at += n;
+        match head.as_mut() {
+            None => head = Some(seg),
+            Some(h) => h.chain(seg).map_err(|(_, e)| e).unwrap(),
+        }
+    }
+    head.unwrap()
+}
+
+/// A packet's bytes, over all its segments.
+fn bytes_of(p: &PacketBuf) -> Vec<u8> {
+    p.segments().flat_map(|s| s.data().iter().copied()).collect()
+}
+
 /// What l2fwd should deliver for a frame sent: `expect(frame, TX port, TX port's MAC)`.
 type Expect<'a> = &'a dyn Fn(&[u8], u8, MacAddr) -> Vec<u8>;
 
 /// Sends `N` frames each way through l2fwd and checks each one as it comes out: in order,
-/// payload intact, addresses as `expect` says.
-fn pump(rt: &Runtime, pool: &PacketPool, expect: Expect<'_>) {
+/// payload intact, addresses as `expect` says, in the segments it was sent in.
+fn pump(rt: &Runtime, pool: &PacketPool, traffic: Traffic, expect: Expect<'_>) {
     // Direction 0 leaves l2fwd on port 1, direction 1 on port 0.
     let l2fwd_tx = [(1u8, rt.port(1).unwrap().mac()), (0u8, rt.port(0).unwrap().mac())];
     // Direction 0 goes in at port 2 and out at port 3; direction 1 the other way.
@@ -103,9 +150,9 @@ fn pump(rt: &Runtime, pool: &PacketPool, expect: Expect<'_>) {
         for d in 0..2 {
             let room = (WINDOW - (sent[d] - received[d])).min(N - sent[d]).min(32);
             if room > 0 {
-                assert!(pool.alloc_bulk(&mut bufs, room as usize), "the test's pool ran dry");
-                for (k, buf) in bufs.iter_mut().enumerate() {
-                    assert!(buf.set_data(&frame(d as u8, sent[d] + k as u32)));
+                for seq in sent[d]..sent[d] + room {
+                    let f = frame(traffic, d as u8, seq);
+                    bufs.push(packet(pool, &f, &segments(traffic, seq, f.len())));
                 }
                 while !bufs.is_empty() {
                     assert!(Instant::now() < deadline, "port {} does not take frames", 2 + d);
@@ -117,7 +164,10 @@ fn pump(rt: &Runtime, pool: &PacketPool, expect: Expect<'_>) {
             for buf in bufs.drain(..) {
                 let seq = received[d];
                 let (port, mac) = l2fwd_tx[d];
-                assert_eq!(buf.data(), &expect(&frame(d as u8, seq), port, mac)[..], "direction {d}, frame {seq}");
+                let sent = frame(traffic, d as u8, seq);
+                assert_eq!(bytes_of(&buf), expect(&sent, port, mac), "direction {d}, frame {seq}");
+                let segs: Vec<usize> = buf.segments().map(|s| s.len()).collect();
+                assert_eq!(segs, segments(traffic, seq, sent.len()), "direction {d}, frame {seq}: its segments");
                 received[d] += 1;
             }
         }
@@ -127,10 +177,10 @@ fn pump(rt: &Runtime, pool: &PacketPool, expect: Expect<'_>) {
 
 /// Runs l2fwd with `app_args` while [`pump`] sends through it; returns l2fwd's output and
 /// final counters, having checked that both pools are full.
-fn forward_through_l2fwd(app_args: &[&str], expect: Expect<'_>) -> (String, Vec<PortStats>) {
+fn forward_through_l2fwd(app_args: &[&str], traffic: Traffic, expect: Expect<'_>) -> (String, Vec<PortStats>) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut rt = runtime();
-    let test_pool = rt.pktmbuf_pool("test_pool", 2048).unwrap();
+    let test_pool = rt.pktmbuf_pool("test_pool", 8192).unwrap();
     start_port(&mut rt, 2, &test_pool);
     start_port(&mut rt, 3, &test_pool);
 
@@ -146,7 +196,7 @@ fn forward_through_l2fwd(app_args: &[&str], expect: Expect<'_>) -> (String, Vec<
         let forwarding = s.spawn(|| app.forward(rt_ref, l2fwd_out));
         {
             let _stop = StopOnDrop(rt_ref);
-            pump(rt_ref, &test_pool, expect);
+            pump(rt_ref, &test_pool, traffic, expect);
         }
         forwarding.join().unwrap().unwrap();
     });
@@ -176,7 +226,7 @@ fn frames_are_forwarded_in_order_with_macs_rewritten() {
         [&eth.to_bytes()[..], rest].concat()
     };
     // Two lcores: port 0 on the main one, port 1 on the other.
-    let (out, stats) = forward_through_l2fwd(&["-p", "0x3", "-T", "0"], &expect);
+    let (out, stats) = forward_through_l2fwd(&["-p", "0x3", "-T", "0"], Traffic::Standard, &expect);
     assert_eq!(stats, all_forwarded());
     for line in ["MAC updating enabled", "Lcore 0: RX port 0 TX port 1", "Lcore 1: RX port 1 TX port 0"] {
         assert!(out.contains(line), "{line:?} missing from:\n{out}");
@@ -196,10 +246,30 @@ fn frames_are_forwarded_in_order_with_macs_rewritten() {
 fn without_mac_updating_frames_come_out_untouched() {
     // Both ports on the main lcore (-q 2), and the statistics screen on (due or not while the
     // frames pass).
-    let (out, stats) =
-        forward_through_l2fwd(&["-p", "3", "-q", "2", "--no-mac-updating", "-T", "1"], &|f, _, _| f.to_vec());
+    let (out, stats) = forward_through_l2fwd(
+        &["-p", "3", "-q", "2", "--no-mac-updating", "-T", "1"],
+        Traffic::Standard,
+        &|f, _, _| f.to_vec(),
+    );
     assert_eq!(stats, all_forwarded());
     assert!(out.contains("MAC updating disabled"), "{out}");
     assert!(out.contains("Lcore 0: RX port 0 TX port 1\nLcore 0: RX port 1 TX port 0"), "{out}");
     assert!(out.contains("L2FWD: lcore 1 has nothing to do"), "{out}");
+}
+
+#[test]
+fn jumbo_chains_are_forwarded_untouched() {
+    // --max-pkt-len 9018: MTU 9000 on every port (net_ring offers no scatter and needs none:
+    // it hands over the packets it is sent). Frames up to 9000 bytes in chains of up to five
+    // segments come out with the same segments, only their addresses rewritten.
+    let expect = |sent: &[u8], tx_port: u8, tx_mac: MacAddr| {
+        let mut f = sent.to_vec();
+        f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, tx_port]);
+        f[6..12].copy_from_slice(&tx_mac.bytes());
+        f
+    };
+    let (out, stats) =
+        forward_through_l2fwd(&["-p", "0x3", "-T", "0", "--max-pkt-len", "9018"], Traffic::Jumbo, &expect);
+    assert_eq!(stats, all_forwarded());
+    assert!(out.contains("MTU 9000"), "{out}");
 }

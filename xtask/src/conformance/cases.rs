@@ -31,11 +31,11 @@ const PACE_EVERY: u32 = 32;
 /// control either; an unpaced burst of thousands overruns a TCG guest's 1024 descriptors).
 const PACE_PAUSE: Duration = Duration::from_millis(2);
 /// Sequence number of the frame that ends a `conformance-guest rx` run.
-const END_SEQ: u32 = u32::MAX;
+pub(super) const END_SEQ: u32 = u32::MAX;
 /// A unicast address no lab NIC has.
-const OTHER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x77];
+pub(super) const OTHER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x77];
 /// The host's source address.
-const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+pub(super) const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
 
 /// One row of the table.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub struct CaseResult {
     pub detail: String,
 }
 
-type CaseFn = fn(&Ctx) -> Result<(u64, String), String>;
+pub(super) type CaseFn = fn(&Ctx) -> Result<(u64, String), String>;
 
 /// The cases in the order they run (probe binds the NICs, so it comes first).
 const CASES: [(&str, CaseFn); 10] = [
@@ -66,19 +66,21 @@ const CASES: [(&str, CaseFn); 10] = [
 ];
 
 /// One lab and what the cases learned about its pools.
-struct Ctx {
-    lab: Lab,
-    nic: NicModel,
+pub(super) struct Ctx {
+    pub(super) lab: Lab,
+    pub(super) nic: NicModel,
     binding: Binding,
     /// EAL options every guest program gets ([`eal_options`]).
     eal: &'static [&'static str],
     /// Guest runs whose pool was checked full, and the problems found.
     pools_checked: RefCell<u64>,
-    leaks: RefCell<Vec<String>>,
+    pub(super) leaks: RefCell<Vec<String>>,
 }
 
-/// Boots the lab for (`nic`, `binding`) and runs every case; a failed boot or bind fails them all.
+/// Boots the lab for (`nic`, `binding`) and runs every case, the offload cases of the model
+/// ([`super::offloads::cases`]) last, in the same boot; a failed boot or bind fails them all.
 pub fn run_combo(nic: NicModel, binding: Binding) -> Vec<CaseResult> {
+    let cases: Vec<(&'static str, CaseFn)> = CASES.iter().chain(super::offloads::cases(nic)).copied().collect();
     let row = |case: &'static str, pass: bool, packets: u64, duration: Duration, detail: String| CaseResult {
         case,
         nic,
@@ -99,7 +101,7 @@ pub fn run_combo(nic: NicModel, binding: Binding) -> Vec<CaseResult> {
         Ok(lab) => lab,
         Err(e) => {
             let mut rows: Vec<CaseResult> =
-                CASES.iter().map(|(name, _)| row(name, false, 0, Duration::ZERO, e.clone())).collect();
+                cases.iter().map(|(name, _)| row(name, false, 0, Duration::ZERO, e.clone())).collect();
             rows.push(row("leaks", false, 0, Duration::ZERO, e));
             rows[0].duration = t.elapsed();
             return rows;
@@ -115,7 +117,7 @@ pub fn run_combo(nic: NicModel, binding: Binding) -> Vec<CaseResult> {
         leaks: RefCell::new(Vec::new()),
     };
     let mut rows = Vec::new();
-    for (i, (name, case)) in CASES.iter().enumerate() {
+    for (i, (name, case)) in cases.iter().enumerate() {
         let t = Instant::now();
         let res = case(&ctx);
         // The boot and bind count towards the first case.
@@ -128,7 +130,7 @@ pub fn run_combo(nic: NicModel, binding: Binding) -> Vec<CaseResult> {
         if let Err(e) = ctx.lab.sh("true") {
             // What the guest printed last says why (a panic, RCU stalls, a hung task): once.
             let console = ctx.lab.console_tail(25);
-            for (k, (name, _)) in CASES[i + 1..].iter().enumerate() {
+            for (k, (name, _)) in cases[i + 1..].iter().enumerate() {
                 let detail = match k {
                     0 => format!("guest gone: {e}; its console's last lines:\n{console}"),
                     _ => format!("guest gone: {e}"),
@@ -191,7 +193,7 @@ impl Ctx {
     }
 
     /// `prog -a NIC... -l LCORES [EAL options of the combination] -- app...`.
-    fn argv<'a>(&'a self, prog: &'a str, nics: &[usize], lcores: &'a str, app: &[&'a str]) -> Vec<&'a str> {
+    pub(super) fn argv<'a>(&'a self, prog: &'a str, nics: &[usize], lcores: &'a str, app: &[&'a str]) -> Vec<&'a str> {
         let mut v = vec![prog];
         for &i in nics {
             v.extend(["-a", self.addr(i)]);
@@ -203,13 +205,13 @@ impl Ctx {
         v
     }
 
-    fn mac(&self, i: usize) -> [u8; 6] {
+    pub(super) fn mac(&self, i: usize) -> [u8; 6] {
         self.lab.nics()[i].mac
     }
 
     /// A finished guest program's output: exit 0 and its pool reported full, or why not. The
     /// outcome also goes into the leaks row.
-    fn check_exit(&self, what: &str, out: &Output) -> Result<(), String> {
+    pub(super) fn check_exit(&self, what: &str, out: &Output) -> Result<(), String> {
         if out.status.success() {
             *self.pools_checked.borrow_mut() += 1;
             return Ok(());
@@ -222,7 +224,7 @@ impl Ctx {
     }
 
     /// `conformance-guest`'s `RESULT` object, after [`Ctx::check_exit`]; the pool in it must be full.
-    fn guest_result(&self, what: &str, out: &Output) -> Result<Value, String> {
+    pub(super) fn guest_result(&self, what: &str, out: &Output) -> Result<Value, String> {
         self.check_exit(what, out)?;
         let stdout = out.stdout_str();
         let line = stdout.lines().rev().find_map(|l| l.strip_prefix("RESULT ")).ok_or(format!("{what}: no RESULT"))?;
@@ -247,7 +249,7 @@ impl Ctx {
     }
 
     /// Sends frames on wire `i`, pausing every [`PACE_EVERY`].
-    fn send_paced(&self, i: usize, frames: impl IntoIterator<Item = Vec<u8>>) -> Result<u64, String> {
+    pub(super) fn send_paced(&self, i: usize, frames: impl IntoIterator<Item = Vec<u8>>) -> Result<u64, String> {
         let mut n = 0u64;
         for f in frames {
             self.lab.wire(i).send(&f).map_err(|e| format!("sending on wire {i}: {e}"))?;

@@ -1,10 +1,11 @@
 //! `cargo xtask conformance`: the driver conformance suite. Every (NIC model, binding) pair gets
 //! one lab boot with two NICs of that model, bound to the PCI driver the binding names; the cases
-//! of [`cases`] then run in the guest (`conformance-guest`, `l2fwd`) while the host sends and
+//! of [`cases`] (and, on the models that have them, the offload cases of [`offloads`]) then run in the guest (`conformance-guest`, `l2fwd`) while the host sends and
 //! receives on the NICs' wires. The results are printed as one table; the exit status is 1 if any
 //! case failed. See `docs/drivers.md`.
 
 mod cases;
+mod offloads;
 
 use std::collections::VecDeque;
 use std::process::ExitCode;
