@@ -8,13 +8,12 @@
 //! a limit passes only by finding exactly that (a refused offload, checksums left unknown) and
 //! says so in its row; a model that shows less than [`limit`] admits fails.
 //!
-//! Which models run them is [`runs_on`]: the e1000 models on this branch. To add a model (the
-//! virtio-net ones once their mergeable-buffer and offload work is merged), let [`runs_on`]
-//! return true for it and give [`limit`] a line per feature its QEMU model cannot show (QEMU's
-//! `-netdev dgram` wire carries no virtio-net header, so QEMU offers neither `CSUM` nor
-//! `GUEST_CSUM` nor TSO there, and virtio-net has no VLAN strip or insert: `Feature::TxCsum`,
-//! `RxCsum`, `Tso` and `Vlan` are `Limit::Refused` for them; `offload-guest` exits 3 when the
-//! port refuses an offload, and the case's row then says why it was not shown).
+//! Which models run them is [`runs_on`]: every model with a burst driver (e1000 and virtio-net).
+//! [`limit`] has a line per feature a QEMU model cannot show: QEMU's `-netdev dgram` wire carries
+//! no virtio-net header, so QEMU offers neither `CSUM` nor `GUEST_CSUM` nor TSO there, and
+//! virtio-net has no VLAN strip or insert, so for the virtio models `Feature::TxCsum`, `RxCsum`,
+//! `Tso` and `Vlan` are `Limit::Refused`: `offload-guest` exits 3 when the port refuses an
+//! offload, and the case's row then says why it was not shown.
 
 use std::time::{Duration, Instant};
 
@@ -48,7 +47,14 @@ pub(super) fn cases(nic: NicModel) -> &'static [(&'static str, CaseFn)] {
 /// Whether the offload cases run on `nic`: the e1000 models. virtio-net's mergeable buffers and
 /// offloads are not on this branch (see the module's documentation to add them).
 pub(super) fn runs_on(nic: NicModel) -> bool {
-    matches!(nic, NicModel::E1000 | NicModel::E1000_82545em | NicModel::E1000_82544gc)
+    matches!(
+        nic,
+        NicModel::E1000
+            | NicModel::E1000_82545em
+            | NicModel::E1000_82544gc
+            | NicModel::VirtioLegacy
+            | NicModel::VirtioModern
+    )
 }
 
 /// A feature a case proves.
@@ -64,9 +70,8 @@ pub(super) enum Feature {
 /// What QEMU's model of a NIC cannot show, and how that looks from the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Limit {
-    /// The device does not offer the feature: the port refuses it at configure. No e1000 model
-    /// has such a limit; the virtio-net models will (see the module's documentation).
-    #[allow(dead_code)]
+    /// The device does not offer the feature: the port refuses it at configure (the virtio-net
+    /// models, for checksums, TSO and VLAN: see the module's documentation).
     Refused(&'static str),
     /// The device takes the request but checks nothing: every RX checksum verdict is unknown.
     Unchecked(&'static str),
@@ -79,6 +84,14 @@ pub(super) fn limit(nic: NicModel, feature: Feature) -> Option<Limit> {
         // frame's last descriptor: the 8254x models check no received checksum.
         (NicModel::E1000 | NicModel::E1000_82545em | NicModel::E1000_82544gc, Feature::RxCsum) => {
             Some(Limit::Unchecked("QEMU's 8254x model sets IXSM on every frame: it checks no received checksum"))
+        }
+        (NicModel::VirtioLegacy | NicModel::VirtioModern, Feature::TxCsum | Feature::RxCsum | Feature::Tso) => {
+            Some(Limit::Refused(
+                "QEMU's -netdev dgram wire has no virtio-net header, so QEMU offers no CSUM, GUEST_CSUM or HOST_TSO",
+            ))
+        }
+        (NicModel::VirtioLegacy | NicModel::VirtioModern, Feature::Vlan) => {
+            Some(Limit::Refused("virtio-net has no VLAN strip or insert (VIRTIO_NET_F_CTRL_VLAN only filters)"))
         }
         _ => None,
     }
@@ -216,23 +229,48 @@ fn jumbo_fwd(c: &Ctx) -> Result<(u64, String), String> {
     Ok((2 * SIZES.len() as u64, format!("{SIZES:?} each way on 2 KiB buffers, byte-exact; {pool}")))
 }
 
-/// scatter: with 1 KiB buffers and the largest MTU the 8254x takes (16110: 16128-byte frames with
-/// CRC, long packet enable), frames of every size up to 16124 bytes arrive as chains of
-/// ceil(len / 1024) segments holding exactly the bytes sent.
+/// The longest frame (CRC included) the scatter case asks `nic` to take: the 8254x's 16128
+/// (SDM 8.2.5.3, long packet enable; MTU 16110); virtio-net's driver offers an MTU up to 9706
+/// (its largest mergeable frame), of which the case uses 9000.
+fn scatter_max_pkt_len(nic: NicModel) -> usize {
+    if nic.is_virtio() {
+        9018
+    } else {
+        16128
+    }
+}
+
+/// The segments a `len`-byte frame fills with 1 KiB buffers: 1024 bytes each on the 8254x;
+/// virtio-net's driver posts each mergeable buffer with the 12 bytes in front of its data for
+/// the net header, which only the first buffer needs, so later ones take 1036 bytes.
+fn scatter_segments(nic: NicModel, len: usize) -> usize {
+    if nic.is_virtio() && len > 1024 {
+        1 + (len - 1024).div_ceil(1036)
+    } else {
+        len.div_ceil(1024)
+    }
+}
+
+/// scatter: with 1 KiB buffers and the largest MTU the model takes (16110 on the 8254x, 16128-byte
+/// frames with CRC; 9000 on virtio-net), frames of every size up to that arrive as chains of the
+/// segments the buffers make ([`scatter_segments`]) holding exactly the bytes sent.
 fn scatter(c: &Ctx) -> Result<(u64, String), String> {
-    const SIZES: [usize; 8] = [60, 1024, 1025, 1514, 3000, 8192, 9014, 16124];
-    let app = match start(c, &["recv", "--rx-offloads", "scatter", "--data-room", "1024", "--max-pkt-len", "16128"])? {
+    const SIZES: [usize; 9] = [60, 1024, 1025, 1514, 3000, 7200, 8192, 9014, 16124];
+    let max = scatter_max_pkt_len(c.nic);
+    let max_arg = max.to_string();
+    let app = match start(c, &["recv", "--rx-offloads", "scatter", "--data-room", "1024", "--max-pkt-len", &max_arg])? {
         Ok(app) => app,
         Err(why) => return refused(c, Feature::Scatter, &why),
     };
+    let sizes: Vec<usize> = SIZES.into_iter().filter(|&len| len + 4 <= max).collect();
     let sent: Vec<Vec<u8>> =
-        SIZES.iter().enumerate().map(|(k, &len)| TestFrame::build(c.mac(0), HOST_MAC, k as u32, len)).collect();
+        sizes.iter().enumerate().map(|(k, &len)| TestFrame::build(c.mac(0), HOST_MAC, k as u32, len)).collect();
     let (v, got) = recv_frames(c, app, &sent)?;
     if got.len() != sent.len() {
         return Err(format!("{} of {} frames arrived: {}", got.len(), sent.len(), v["stats"]));
     }
     for (s, g) in sent.iter().zip(&got) {
-        let want = [s.len() as u64, s.len().div_ceil(1024) as u64];
+        let want = [s.len() as u64, scatter_segments(c.nic, s.len()) as u64];
         if g[..2] != want || g[6] != fnv1a(s) {
             return Err(format!(
                 "a {}-byte frame arrived as {} bytes in {} segments (want {}), {}",
@@ -245,7 +283,7 @@ fn scatter(c: &Ctx) -> Result<(u64, String), String> {
         }
     }
     let segs: Vec<u64> = got.iter().map(|g| g[1]).collect();
-    Ok((sent.len() as u64, format!("{SIZES:?} in {segs:?} 1 KiB segments, intact")))
+    Ok((sent.len() as u64, format!("{sizes:?} in {segs:?} 1 KiB segments, intact")))
 }
 
 /// The IPv4 and L4 checksums of an Ethernet + IPv4 + TCP/UDP frame are right: `Err` says which
@@ -519,7 +557,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_e1000_model_runs_the_cases_and_says_what_qemu_cannot_show() {
+    fn every_model_runs_the_cases_and_says_what_qemu_cannot_show() {
         for nic in NicModel::ALL {
             assert_eq!(cases(nic).len(), if runs_on(nic) { CASES.len() } else { 0 }, "{nic}");
             if runs_on(nic) && nic.kernel_driver() == "e1000" {
@@ -529,6 +567,13 @@ mod tests {
                 );
                 for f in [Feature::Scatter, Feature::TxCsum, Feature::Vlan, Feature::Tso] {
                     assert_eq!(limit(nic, f), None, "{nic}: QEMU's 8254x shows {f:?}");
+                }
+            }
+            if nic.kernel_driver() == "virtio-pci" {
+                assert!(runs_on(nic), "{nic}");
+                assert_eq!(limit(nic, Feature::Scatter), None, "{nic}: QEMU offers MRG_RXBUF");
+                for f in [Feature::TxCsum, Feature::RxCsum, Feature::Vlan, Feature::Tso] {
+                    assert!(matches!(limit(nic, f), Some(Limit::Refused(_))), "{nic}: {f:?}");
                 }
             }
         }
