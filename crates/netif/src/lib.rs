@@ -7,20 +7,20 @@
 //! - [`Link`]: what the ports need of an interface: its index, address, MTU and its range,
 //!   whether it is up and has a carrier, its queue counts, its drop counters and the XDP
 //!   program attached to it.
+//! - [`Iface`]: the interface a port holds: the port's settings applied to it, and put back as
+//!   they were found when the port closes.
 //! - [`NetifError`]: what went wrong, in one line that says what to do.
-//! - `testing` (feature `testing`): network namespaces and veth pairs for the drivers' host
-//!   tests, made with `ip` and removed when dropped.
 //!
 //! The messages are built and parsed by `netlink-packet-route` (the rust-netlink project's, which
 //! `rtnetlink` is built on) and sent on `netlink-sys`'s socket: nothing here lays out a netlink
 //! message by hand. Everything is synchronous: the ports call it on the control path only.
 
 mod error;
+mod iface;
 mod link;
 mod netlink;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use error::NetifError;
+pub use iface::Iface;
 pub use link::{Link, LinkDrops, XdpMode};
 pub use netlink::Netlink;

@@ -1,7 +1,7 @@
 //! rtnetlink on a veth pair in namespaces of the test's own (root).
 
 use burst_net::MacAddr;
-use burst_netif::testing::{veth, NetNs};
+use burst_netbed::{veth, NetNs};
 use burst_netif::{NetifError, Netlink};
 use netlink_packet_route::link::LinkFlags;
 

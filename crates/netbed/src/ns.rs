@@ -1,6 +1,5 @@
-//! The host tests' network: namespaces and veth pairs made with iproute2's `ip`, removed when
-//! dropped (a namespace takes its interfaces with it), raw sockets at the far ends, and the mixed
-//! stream of frames the l2fwd tests send through a port.
+//! Namespaces and veth pairs made with iproute2's `ip`, removed when dropped (a namespace takes
+//! its interfaces with it), and raw sockets at the far ends.
 //!
 //! Nothing here touches the host's own interfaces: every interface is made inside a namespace
 //! this process made. A test that cannot make them (not root, no `ip`) fails, saying what is
@@ -259,4 +258,34 @@ impl RawSocket {
 /// packet(7)'s option for the metadata of each received frame (if_packet.h).
 const PACKET_AUXDATA: libc::c_int = 8;
 
-pub mod stream;
+/// Runs `f` on a thread of its own whose effective capabilities lack `caps` (capget(2) and
+/// capset(2) are per thread: the rest of the process keeps them), in namespace `ns`.
+pub fn without_caps<T: Send>(ns: &NetNs, caps: &[u32], f: impl FnOnce() -> T + Send) -> T {
+    ns.enter(|| {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const VERSION_3: u32 = 0x2008_0522;
+        let mut hdr = Header { version: VERSION_3, pid: 0 };
+        let mut data = [Data::default(); 2];
+        // SAFETY: capget fills two Data structs for version 3 of the calling thread (pid 0).
+        let r = unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) };
+        assert_eq!(r, 0, "capget: {}", std::io::Error::last_os_error());
+        for &c in caps {
+            data[(c / 32) as usize].effective &= !(1 << (c % 32));
+        }
+        // SAFETY: capset of the calling thread's own sets, only narrowed.
+        let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };
+        assert_eq!(r, 0, "capset: {}", std::io::Error::last_os_error());
+        f()
+    })
+}
