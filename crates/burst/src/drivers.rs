@@ -12,4 +12,5 @@ pub fn registry() -> Registry {
         .vdev(&burst_net_ring::DRIVER)
         .vdev(&burst_virtio::VDEV_DRIVER)
         .vdev(&burst_af_packet::DRIVER)
+        .vdev(&burst_af_xdp::DRIVER)
 }

@@ -184,3 +184,81 @@ fn receive(sock: &RawSocket, d: usize, frames: &[Vec<u8>], seen: &AtomicU32, pat
     }
     got
 }
+
+/// The environment variable that makes a test binary's child test run l2fwd: the two `--vdev`
+/// strings, separated by a space.
+pub const CHILD_ENV: &str = "BURST_NETBED_L2FWD_CHILD";
+
+/// The child half of [`Bed::kill_mid_traffic`], run in a process of its own in the middle
+/// namespace: l2fwd on the ports [`CHILD_ENV`] names, forwarding until it is killed. Fails
+/// when the variable is not set (the test was run by hand, not by its parent).
+pub fn l2fwd_until_killed() {
+    let spec = std::env::var(CHILD_ENV).unwrap_or_else(|_| {
+        panic!(
+            "this test is the child half of a kill -9 test and runs only when that test starts it ({CHILD_ENV} unset)"
+        )
+    });
+    let vdevs: Vec<&str> = spec.split(' ').collect();
+    assert_eq!(vdevs.len(), 2, "{CHILD_ENV}={spec:?}: two --vdev strings");
+    let mut rt = runtime([vdevs[0], vdevs[1]]);
+    let args: Vec<String> = ["l2fwd", "-p", "0x3", "-T", "0"].iter().map(|s| s.to_string()).collect();
+    let cfg = parse_app_args(&args).expect("l2fwd's options");
+    let mut sink = std::io::sink();
+    let app = L2fwd::setup(&mut rt, &cfg, &mut sink).unwrap_or_else(|e| panic!("l2fwd setup: {e}"));
+    println!("READY");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let _ = app.forward(&rt, &mut sink);
+}
+
+impl Bed {
+    /// Starts `child` (this test binary, run on its test that calls [`l2fwd_until_killed`] with
+    /// [`CHILD_ENV`] set), checks l2fwd forwards 200 frames each way, then kills it with SIGKILL
+    /// while frames keep coming, and waits until it is gone.
+    pub fn kill_mid_traffic(&self, mut child: std::process::Command) {
+        use std::io::BufRead as _;
+        let mut child = child.stdout(std::process::Stdio::piped()).spawn().expect("starting the child l2fwd");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("READY") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("the child l2fwd never said READY (it ended: {status:?})");
+        }
+        let pumped = self.pump(200, Duration::from_secs(10));
+        for (d, p) in pumped.iter().enumerate() {
+            assert!(p.errors.is_empty() && p.good == 200, "before the kill, direction {d}: {p:?}");
+        }
+        // Frames keep coming from both sides while the child dies.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for d in 0..2 {
+                let (far, stop) = (&self.far[d], &stop);
+                s.spawn(move || {
+                    far.set_thread();
+                    let sock = RawSocket::open(FAR_IFACE);
+                    let frames = stream(d as u8, 512);
+                    for f in frames.iter().cycle() {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let _ = sock.send(f);
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            child.kill().expect("SIGKILL to the child");
+            let status = child.wait().expect("waiting for the child");
+            assert!(!status.success(), "the child was killed: {status:?}");
+            std::thread::sleep(Duration::from_millis(100));
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+}

@@ -15,5 +15,5 @@ pub mod l2fwd;
 mod ns;
 pub mod stream;
 
-pub use l2fwd::{Bed, Pumped};
+pub use l2fwd::{l2fwd_until_killed, Bed, Pumped, CHILD_ENV};
 pub use ns::{require_root_and_ip, veth, without_caps, NetNs, RawSocket};

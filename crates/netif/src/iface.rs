@@ -1,14 +1,21 @@
 //! [`Iface`]: the interface a kernel-interface port sends and receives on, and the port's
-//! settings applied to it. What the port changes (MTU, address, promiscuous and all-multicast
-//! modes) is put back as it was found when the port closes, so the host's interface outlives the
-//! port unchanged.
+//! settings applied to it. The MTU and address are changed over netlink and put back as they
+//! were found when the port closes. The promiscuous and all-multicast modes are not flags the
+//! port flips but memberships it holds (packet(7), `PACKET_MR_PROMISC`/`PACKET_MR_ALLMULTI` on a
+//! packet socket that receives nothing): the kernel counts them with everyone else's and drops
+//! them when the socket closes, so a port that is killed leaves no mode behind.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 
 use burst_net::MacAddr;
-use netlink_packet_route::link::LinkFlags;
 
 use crate::{Link, NetifError, Netlink};
+
+/// packet(7)'s membership option and kinds (include/uapi/linux/if_packet.h).
+const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+const PACKET_MR_PROMISC: u16 = 1;
+const PACKET_MR_ALLMULTI: u16 = 2;
 
 /// An interface, as a port holds it.
 #[derive(Debug)]
@@ -16,15 +23,61 @@ pub struct Iface {
     nl: Mutex<Netlink>,
     found: Link,
     changed: Mutex<Changed>,
+    /// The sockets holding the promiscuous and all-multicast memberships.
+    promisc: Mutex<Option<OwnedFd>>,
+    allmulti: Mutex<Option<OwnedFd>>,
 }
 
-/// What the port changed, to put back.
+/// What the port changed over netlink, to put back.
 #[derive(Debug, Default)]
 struct Changed {
     mtu: bool,
     mac: bool,
-    promisc: bool,
-    allmulti: bool,
+}
+
+/// A packet socket that receives nothing (protocol 0) holding membership `kind` of `ifindex`.
+fn membership(ifindex: u32, kind: u16, op: &str) -> Result<OwnedFd, NetifError> {
+    let refused = |source| NetifError::Refused { op: op.to_string(), ifindex, source };
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(refused(std::io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: packet_mreq is plain data; all zeroes is a valid start.
+    let mut mr: libc::packet_mreq = unsafe { std::mem::zeroed() };
+    mr.mr_ifindex = ifindex as i32;
+    mr.mr_type = kind;
+    // SAFETY: setsockopt reads a packet_mreq of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_ADD_MEMBERSHIP,
+            (&mr as *const libc::packet_mreq).cast(),
+            std::mem::size_of::<libc::packet_mreq>() as u32,
+        )
+    };
+    if r != 0 {
+        return Err(refused(std::io::Error::last_os_error()));
+    }
+    Ok(fd)
+}
+
+/// Holds (`on`) or lets go of a membership socket.
+fn hold(
+    slot: &Mutex<Option<OwnedFd>>,
+    on: bool,
+    make: impl FnOnce() -> Result<OwnedFd, NetifError>,
+) -> Result<(), NetifError> {
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    match (on, slot.is_some()) {
+        (true, false) => *slot = Some(make()?),
+        (false, true) => *slot = None,
+        _ => {}
+    }
+    Ok(())
 }
 
 impl Iface {
@@ -32,11 +85,21 @@ impl Iface {
     pub fn open(name: &str) -> Result<Iface, NetifError> {
         let mut nl = Netlink::open()?;
         let found = nl.link_by_name(name)?;
-        Ok(Iface { nl: Mutex::new(nl), found, changed: Mutex::default() })
+        Ok(Iface {
+            nl: Mutex::new(nl),
+            found,
+            changed: Mutex::default(),
+            promisc: Mutex::default(),
+            allmulti: Mutex::default(),
+        })
     }
 
     fn nl(&self) -> MutexGuard<'_, Netlink> {
         self.nl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn changed(&self) -> MutexGuard<'_, Changed> {
+        self.changed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The interface as it was when opened.
@@ -64,7 +127,7 @@ impl Iface {
         let mut nl = self.nl();
         if nl.link(self.found.index)?.mtu != mtu {
             nl.set_mtu(self.found.index, mtu)?;
-            self.changed.lock().unwrap_or_else(|e| e.into_inner()).mtu = true;
+            self.changed().mtu = true;
         }
         Ok(())
     }
@@ -74,63 +137,36 @@ impl Iface {
         let mut nl = self.nl();
         if nl.link(self.found.index)?.mac != Some(mac) {
             nl.set_mac(self.found.index, mac)?;
-            self.changed.lock().unwrap_or_else(|e| e.into_inner()).mac = true;
+            self.changed().mac = true;
         }
         Ok(())
     }
 
-    /// Promiscuous mode on or off.
+    /// Promiscuous mode on (a membership held) or off (let go: the interface stays promiscuous
+    /// if someone else holds one).
     pub fn set_promisc(&self, on: bool) -> Result<(), NetifError> {
-        self.set_flag(LinkFlags::Promisc, on, |c| &mut c.promisc)
+        hold(&self.promisc, on, || membership(self.found.index, PACKET_MR_PROMISC, "promiscuous mode"))
     }
 
-    /// All-multicast mode on or off.
+    /// All-multicast mode on or off, the same way.
     pub fn set_allmulti(&self, on: bool) -> Result<(), NetifError> {
-        self.set_flag(LinkFlags::Allmulti, on, |c| &mut c.allmulti)
+        hold(&self.allmulti, on, || membership(self.found.index, PACKET_MR_ALLMULTI, "all-multicast mode"))
     }
 
-    fn set_flag(
-        &self,
-        flag: LinkFlags,
-        on: bool,
-        mark: impl FnOnce(&mut Changed) -> &mut bool,
-    ) -> Result<(), NetifError> {
-        let mut nl = self.nl();
-        let now = nl.link(self.found.index)?;
-        let is = if flag == LinkFlags::Promisc { now.promisc } else { now.allmulti };
-        if is != on {
-            nl.set_flags(self.found.index, if on { flag } else { LinkFlags::empty() }, flag)?;
-            *mark(&mut self.changed.lock().unwrap_or_else(|e| e.into_inner())) = true;
-        }
-        Ok(())
-    }
-
-    /// Puts back what the port changed, as the interface was when opened. Every setting is
-    /// tried; the first error is returned.
+    /// Puts back what the port changed, as the interface was when opened, and lets go of the
+    /// memberships. Every setting is tried; the first error is returned.
     pub fn restore(&self) -> Result<(), NetifError> {
-        let mut changed = std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()));
+        *self.promisc.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.allmulti.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let changed = std::mem::take(&mut *self.changed());
         let (f, index) = (&self.found, self.found.index);
         let mut nl = self.nl();
-        let mut first = Ok(());
-        let mut keep = |r: Result<(), NetifError>| {
-            if first.is_ok() {
-                first = r;
-            }
+        let mtu = if changed.mtu { nl.set_mtu(index, f.mtu) } else { Ok(()) };
+        let mac = match (changed.mac, f.mac) {
+            (true, Some(mac)) => nl.set_mac(index, mac),
+            _ => Ok(()),
         };
-        if std::mem::take(&mut changed.mtu) {
-            keep(nl.set_mtu(index, f.mtu));
-        }
-        if let (true, Some(mac)) = (std::mem::take(&mut changed.mac), f.mac) {
-            keep(nl.set_mac(index, mac));
-        }
-        for (was_changed, flag, was) in
-            [(changed.promisc, LinkFlags::Promisc, f.promisc), (changed.allmulti, LinkFlags::Allmulti, f.allmulti)]
-        {
-            if was_changed {
-                keep(nl.set_flags(index, if was { flag } else { LinkFlags::empty() }, flag));
-            }
-        }
-        first
+        mtu.and(mac)
     }
 }
 

@@ -42,3 +42,25 @@ fn a_veth_is_read_and_changed_over_netlink() {
         assert_eq!(nl.link_by_name("nl1").unwrap().mac, Some(mac_b));
     });
 }
+
+#[test]
+fn promiscuous_mode_is_a_membership_that_goes_with_the_port() {
+    let (a, b) = (NetNs::new("nl-p"), NetNs::new("nl-pf"));
+    veth(&a, "p0", MacAddr([2, 0x62, 0x75, 2, 0, 1]), &b, "p1", MacAddr([2, 0x62, 0x75, 2, 0, 2]), 1);
+    a.enter(|| {
+        let mut nl = Netlink::open().unwrap();
+        let iface = burst_netif::Iface::open("p0").unwrap();
+        iface.set_promisc(true).unwrap();
+        iface.set_allmulti(true).unwrap();
+        let now = nl.link_by_name("p0").unwrap();
+        assert!(now.promisc && now.allmulti, "{now:?}");
+        iface.set_mtu(4000).unwrap();
+        assert_eq!(nl.link_by_name("p0").unwrap().mtu, 4000);
+        iface.set_promisc(false).unwrap();
+        assert!(!nl.link_by_name("p0").unwrap().promisc);
+        iface.set_promisc(true).unwrap();
+        drop(iface);
+        let after = nl.link_by_name("p0").unwrap();
+        assert!(!after.promisc && !after.allmulti && after.mtu == 1500, "all put back: {after:?}");
+    });
+}

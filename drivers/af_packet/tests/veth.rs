@@ -226,3 +226,31 @@ fn wrong_interface_down_interface_and_no_cap_net_raw_are_one_line_errors() {
     let text = mid.enter(|| probe(&mem, spec).unwrap_err().to_string());
     assert!(text.contains("framesz=100 must be a multiple of 16"), "{text}");
 }
+
+/// Kill -9 mid-traffic, start again on the same interfaces: it works, and the killed process's
+/// promiscuous mode went with its sockets.
+#[test]
+fn kill_nine_mid_traffic_then_start_again() {
+    let _s = serial();
+    let bed = Bed::new("pkt-kill", 1);
+    let vdevs = ["net_af_packet0,iface=k0", "net_af_packet1,iface=k1"];
+    let mut child = bed.mid.command(std::env::current_exe().unwrap());
+    child.args(["--exact", "kill_child", "--include-ignored", "--nocapture", "--test-threads=1"]);
+    child.env(burst_netbed::CHILD_ENV, vdevs.join(" "));
+    bed.kill_mid_traffic(child);
+    bed.mid.enter(|| {
+        for k in ["k0", "k1"] {
+            assert!(!burst_netif::Iface::open(k).unwrap().found().promisc, "{k}: no promiscuous mode left behind");
+        }
+    });
+    let (pumped, out) = bed.l2fwd(vdevs, 1000);
+    for (d, p) in pumped.iter().enumerate() {
+        assert!(p.errors.is_empty() && p.good == 1000, "after the restart, direction {d}: {p:?}\n{out}");
+    }
+}
+
+#[test]
+#[ignore = "the child half of kill_nine_mid_traffic_then_start_again: that test starts it"]
+fn kill_child() {
+    burst_netbed::l2fwd_until_killed();
+}
