@@ -60,9 +60,9 @@ pub struct Link {
     pub up: bool,
     /// Up with a carrier (`IFF_LOWER_UP`, operational state up or unknown).
     pub carrier: bool,
-    /// Promiscuous (`IFF_PROMISC`).
+    /// Promiscuous: the flag set, or anyone holding a membership (`IFLA_PROMISCUITY` > 0).
     pub promisc: bool,
-    /// All-multicast (`IFF_ALLMULTI`).
+    /// All-multicast: the flag, or anyone's membership (`IFLA_ALLMULTI` > 0, Linux 6.0).
     pub allmulti: bool,
     /// RX queues the kernel made for it.
     pub rx_queues: u32,
@@ -102,6 +102,10 @@ impl Link {
                 LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::MinMtu(m) => link.min_mtu = *m,
                 LinkAttribute::MaxMtu(m) => link.max_mtu = *m,
+                // The counts of everyone's requests (memberships included), which the flags in
+                // the header do not show.
+                LinkAttribute::Promiscuity(n) => link.promisc |= *n > 0,
+                LinkAttribute::AllMulticast(n) => link.allmulti |= *n > 0,
                 LinkAttribute::NumRxQueues(n) => link.rx_queues = *n,
                 LinkAttribute::NumTxQueues(n) => link.tx_queues = *n,
                 LinkAttribute::OperState(s) => oper = Some(*s),
