@@ -89,6 +89,7 @@ use burst_mem::testing::{memory, unique_name};
 use burst_mem::{Memory, PacketPool, PacketPoolConfig};
 use burst_net::MacAddr;
 use burst_netbed::{veth, without_caps, NetNs, RawSocket};
+use burst_netif::XdpMode;
 
 fn probe(mem: &Memory, spec: &str) -> Result<Port, EthError> {
     let (name, args) = DevArgs::parse(spec)?;
@@ -282,4 +283,26 @@ fn each_refusal_is_one_line_and_leaves_nothing_attached() {
     assert!(t.contains("opening the XDP program /nonexistent.o"), "{t}");
     nothing_attached();
     assert!(pool.mempool().is_full());
+}
+
+/// `mode=drv` attaches the program in veth's own driver (native XDP, Linux 4.19), `mode=skb`
+/// generically: the interface says which while the port runs, and nothing once it is closed.
+#[test]
+fn the_program_is_attached_in_the_mode_asked_for() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-m"), NetNs::new("xdp-mf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x43, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x43, 0, 2]), 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpm"), 1024)).unwrap();
+    mid.enter(|| {
+        for (arg, mode) in [("mode=drv", XdpMode::Driver), ("mode=skb,force_copy=1", XdpMode::Skb)] {
+            let mut port = configured(&mem, &format!("net_af_xdp0,iface=k0,{arg}"), 1, &pool);
+            port.start().unwrap_or_else(|e| panic!("{arg}: {e}"));
+            let attached = burst_netif::Iface::open("k0").unwrap().found().xdp;
+            assert!(matches!(attached, Some((id, m)) if id != 0 && m == mode), "{arg}: {attached:?}");
+            port.close().unwrap();
+            assert_eq!(burst_netif::Iface::open("k0").unwrap().found().xdp, None, "{arg}: detached at close");
+        }
+    });
+    assert!(pool.mempool().is_full(), "{} buffers not back", pool.mempool().in_use());
 }
