@@ -22,7 +22,7 @@ pub fn require_root_and_ip() {
     match Command::new("ip").arg("-V").output() {
         Ok(o) if o.status.success() => {}
         _ => {
-            panic!("this test makes network namespaces with iproute2's `ip`, which is missing: run `cargo xtask setup`")
+            panic!("this test makes network namespaces with iproute2's `ip`, which is missing: install iproute2 (`apt-get install iproute2`; .ci/run does)")
         }
     }
 }

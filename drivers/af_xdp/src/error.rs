@@ -53,7 +53,7 @@ pub enum XdpError {
         iface: String,
     },
     /// libxdp's default program is not installed.
-    #[error("libxdp's default AF_XDP program xsk_def_xdp_prog.o is not installed: install Debian's libxdp1 (`cargo xtask setup` does), set LIBXDP_OBJECT_PATH to its folder, or give xdp_prog=PATH")]
+    #[error("libxdp's default AF_XDP program xsk_def_xdp_prog.o is not installed: install Debian's libxdp1 (`apt-get install libxdp1`; .ci/run does), set LIBXDP_OBJECT_PATH to its folder, or give xdp_prog=PATH")]
     NoDefaultProgram,
     /// The program file could not be opened.
     #[error("opening the XDP program {path}: {source}: give xdp_prog= a BPF object file (clang -target bpf)")]
