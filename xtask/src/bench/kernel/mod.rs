@@ -239,7 +239,8 @@ pub fn run(args: &KernelArgs) -> Result<(), String> {
                         out_dir.join(format!("xdp-{}-{}-{}-{}.log", port.driver(), side.tag(), mode.name(), round + 1));
                     match one_run(&env, &bin, side, port, mode, samples, &log, None) {
                         Ok((run, out)) => {
-                            println!("bench: {what}: {} Mpps", mpps(run.counted));
+                            let offered = run.offered.map_or_else(|| "-".into(), mpps);
+                            println!("bench: {what}: {} Mpps (offered {offered})", mpps(run.counted));
                             if version.is_none() {
                                 version = dpdk_version(&out);
                             }
