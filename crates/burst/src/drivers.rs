@@ -11,4 +11,6 @@ pub fn registry() -> Registry {
         .vdev(&burst_net_null::DRIVER)
         .vdev(&burst_net_ring::DRIVER)
         .vdev(&burst_virtio::VDEV_DRIVER)
+        .vdev(&burst_af_packet::DRIVER)
+        .vdev(&burst_af_xdp::DRIVER)
 }

@@ -63,6 +63,8 @@ pub(crate) struct PoolInner {
     flush_threshold: usize,
     count: usize,
     elt_size: usize,
+    /// Every object follows the last from the zone's start, none moved past a segment boundary.
+    back_to_back: bool,
     zone: Memzone,
 }
 
@@ -122,6 +124,7 @@ impl Mempool {
         let base = zone.as_ptr() as usize;
         let mut offset = 0;
         let mut objs = Vec::with_capacity(config.count);
+        let mut back_to_back = true;
         while objs.len() < config.count {
             if offset + elt > zone.len() {
                 return Err(bad("its objects do not fit in its memzone; this is a bug"));
@@ -132,6 +135,7 @@ impl Mempool {
                 let contiguous = zone.iova_at(boundary) == zone.iova_at(boundary - 1).map(|i| i + 1);
                 if !contiguous {
                     offset = boundary;
+                    back_to_back = false;
                     continue;
                 }
             }
@@ -159,6 +163,7 @@ impl Mempool {
                 flush_threshold,
                 count: config.count,
                 elt_size: elt,
+                back_to_back,
                 zone,
             }),
         })
@@ -198,6 +203,14 @@ impl Mempool {
     /// The memzone holding the objects.
     pub fn memzone(&self) -> &Memzone {
         &self.inner.zone
+    }
+
+    /// The distance between one object and the next when object `i` starts `i` times it from
+    /// the memzone's start (always so in IOVA-as-VA mode, and for a pool that fits one segment);
+    /// `None` when some object was moved past a segment boundary. A device that hands back
+    /// addresses inside the pool's memory (AF_XDP's UMEM) finds the object of an address with it.
+    pub fn object_stride(&self) -> Option<usize> {
+        self.inner.back_to_back.then_some(self.inner.elt_size)
     }
 
     /// The IOVA of the byte at `ptr`, which must be inside one of this pool's objects.

@@ -253,3 +253,35 @@ proptest! {
         prop_assert!(small.mempool().is_full() && big.mempool().is_full(), "every segment back in its pool");
     }
 }
+
+#[test]
+fn set_data_at_takes_an_offset_and_length_inside_the_buffer_only() {
+    let mem = memory();
+    let p = pool(&mem, "set_data_at", 8, 256);
+    let mut b = packet(&p, &[7u8; 600], 200);
+    assert_eq!(b.nb_segs(), 3);
+    assert!(b.set_data_at(256, 32), "the last 32 bytes of a 288-byte buffer");
+    assert_eq!((b.data_off(), b.len(), b.pkt_len(), b.nb_segs()), (256, 32, 32, 1));
+    assert_eq!(p.mempool().in_use(), 1, "the chain's other segments went back");
+    assert!(!b.set_data_at(257, 32), "one byte past the buffer");
+    assert!(!b.set_data_at(usize::MAX, 1) && !b.set_data_at(0, usize::MAX));
+    assert_eq!((b.data_off(), b.len()), (256, 32), "a refusal changes nothing");
+    assert!(b.set_data_at(0, 288));
+    drop(b);
+    assert!(p.mempool().is_full());
+}
+
+#[test]
+fn a_pool_in_one_run_of_memory_has_a_stride() {
+    let mem = memory();
+    let p = pool(&mem, "stride", 16, 256);
+    let stride = p.mempool().object_stride().expect("--no-huge memory is IOVA as VA: objects back to back");
+    assert_eq!(stride, p.mempool().elt_size());
+    let base = p.mempool().memzone().as_ptr() as usize;
+    let bufs: Vec<PacketBuf> = (0..16).map(|_| p.alloc().unwrap()).collect();
+    for b in &bufs {
+        let obj = b.buf_addr() as usize - 128 - base;
+        assert_eq!(obj % stride, 0, "every object starts a stride from the zone's start");
+        assert!(obj / stride < 16);
+    }
+}

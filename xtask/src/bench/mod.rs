@@ -3,6 +3,7 @@
 //! - `mem` (`mem/`): burst-mem's rings and mempools against DPDK's perf autotests, in cycles.
 //! - `null` (`null.rs`): pktgen against testpmd, io forwarding between two `net_null` ports.
 //! - `vhost` (`vhost/`): our virtio-user against DPDK's, to one DPDK vhost-user backend.
+//! - `xdp` (`kernel/`): net_af_xdp and net_af_packet against DPDK's, on one veth pair.
 //!
 //! What they share, a file each: `signal.rs` (Ctrl-C), `cargo.rs` (the target directory, building
 //! pktgen), `dpdk.rs` (finding or installing DPDK's tools, their runtime directory and version),
@@ -13,6 +14,7 @@
 mod cargo;
 mod dpdk;
 mod hugepages;
+mod kernel;
 mod machine;
 mod mem;
 mod null;
@@ -38,6 +40,8 @@ enum Suite {
     Null(null::NullArgs),
     /// pktgen over our virtio-user against testpmd over DPDK's, both to one DPDK vhost backend.
     Vhost(vhost::VhostArgs),
+    /// pktgen over our net_af_xdp and net_af_packet against testpmd over DPDK's, on one veth pair.
+    Xdp(kernel::KernelArgs),
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
@@ -45,5 +49,6 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         Suite::Mem(a) => mem::run(a),
         Suite::Null(a) => null::run(a),
         Suite::Vhost(a) => vhost::run(a),
+        Suite::Xdp(a) => kernel::run(a),
     }
 }

@@ -351,6 +351,23 @@ impl PacketBuf {
         len
     }
 
+    /// Makes the packet one segment of `len` bytes starting `data_off` bytes into the buffer (a
+    /// driver whose device chose where in the buffer a frame lands, as AF_XDP's kernel does).
+    /// A device-written offset and length are untrusted: false, and no change, unless both lie
+    /// inside the buffer. A chain's other segments are freed.
+    pub fn set_data_at(&mut self, data_off: usize, len: usize) -> bool {
+        let buf_len = usize::from(self.h().buf_len);
+        if data_off > buf_len || len > buf_len - data_off {
+            return false;
+        }
+        self.free_tail();
+        let h = self.h_mut();
+        h.data_off = data_off as u16;
+        h.data_len = len as u16;
+        h.pkt_len = len as u32;
+        true
+    }
+
     /// Copies `bytes` in as the whole packet, one segment (a chain's others are freed); false,
     /// and no change, if they do not fit the first buffer.
     pub fn set_data(&mut self, bytes: &[u8]) -> bool {
