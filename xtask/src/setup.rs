@@ -6,7 +6,11 @@
 //! 2. `busybox-static` (the guest's userland) and `cpio`.
 //! 3. DPDK (Debian's `dpdk` and `dpdk-dev`, 22.11 on Debian 12) when `dpdk-testpmd` is missing:
 //!    the host tests against DPDK's vhost-user backend (`net_vhost`) and the benches run it.
-//! 4. The kernel that `linux-image-amd64` depends on, fetched with `apt-get download`; its
+//! 4. What the kernel-interface ports (`drivers/af_xdp`, `drivers/af_packet`) and their tests
+//!    need: `libbpf-dev` to link against, `libxdp1` for its default AF_XDP program
+//!    (`xsk_def_xdp_prog.o`), `iproute2` for the tests' namespaces and veth pairs, and
+//!    `linux-perf` for `cargo xtask bench xdp`'s profile.
+//! 5. The kernel that `linux-image-amd64` depends on, fetched with `apt-get download`; its
 //!    vmlinuz and the modules the guest needs are unpacked into `target/lab/kernel`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +26,14 @@ use clap::Args;
 const MIN_QEMU: (u32, u32) = (8, 0);
 /// DPDK's tools (`dpdk-testpmd`, `dpdk-test`) and runtime, for the host tests and benches.
 pub(crate) const DPDK_PACKAGES: [&str; 2] = ["dpdk", "dpdk-dev"];
+
+/// Each package the kernel-interface ports need, with a file that shows it is installed.
+const KERNEL_PORT_PACKAGES: [(&str, &str); 4] = [
+    ("libbpf-dev", "/usr/include/bpf/libbpf.h"),
+    ("libxdp1", "/usr/lib/x86_64-linux-gnu/bpf/xsk_def_xdp_prog.o"),
+    ("iproute2", "/usr/sbin/ip"),
+    ("linux-perf", "/usr/bin/perf"),
+];
 
 #[derive(Args)]
 pub struct SetupArgs {
@@ -39,7 +51,9 @@ pub fn run(args: &SetupArgs) -> Result<(), String> {
     let busybox_ok = static_busybox();
     let cpio_ok = on_path("cpio");
     let dpdk_ok = on_path("dpdk-testpmd");
-    if !(qemu_ok && busybox_ok && cpio_ok && dpdk_ok) {
+    let kernel_ports: Vec<&str> =
+        KERNEL_PORT_PACKAGES.iter().filter(|(_, file)| !Path::new(file).exists()).map(|(pkg, _)| *pkg).collect();
+    if !(qemu_ok && busybox_ok && cpio_ok && dpdk_ok && kernel_ports.is_empty()) {
         require_root()?;
         let backports = format!("{codename}-backports");
         if !qemu_ok {
@@ -71,6 +85,7 @@ pub fn run(args: &SetupArgs) -> Result<(), String> {
         if !dpdk_ok {
             pkgs.extend(DPDK_PACKAGES);
         }
+        pkgs.extend(&kernel_ports);
         if !pkgs.is_empty() {
             let mut a = vec!["install", "-y", "--no-install-recommends"];
             a.extend(&pkgs);
