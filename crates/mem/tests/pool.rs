@@ -229,6 +229,29 @@ fn large_bulk_allocations_are_all_or_nothing() {
 }
 
 #[test]
+fn buffers_allocated_as_received_hold_their_length_and_port_and_nothing_else() {
+    let mem = memory();
+    let pp = packets(&mem, "bulk-received", 64);
+    let mut bufs = Vec::with_capacity(64);
+    assert!(pp.alloc_bulk_received(&mut bufs, 32, 60, 7));
+    assert!(bufs.iter().all(|b| b.len() == 60 && b.pkt_len() == 60 && b.nb_segs() == 1 && b.port() == 7));
+    assert!(bufs.iter().all(|b| b.ol_flags().is_empty() && b.headroom() == usize::from(DEFAULT_HEADROOM)));
+    // A length past the data room is clamped to it, as set_len clamps.
+    assert!(pp.alloc_bulk_received(&mut bufs, 32, usize::MAX, 1));
+    assert!(bufs[32..].iter().all(|b| b.len() == usize::from(DEFAULT_DATA_ROOM) && b.tailroom() == 0));
+    // All or nothing, as alloc_bulk: the pool is empty now.
+    assert!(!pp.alloc_bulk_received(&mut bufs, 1, 60, 0));
+    assert_eq!(bufs.len(), 64);
+    PacketPool::free_bulk(&mut bufs);
+    assert!(pp.mempool().is_full());
+    // Freed and allocated again plainly, they come back empty and portless.
+    assert!(pp.alloc_bulk(&mut bufs, 64));
+    assert!(bufs.iter().all(|b| b.is_empty() && b.port() == 0));
+    PacketPool::free_bulk(&mut bufs);
+    assert!(pp.mempool().is_full());
+}
+
+#[test]
 fn prepend_append_adj_trim_respect_the_buffer_bounds() {
     let mem = memory();
     let pp = packets(&mem, "edit", 8);

@@ -28,15 +28,11 @@ impl RxState {
     #[inline(always)]
     fn receive(&self, bufs: &mut Vec<PacketBuf>, max: usize, counters: &QueueCounters) -> Option<usize> {
         let start = bufs.len();
-        if !self.pool.alloc_bulk(bufs, max) {
+        let size = usize::from(self.size);
+        // `size` fits the data room (checked at setup), so the clamp never bites.
+        if !self.pool.alloc_bulk_received(bufs, max, size, self.port) {
             counters.add_nombuf(max as u64);
             return None;
-        }
-        let (size, port) = (usize::from(self.size), self.port);
-        for buf in &mut bufs[start..] {
-            // `size` fits the data room (checked at setup), so the clamp never bites.
-            buf.set_len(size);
-            buf.set_port(port);
         }
         counters.add(max as u64, (max * size) as u64);
         Some(start)

@@ -183,6 +183,21 @@ impl PacketPool {
     /// capacity for them already: then nothing is allocated, whatever `n` is.
     #[inline]
     pub fn alloc_bulk(&self, out: &mut Vec<PacketBuf>, n: usize) -> bool {
+        self.alloc_bulk_as(out, n, 0, 0)
+    }
+
+    /// [`PacketPool::alloc_bulk`] for a port that makes its packets in place (`net_null`): each
+    /// buffer comes out holding `len` bytes (clamped to the data room) received on `port`, with
+    /// none of the work [`PacketBuf::set_len`] does for a buffer that may head a chain, since a
+    /// fresh one never does.
+    #[inline]
+    pub fn alloc_bulk_received(&self, out: &mut Vec<PacketBuf>, n: usize, len: usize, port: u16) -> bool {
+        self.alloc_bulk_as(out, n, len.min(usize::from(self.data_room)) as u16, port)
+    }
+
+    /// `alloc_bulk` whose buffers hold `len` bytes (at most the data room) from `port`.
+    #[inline(always)]
+    fn alloc_bulk_as(&self, out: &mut Vec<PacketBuf>, n: usize, len: u16, port: u16) -> bool {
         const CHUNK: usize = 64;
         let mut objs = [NonNull::<u8>::dangling(); CHUNK];
         if n > self.pool.capacity() {
@@ -199,8 +214,8 @@ impl PacketPool {
                 out.truncate(start);
                 return false;
             }
-            // SAFETY: fresh objects of a packet pool.
-            out.extend(objs[..k].iter().map(|&o| unsafe { PacketBuf::from_obj(o, self.headroom) }));
+            // SAFETY: fresh objects of a packet pool; `len` fits the data room (callers clamp).
+            out.extend(objs[..k].iter().map(|&o| unsafe { PacketBuf::from_obj_as(o, self.headroom, len, port) }));
             left -= k;
         }
         true
@@ -272,14 +287,22 @@ impl PacketBuf {
     /// `obj` is an object of a [`PacketPool`] that nobody else holds; `headroom` is that pool's.
     #[inline]
     unsafe fn from_obj(obj: NonNull<u8>, headroom: u16) -> PacketBuf {
+        // SAFETY: the caller's promise; 0 bytes fit any buffer.
+        unsafe { PacketBuf::from_obj_as(obj, headroom, 0, 0) }
+    }
+
+    /// # Safety
+    /// As [`PacketBuf::from_obj`], and `len` is at most the pool's data room.
+    #[inline(always)]
+    unsafe fn from_obj_as(obj: NonNull<u8>, headroom: u16, len: u16, port: u16) -> PacketBuf {
         let hdr = obj.cast::<MbufHeader>();
         // SAFETY: the caller promises an exclusively held, formatted buffer. Its `next` is null
         // and its `nb_segs` 1: every buffer is put back in its pool that way.
         let h = unsafe { &mut *hdr.as_ptr() };
         h.data_off = headroom;
-        h.data_len = 0;
-        h.pkt_len = 0;
-        h.port = 0;
+        h.data_len = len;
+        h.pkt_len = u32::from(len);
+        h.port = port;
         h.vlan_tci = 0;
         h.rss_hash = 0;
         h.ol_flags = 0;
