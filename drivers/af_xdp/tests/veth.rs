@@ -306,3 +306,123 @@ fn the_program_is_attached_in_the_mode_asked_for() {
     });
     assert!(pool.mempool().is_full(), "{} buffers not back", pool.mempool().in_use());
 }
+
+/// Open descriptors of this process.
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Stop/start cycles with traffic in flight: each stop detaches the program and takes back every
+/// buffer (those on the fill ring, and those on the TX ring the kernel has not completed), and no
+/// descriptor is left behind (sockets, BPF object, link, map).
+#[test]
+fn stop_start_cycles_leave_no_buffer_program_or_descriptor_behind() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-c"), NetNs::new("xdp-cf"));
+    let (mac_k, mac_f) = (MacAddr([2, 0x62, 0x75, 0x44, 0, 1]), MacAddr([2, 0x62, 0x75, 0x44, 0, 2]));
+    veth(&mid, "k0", mac_k, &far, "f", mac_f, 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpc"), 1024)).unwrap();
+    mid.enter(|| {
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0,mode=skb,force_copy=1", 1, &pool);
+        port.start().unwrap();
+        port.stop().unwrap();
+        let before = fds();
+        for round in 0..4 {
+            port.start().unwrap_or_else(|e| panic!("round {round}: {e}"));
+            {
+                let mut tx = port.tx_queue(0).unwrap();
+                let mut out = Vec::new();
+                assert!(pool.alloc_bulk(&mut out, 64));
+                for (i, b) in out.iter_mut().enumerate() {
+                    assert!(b.set_data(&udp(mac_f, mac_k, 7, i as u32)));
+                }
+                tx.tx_burst(&mut out);
+                drop(out);
+            }
+            port.stop().unwrap();
+            assert!(pool.mempool().is_full(), "round {round}: {} buffers not back", pool.mempool().in_use());
+            assert_eq!(burst_netif::Iface::open("k0").unwrap().found().xdp, None, "round {round}: detached");
+            assert_eq!(fds(), before, "round {round}: descriptors leaked");
+        }
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}
+
+/// A buffer the kernel refuses as a TX descriptor (no bytes) is never completed: it must not be
+/// put on the ring, or the pool loses it until the port stops.
+#[test]
+fn an_empty_packet_is_not_lost_to_the_tx_ring() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-z"), NetNs::new("xdp-zf"));
+    let (mac_k, mac_f) = (MacAddr([2, 0x62, 0x75, 0x45, 0, 1]), MacAddr([2, 0x62, 0x75, 0x45, 0, 2]));
+    veth(&mid, "k0", mac_k, &far, "f", mac_f, 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpz"), 1024)).unwrap();
+    mid.enter(|| {
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0,mode=skb,force_copy=1", 1, &pool);
+        port.start().unwrap();
+        let held = pool.mempool().in_use();
+        {
+            let mut tx = port.tx_queue(0).unwrap();
+            let mut out = Vec::new();
+            assert!(pool.alloc_bulk(&mut out, 8));
+            for (i, b) in out.iter_mut().enumerate() {
+                b.set_len(0);
+                if i % 2 == 1 {
+                    assert!(b.set_data(&udp(mac_f, mac_k, 7, i as u32)));
+                }
+            }
+            while !out.is_empty() {
+                tx.tx_burst(&mut out);
+            }
+            let until = Instant::now() + Duration::from_secs(2);
+            while pool.mempool().in_use() > held && Instant::now() < until {
+                tx.tx_burst(&mut Vec::new());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        assert_eq!(pool.mempool().in_use(), held, "every sent buffer is back while the port runs");
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}
+
+/// The interface goes away under a started port: bursts neither panic nor lose buffers, and
+/// close takes every buffer back.
+#[test]
+fn the_interface_vanishing_under_a_started_port_loses_nothing() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-v"), NetNs::new("xdp-vf"));
+    let (mac_k, mac_f) = (MacAddr([2, 0x62, 0x75, 0x46, 0, 1]), MacAddr([2, 0x62, 0x75, 0x46, 0, 2]));
+    veth(&mid, "k0", mac_k, &far, "f", mac_f, 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpv"), 1024)).unwrap();
+    mid.enter(|| {
+        let before = fds();
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0", 1, &pool);
+        port.start().unwrap();
+        {
+            let mut rx = port.rx_queue(0).unwrap();
+            let mut tx = port.tx_queue(0).unwrap();
+            mid.ip(&["link", "del", "k0"]);
+            let mut bufs = Vec::new();
+            for _ in 0..10 {
+                rx.rx_burst(&mut bufs, 32);
+                let mut out = Vec::new();
+                assert!(pool.alloc_bulk(&mut out, 4));
+                for (i, b) in out.iter_mut().enumerate() {
+                    assert!(b.set_data(&udp(mac_f, mac_k, 7, i as u32)));
+                }
+                tx.tx_burst(&mut out);
+            }
+            drop(bufs);
+        }
+        let _ = port.link();
+        let _ = port.close();
+        drop(port);
+        assert_eq!(fds(), before, "descriptors leaked");
+    });
+    assert!(pool.mempool().is_full(), "{} buffers not back", pool.mempool().in_use());
+}
