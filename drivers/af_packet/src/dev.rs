@@ -217,6 +217,13 @@ impl EthDev for PacketDev {
         self.mac
     }
 
+    /// The interface's own MTU, as far as the port can carry it: a port started with no MTU
+    /// asked for does not change the host's setting (a cloud network's 1460 or 9001).
+    fn default_mtu(&self) -> u16 {
+        let info = self.info();
+        self.iface.found().mtu.clamp(u32::from(info.min_mtu), u32::from(info.max_mtu)) as u16
+    }
+
     fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
         (self.nb_rx, self.nb_tx) = (conf.nb_rx_queues, conf.nb_tx_queues);
         self.rx_setup = (0..self.nb_rx).map(|_| None).collect();

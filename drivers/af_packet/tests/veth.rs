@@ -254,3 +254,25 @@ fn kill_nine_mid_traffic_then_start_again() {
 fn kill_child() {
     burst_netbed::l2fwd_until_killed();
 }
+
+/// A port started with no MTU asked for leaves the interface's own MTU alone (a cloud VM's
+/// 1460 or 9001 is the network's, not 1500): the port's MTU is the interface's.
+#[test]
+fn starting_without_asking_for_an_mtu_keeps_the_interfaces_own() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("pkt-mtu"), NetNs::new("pkt-mtuf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x34, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x34, 0, 2]), 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&burst_mem::testing::unique_name("pktmtu"), 512)).unwrap();
+    mid.enter(|| {
+        mid.ip(&["link", "set", "k0", "mtu", "1400"]);
+        let mut port = started(&mem, "net_af_packet0,iface=k0", &PortConf::queues(1, 1), &pool, RxOffloads::empty());
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1400, "the interface's MTU kept");
+        assert_eq!(port.mtu(), 1400, "the port says the interface's MTU");
+        port.set_mtu(1300).unwrap();
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1300, "an MTU asked for is applied");
+        port.close().unwrap();
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1400, "and put back at close");
+    });
+    assert!(pool.mempool().is_full());
+}

@@ -300,6 +300,13 @@ impl EthDev for XdpDev {
         self.mac
     }
 
+    /// The interface's own MTU, as far as the port can carry it: a port started with no MTU
+    /// asked for does not change the host's setting (a cloud network's 1460 or 9001).
+    fn default_mtu(&self) -> u16 {
+        let info = self.info();
+        self.iface.found().mtu.clamp(u32::from(info.min_mtu), u32::from(info.max_mtu)) as u16
+    }
+
     fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
         if conf.nb_tx_queues > conf.nb_rx_queues {
             return Err(self.err(XdpError::TxWithoutRx { tx: conf.nb_tx_queues, rx: conf.nb_rx_queues }));

@@ -426,3 +426,23 @@ fn the_interface_vanishing_under_a_started_port_loses_nothing() {
     });
     assert!(pool.mempool().is_full(), "{} buffers not back", pool.mempool().in_use());
 }
+
+/// A port started with no MTU asked for leaves the interface's own MTU alone: the port's MTU is
+/// the interface's.
+#[test]
+fn starting_without_asking_for_an_mtu_keeps_the_interfaces_own() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-mtu"), NetNs::new("xdp-mtuf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x47, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x47, 0, 2]), 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpmtu"), 1024)).unwrap();
+    mid.enter(|| {
+        mid.ip(&["link", "set", "k0", "mtu", "1400"]);
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0", 1, &pool);
+        port.start().unwrap();
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1400, "the interface's MTU kept");
+        assert_eq!(port.mtu(), 1400, "the port says the interface's MTU");
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}
