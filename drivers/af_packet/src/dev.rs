@@ -208,7 +208,8 @@ impl EthDev for PacketDev {
         info.tx_offload_capa = TxOffloads::MULTI_SEGS;
         let max = if found.max_mtu > 0 { found.max_mtu.min(self.ring_max_mtu()) } else { self.ring_max_mtu() };
         info.max_mtu = max.min(u32::from(u16::MAX - 18)) as u16;
-        info.min_mtu = found.min_mtu.clamp(68, u32::from(info.max_mtu)) as u16;
+        // The interface's word, untrusted: the limits stay in order whatever it says.
+        info.min_mtu = found.min_mtu.max(68).min(u32::from(info.max_mtu)) as u16;
         info.max_rx_pktlen = u32::from(info.max_mtu) + 18;
         info
     }

@@ -276,3 +276,25 @@ fn starting_without_asking_for_an_mtu_keeps_the_interfaces_own() {
     });
     assert!(pool.mempool().is_full());
 }
+
+/// The smallest frame size the arguments take gives a port, not a panic: every size accepted
+/// carries at least the smallest MTU, and the port's limits are in order.
+#[test]
+fn the_smallest_frame_size_accepted_makes_a_port_without_a_panic() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("pkt-fs"), NetNs::new("pkt-fsf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x35, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x35, 0, 2]), 1);
+    let mem = memory();
+    mid.enter(|| {
+        for framesz in (128..=256).step_by(16) {
+            let framecnt = 65536 / framesz * 2;
+            let spec = format!("net_af_packet0,iface=k0,blocksz=65536,framesz={framesz},framecnt={framecnt}");
+            let r = std::panic::catch_unwind(|| probe(&mem, &spec).map(|p| (p.info().min_mtu, p.info().max_mtu)));
+            match r {
+                Err(_) => panic!("{spec}: probe panicked"),
+                Ok(Ok((min, max))) => assert!(68 <= min && min <= max, "{spec}: MTU limits {min}..{max}"),
+                Ok(Err(e)) => assert!(e.to_string().contains("framesz="), "{spec}: {e}"),
+            }
+        }
+    });
+}

@@ -291,7 +291,8 @@ impl EthDev for XdpDev {
         let chunk_mtu = (page_size() - XDP_PACKET_HEADROOM - 18) as u32;
         let max = if found.max_mtu > 0 { found.max_mtu.min(chunk_mtu) } else { chunk_mtu };
         info.max_mtu = max as u16;
-        info.min_mtu = found.min_mtu.clamp(68, max) as u16;
+        // The interface's word, untrusted: the limits stay in order whatever it says.
+        info.min_mtu = found.min_mtu.max(68).min(max) as u16;
         info.max_rx_pktlen = max + 18;
         info
     }
