@@ -446,3 +446,46 @@ fn starting_without_asking_for_an_mtu_keeps_the_interfaces_own() {
     });
     assert!(pool.mempool().is_full());
 }
+
+/// `shared_umem=1`: two queues of one pool share one UMEM (the second socket binds with
+/// `XDP_SHARED_UMEM`): the port starts, both queues receive, and every buffer is back at close.
+#[test]
+fn two_queues_of_one_pool_share_one_umem() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-s"), NetNs::new("xdp-sf"));
+    let (mac_k, mac_f) = (MacAddr([2, 0x62, 0x75, 0x48, 0, 1]), MacAddr([2, 0x62, 0x75, 0x48, 0, 2]));
+    veth(&mid, "k0", mac_k, &far, "f", mac_f, 2);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdps"), 2048)).unwrap();
+    let n = 200u32;
+    mid.enter(|| {
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0,queue_count=2,shared_umem=1", 2, &pool);
+        port.start().unwrap_or_else(|e| panic!("shared_umem=1: {e}"));
+        {
+            let mut rx = [port.rx_queue(0).unwrap(), port.rx_queue(1).unwrap()];
+            let mut per_queue = [0u32; 2];
+            std::thread::scope(|s| {
+                let far = &far;
+                s.spawn(move || {
+                    far.set_thread();
+                    let sock = RawSocket::open("f");
+                    for seq in 0..n {
+                        sock.send_retry(&udp(mac_k, mac_f, 1000 + seq as u16, seq));
+                    }
+                });
+                let until = Instant::now() + Duration::from_secs(10);
+                let mut bufs = Vec::new();
+                while per_queue.iter().sum::<u32>() < n && Instant::now() < until {
+                    for (q, r) in rx.iter_mut().enumerate() {
+                        per_queue[q] += r.rx_burst(&mut bufs, 32) as u32;
+                        bufs.clear();
+                    }
+                }
+            });
+            assert_eq!(per_queue.iter().sum::<u32>(), n, "every frame: {per_queue:?}");
+            assert!(per_queue[0] > 0 && per_queue[1] > 0, "both queues receive: {per_queue:?}");
+        }
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full(), "{} buffers not back", pool.mempool().in_use());
+}
