@@ -53,6 +53,9 @@ pub struct PacketDev {
     rx: Vec<Slot<RxState>>,
     tx: Vec<Slot<TxState>>,
     kernel: Mutex<KernelCounts>,
+    /// The program asked for an MTU (`Port::set_mtu`, or one in the configuration): only then
+    /// does the port change the interface's, which is the host's setting.
+    mtu_asked: bool,
 }
 
 impl std::fmt::Debug for PacketDev {
@@ -94,6 +97,7 @@ impl PacketDev {
             rx: Vec::new(),
             tx: Vec::new(),
             kernel: Mutex::default(),
+            mtu_asked: false,
         })
     }
 
@@ -118,7 +122,9 @@ impl PacketDev {
     }
 
     fn apply_all(&self, s: &PortSettings) -> Result<(), EthError> {
-        self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
+        if self.mtu_asked {
+            self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
+        }
         self.iface.set_mac(s.mac).map_err(|e| self.apply_err(format!("address {}", s.mac), e))?;
         self.iface.set_promisc(s.promiscuous).map_err(|e| self.apply_err("promiscuous mode".into(), e))?;
         self.iface.set_allmulti(s.allmulticast).map_err(|e| self.apply_err("all-multicast mode".into(), e))
@@ -218,14 +224,17 @@ impl EthDev for PacketDev {
         self.mac
     }
 
-    /// The interface's own MTU, as far as the port can carry it: a port started with no MTU
-    /// asked for does not change the host's setting (a cloud network's 1460 or 9001).
+    /// The interface's own MTU when it is below DPDK's 1500 (a cloud network's 1460: no larger
+    /// frame can leave), else 1500, within what the port carries. Either way the interface
+    /// keeps its MTU until the program asks for another.
     fn default_mtu(&self) -> u16 {
         let info = self.info();
-        self.iface.found().mtu.clamp(u32::from(info.min_mtu), u32::from(info.max_mtu)) as u16
+        let mtu = self.iface.found().mtu.min(u32::from(burst_ethdev::settings::DEFAULT_MTU));
+        mtu.clamp(u32::from(info.min_mtu), u32::from(info.max_mtu)) as u16
     }
 
     fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
+        self.mtu_asked |= conf.mtu.is_some();
         (self.nb_rx, self.nb_tx) = (conf.nb_rx_queues, conf.nb_tx_queues);
         self.rx_setup = (0..self.nb_rx).map(|_| None).collect();
         self.tx_setup = (0..self.nb_tx).map(|_| None).collect();
@@ -304,6 +313,7 @@ impl EthDev for PacketDev {
     }
 
     fn apply_mtu(&mut self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        self.mtu_asked = true;
         if started {
             self.iface
                 .set_mtu(u32::from(settings.mtu))

@@ -273,6 +273,13 @@ fn starting_without_asking_for_an_mtu_keeps_the_interfaces_own() {
         assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1300, "an MTU asked for is applied");
         port.close().unwrap();
         assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1400, "and put back at close");
+        // Above DPDK's 1500 the port says 1500 (what its buffers are sized for) and still leaves
+        // the interface's alone.
+        mid.ip(&["link", "set", "k0", "mtu", "9000"]);
+        let mut port = started(&mem, "net_af_packet0,iface=k0", &PortConf::queues(1, 1), &pool, RxOffloads::empty());
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 9000, "a jumbo MTU kept");
+        assert_eq!(port.mtu(), 1500);
+        port.close().unwrap();
     });
     assert!(pool.mempool().is_full());
 }

@@ -64,6 +64,9 @@ pub struct XdpDev {
     tx: Vec<Slot<TxState>>,
     /// The kernel's counts of sockets closed since the last reset, per queue.
     closed_counts: Mutex<Vec<XdpStatistics>>,
+    /// The program asked for an MTU (`Port::set_mtu`, or one in the configuration): only then
+    /// does the port change the interface's, which is the host's setting.
+    mtu_asked: bool,
 }
 
 impl std::fmt::Debug for XdpDev {
@@ -134,6 +137,7 @@ impl XdpDev {
             rx: Vec::new(),
             tx: Vec::new(),
             closed_counts: Mutex::default(),
+            mtu_asked: false,
         })
     }
 
@@ -156,7 +160,9 @@ impl XdpDev {
     }
 
     fn apply_all(&self, s: &PortSettings) -> Result<(), EthError> {
-        self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
+        if self.mtu_asked {
+            self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
+        }
         self.iface.set_mac(s.mac).map_err(|e| self.apply_err(format!("address {}", s.mac), e))?;
         self.iface.set_promisc(s.promiscuous).map_err(|e| self.apply_err("promiscuous mode".into(), e))?;
         self.iface.set_allmulti(s.allmulticast).map_err(|e| self.apply_err("all-multicast mode".into(), e))
@@ -301,14 +307,17 @@ impl EthDev for XdpDev {
         self.mac
     }
 
-    /// The interface's own MTU, as far as the port can carry it: a port started with no MTU
-    /// asked for does not change the host's setting (a cloud network's 1460 or 9001).
+    /// The interface's own MTU when it is below DPDK's 1500 (a cloud network's 1460: no larger
+    /// frame can leave), else 1500, within what the port carries. Either way the interface
+    /// keeps its MTU until the program asks for another.
     fn default_mtu(&self) -> u16 {
         let info = self.info();
-        self.iface.found().mtu.clamp(u32::from(info.min_mtu), u32::from(info.max_mtu)) as u16
+        let mtu = self.iface.found().mtu.min(u32::from(burst_ethdev::settings::DEFAULT_MTU));
+        mtu.clamp(u32::from(info.min_mtu), u32::from(info.max_mtu)) as u16
     }
 
     fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
+        self.mtu_asked |= conf.mtu.is_some();
         if conf.nb_tx_queues > conf.nb_rx_queues {
             return Err(self.err(XdpError::TxWithoutRx { tx: conf.nb_tx_queues, rx: conf.nb_rx_queues }));
         }
@@ -403,6 +412,7 @@ impl EthDev for XdpDev {
     }
 
     fn apply_mtu(&mut self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        self.mtu_asked = true;
         if started {
             self.iface
                 .set_mtu(u32::from(settings.mtu))

@@ -443,6 +443,14 @@ fn starting_without_asking_for_an_mtu_keeps_the_interfaces_own() {
         assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1400, "the interface's MTU kept");
         assert_eq!(port.mtu(), 1400, "the port says the interface's MTU");
         port.close().unwrap();
+        // Above DPDK's 1500 (past what a UMEM chunk holds, too) the port says 1500, its queues
+        // set up with the same buffers, and the interface keeps its MTU.
+        mid.ip(&["link", "set", "k0", "mtu", "9000"]);
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0,mode=skb", 1, &pool);
+        port.start().unwrap();
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 9000, "a jumbo MTU kept");
+        assert_eq!(port.mtu(), 1500);
+        port.close().unwrap();
     });
     assert!(pool.mempool().is_full());
 }
