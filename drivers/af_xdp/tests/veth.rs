@@ -497,3 +497,49 @@ fn two_queues_of_one_pool_share_one_umem() {
     });
     assert!(pool.mempool().is_full(), "{} buffers not back", pool.mempool().in_use());
 }
+
+/// Reconfigured between starts onto another pool: the second start's UMEM is the new pool's,
+/// frames arrive in its buffers, and both pools are full at the end.
+#[test]
+fn reconfigured_onto_another_pool_between_starts() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-r"), NetNs::new("xdp-rf"));
+    let (mac_k, mac_f) = (MacAddr([2, 0x62, 0x75, 0x49, 0, 1]), MacAddr([2, 0x62, 0x75, 0x49, 0, 2]));
+    veth(&mid, "k0", mac_k, &far, "f", mac_f, 1);
+    let mem = memory();
+    let a = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpra"), 1024)).unwrap();
+    let b = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdprb"), 1024)).unwrap();
+    mid.enter(|| {
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0", 1, &a);
+        port.start().unwrap();
+        port.stop().unwrap();
+        assert!(a.mempool().is_full());
+        port.configure(&PortConf::queues(1, 1)).unwrap();
+        port.rx_queue_setup(0, 256, &b).unwrap();
+        port.tx_queue_setup(0, 256).unwrap();
+        port.start().unwrap();
+        {
+            let mut rx = port.rx_queue(0).unwrap();
+            std::thread::scope(|s| {
+                let far = &far;
+                s.spawn(move || {
+                    far.set_thread();
+                    let sock = RawSocket::open("f");
+                    for seq in 0..50 {
+                        sock.send_retry(&udp(mac_k, mac_f, 1000, seq));
+                    }
+                });
+                let until = Instant::now() + Duration::from_secs(5);
+                let (mut got, mut bufs) = (0, Vec::new());
+                while got < 50 && Instant::now() < until {
+                    got += rx.rx_burst(&mut bufs, 32);
+                    assert!(a.mempool().is_full(), "nothing of the old pool's is used");
+                    bufs.clear();
+                }
+                assert_eq!(got, 50);
+            });
+        }
+        port.close().unwrap();
+    });
+    assert!(a.mempool().is_full() && b.mempool().is_full());
+}
