@@ -2,6 +2,7 @@
 //! to the interface over netlink (`burst_netif::Iface`, put back as found at close); the queue
 //! pairs' sockets exist while the port is started.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use burst_ethdev::error::Dir;
@@ -56,6 +57,8 @@ pub struct PacketDev {
     /// The program asked for an MTU (`Port::set_mtu`, or one in the configuration): only then
     /// does the port change the interface's, which is the host's setting.
     mtu_asked: bool,
+    /// The same for the address (`Port::set_mac`; `apply_mac` has only `&self`).
+    mac_asked: AtomicBool,
 }
 
 impl std::fmt::Debug for PacketDev {
@@ -98,6 +101,7 @@ impl PacketDev {
             tx: Vec::new(),
             kernel: Mutex::default(),
             mtu_asked: false,
+            mac_asked: AtomicBool::new(false),
         })
     }
 
@@ -125,7 +129,9 @@ impl PacketDev {
         if self.mtu_asked {
             self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
         }
-        self.iface.set_mac(s.mac).map_err(|e| self.apply_err(format!("address {}", s.mac), e))?;
+        if self.mac_asked.load(Ordering::Relaxed) {
+            self.iface.set_mac(s.mac).map_err(|e| self.apply_err(format!("address {}", s.mac), e))?;
+        }
         self.iface.set_promisc(s.promiscuous).map_err(|e| self.apply_err("promiscuous mode".into(), e))?;
         self.iface.set_allmulti(s.allmulticast).map_err(|e| self.apply_err("all-multicast mode".into(), e))
     }
@@ -290,6 +296,7 @@ impl EthDev for PacketDev {
     }
 
     fn apply_mac(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        self.mac_asked.store(true, Ordering::Relaxed);
         if started {
             self.iface.set_mac(settings.mac).map_err(|e| self.apply_err(format!("address {}", settings.mac), e))?;
         }

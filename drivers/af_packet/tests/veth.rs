@@ -361,3 +361,29 @@ fn stop_start_cycles_and_a_vanished_interface_leave_nothing_behind() {
     });
     assert!(pool.mempool().is_full());
 }
+
+/// The interface's address changed by someone else between probe and start is left alone: the
+/// port changes it only when the program asks (`Port::set_mac`).
+#[test]
+fn an_address_changed_after_probe_is_not_put_back_at_start() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("pkt-mac"), NetNs::new("pkt-macf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x37, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x37, 0, 2]), 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&burst_mem::testing::unique_name("pktmac"), 512)).unwrap();
+    mid.enter(|| {
+        let mut port = probe(&mem, "net_af_packet0,iface=k0").unwrap();
+        port.configure(&PortConf::queues(1, 1)).unwrap();
+        port.rx_queue_setup(0, 0, &pool).unwrap();
+        port.tx_queue_setup(0, 0).unwrap();
+        mid.ip(&["link", "set", "k0", "address", "02:62:75:37:00:99"]);
+        port.start().unwrap();
+        let now = burst_netif::Iface::open("k0").unwrap().now().unwrap().mac;
+        assert_eq!(now, Some(MacAddr([2, 0x62, 0x75, 0x37, 0, 0x99])), "someone else's address kept");
+        port.set_mac(MacAddr([2, 0x62, 0x75, 0x37, 0, 0x42])).unwrap();
+        let now = burst_netif::Iface::open("k0").unwrap().now().unwrap().mac;
+        assert_eq!(now, Some(MacAddr([2, 0x62, 0x75, 0x37, 0, 0x42])), "an address asked for is applied");
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}

@@ -543,3 +543,22 @@ fn reconfigured_onto_another_pool_between_starts() {
     });
     assert!(a.mempool().is_full() && b.mempool().is_full());
 }
+
+/// The interface's address changed by someone else between probe and start is left alone.
+#[test]
+fn an_address_changed_after_probe_is_not_put_back_at_start() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-mac"), NetNs::new("xdp-macf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x4a, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x4a, 0, 2]), 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpmac"), 1024)).unwrap();
+    mid.enter(|| {
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0", 1, &pool);
+        mid.ip(&["link", "set", "k0", "address", "02:62:75:4a:00:99"]);
+        port.start().unwrap();
+        let now = burst_netif::Iface::open("k0").unwrap().now().unwrap().mac;
+        assert_eq!(now, Some(MacAddr([2, 0x62, 0x75, 0x4a, 0, 0x99])), "someone else's address kept");
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}
