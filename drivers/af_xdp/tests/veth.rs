@@ -562,3 +562,34 @@ fn an_address_changed_after_probe_is_not_put_back_at_start() {
     });
     assert!(pool.mempool().is_full());
 }
+
+/// A start that fails half way (no program file; a pool too small for the fill ring) closes
+/// every socket and mapping it made: no descriptor left, every buffer back.
+#[test]
+fn a_failed_start_leaves_no_descriptor_behind() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-fd"), NetNs::new("xdp-fdf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x4b, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x4b, 0, 2]), 2);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpfd"), 300)).unwrap();
+    mid.enter(|| {
+        let before = fds();
+        for (spec, want) in [
+            ("net_af_xdp0,iface=k0,xdp_prog=/nonexistent.o", "/nonexistent.o"),
+            ("net_af_xdp0,iface=k0,queue_count=2", "queue 1"),
+        ] {
+            let mut port = probe(&mem, spec).unwrap();
+            let q = if spec.contains("queue_count=2") { 2 } else { 1 };
+            port.configure(&PortConf::queues(q, q)).unwrap();
+            for i in 0..q {
+                port.rx_queue_setup(i, 256, &pool).unwrap();
+                port.tx_queue_setup(i, 256).unwrap();
+            }
+            let e = port.start().unwrap_err().to_string();
+            assert!(e.contains(want), "{spec}: {e}");
+            assert!(pool.mempool().is_full(), "{spec}: {} buffers not back", pool.mempool().in_use());
+            drop(port);
+            assert_eq!(fds(), before, "{spec}: descriptors leaked");
+        }
+    });
+}
