@@ -35,6 +35,13 @@ pub trait EthDev: Send + Sync {
     /// probe, and again after [`EthDev::reset`]. The port takes it as its address.
     fn default_mac(&self) -> MacAddr;
 
+    /// The MTU the port starts with, read at probe and again after [`EthDev::reset`]: DPDK's
+    /// 1500 by default; a device whose MTU is someone else's setting (a kernel interface) says
+    /// its own, so that a port started with no MTU asked for leaves it as it is.
+    fn default_mtu(&self) -> u16 {
+        crate::settings::DEFAULT_MTU
+    }
+
     /// Applies queue counts and offloads (the port is stopped). Queue setups follow. `settings`
     /// are the port's, the MTU already changed where the configuration asked for one.
     fn configure(&mut self, conf: &PortConf, settings: &PortSettings) -> Result<(), EthError>;

@@ -97,7 +97,7 @@ impl Port {
     /// Wraps a probed device as port `id`, with the device's address and default settings.
     pub fn new(id: PortId, dev: Box<dyn EthDev>) -> Port {
         let info = dev.info();
-        let settings = PortSettings::new(dev.default_mac());
+        let settings = PortSettings { mtu: dev.default_mtu(), ..PortSettings::new(dev.default_mac()) };
         Port {
             id,
             dev,
@@ -412,7 +412,8 @@ impl Port {
         self.tx_taken.clear();
         reset?;
         self.info = self.dev.info();
-        *self.settings.get_mut().unwrap_or_else(|e| e.into_inner()) = PortSettings::new(self.dev.default_mac());
+        *self.settings.get_mut().unwrap_or_else(|e| e.into_inner()) =
+            PortSettings { mtu: self.dev.default_mtu(), ..PortSettings::new(self.dev.default_mac()) };
         Ok(())
     }
 

@@ -38,6 +38,9 @@ impl PacketArgs {
     pub const MAX_QPAIRS: u16 = 16;
     /// DPDK's default frame size.
     pub const DEFAULT_FRAMESZ: u32 = 2048;
+    /// The smallest frame: the header, an Ethernet header and a VLAN tag, and the smallest
+    /// MTU (68, IPv4's), aligned.
+    pub const MIN_FRAMESZ: usize = (RX_DATA_OFFSET + 18 + 68).next_multiple_of(TPACKET_ALIGNMENT);
     /// DPDK's default frame count.
     pub const DEFAULT_FRAMECNT: u32 = 512;
 
@@ -68,10 +71,10 @@ impl PacketArgs {
         if blocksz % page != 0 {
             return Err(args.error(format!("blocksz={blocksz} is not a multiple of the page size, {page}")));
         }
-        if framesz as usize % TPACKET_ALIGNMENT != 0 || (framesz as usize) < RX_DATA_OFFSET + 64 {
+        if framesz as usize % TPACKET_ALIGNMENT != 0 || (framesz as usize) < Self::MIN_FRAMESZ {
             return Err(args.error(format!(
                 "framesz={framesz} must be a multiple of {TPACKET_ALIGNMENT} and at least {}",
-                RX_DATA_OFFSET + 64
+                Self::MIN_FRAMESZ
             )));
         }
         if framesz > blocksz {

@@ -2,6 +2,7 @@
 //! to the interface over netlink (`burst_netif::Iface`, put back as found at close); the queue
 //! pairs' sockets exist while the port is started.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use burst_ethdev::error::Dir;
@@ -53,6 +54,11 @@ pub struct PacketDev {
     rx: Vec<Slot<RxState>>,
     tx: Vec<Slot<TxState>>,
     kernel: Mutex<KernelCounts>,
+    /// The program asked for an MTU (`Port::set_mtu`, or one in the configuration): only then
+    /// does the port change the interface's, which is the host's setting.
+    mtu_asked: bool,
+    /// The same for the address (`Port::set_mac`; `apply_mac` has only `&self`).
+    mac_asked: AtomicBool,
 }
 
 impl std::fmt::Debug for PacketDev {
@@ -94,6 +100,8 @@ impl PacketDev {
             rx: Vec::new(),
             tx: Vec::new(),
             kernel: Mutex::default(),
+            mtu_asked: false,
+            mac_asked: AtomicBool::new(false),
         })
     }
 
@@ -118,8 +126,12 @@ impl PacketDev {
     }
 
     fn apply_all(&self, s: &PortSettings) -> Result<(), EthError> {
-        self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
-        self.iface.set_mac(s.mac).map_err(|e| self.apply_err(format!("address {}", s.mac), e))?;
+        if self.mtu_asked {
+            self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
+        }
+        if self.mac_asked.load(Ordering::Relaxed) {
+            self.iface.set_mac(s.mac).map_err(|e| self.apply_err(format!("address {}", s.mac), e))?;
+        }
         self.iface.set_promisc(s.promiscuous).map_err(|e| self.apply_err("promiscuous mode".into(), e))?;
         self.iface.set_allmulti(s.allmulticast).map_err(|e| self.apply_err("all-multicast mode".into(), e))
     }
@@ -208,7 +220,8 @@ impl EthDev for PacketDev {
         info.tx_offload_capa = TxOffloads::MULTI_SEGS;
         let max = if found.max_mtu > 0 { found.max_mtu.min(self.ring_max_mtu()) } else { self.ring_max_mtu() };
         info.max_mtu = max.min(u32::from(u16::MAX - 18)) as u16;
-        info.min_mtu = found.min_mtu.clamp(68, u32::from(info.max_mtu)) as u16;
+        // The interface's word, untrusted: the limits stay in order whatever it says.
+        info.min_mtu = found.min_mtu.max(68).min(u32::from(info.max_mtu)) as u16;
         info.max_rx_pktlen = u32::from(info.max_mtu) + 18;
         info
     }
@@ -217,7 +230,17 @@ impl EthDev for PacketDev {
         self.mac
     }
 
+    /// The interface's own MTU when it is below DPDK's 1500 (a cloud network's 1460: no larger
+    /// frame can leave), else 1500, within what the port carries. Either way the interface
+    /// keeps its MTU until the program asks for another.
+    fn default_mtu(&self) -> u16 {
+        let info = self.info();
+        let mtu = self.iface.found().mtu.min(u32::from(burst_ethdev::settings::DEFAULT_MTU));
+        mtu.clamp(u32::from(info.min_mtu), u32::from(info.max_mtu)) as u16
+    }
+
     fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
+        self.mtu_asked |= conf.mtu.is_some();
         (self.nb_rx, self.nb_tx) = (conf.nb_rx_queues, conf.nb_tx_queues);
         self.rx_setup = (0..self.nb_rx).map(|_| None).collect();
         self.tx_setup = (0..self.nb_tx).map(|_| None).collect();
@@ -273,6 +296,7 @@ impl EthDev for PacketDev {
     }
 
     fn apply_mac(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        self.mac_asked.store(true, Ordering::Relaxed);
         if started {
             self.iface.set_mac(settings.mac).map_err(|e| self.apply_err(format!("address {}", settings.mac), e))?;
         }
@@ -296,6 +320,7 @@ impl EthDev for PacketDev {
     }
 
     fn apply_mtu(&mut self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        self.mtu_asked = true;
         if started {
             self.iface
                 .set_mtu(u32::from(settings.mtu))

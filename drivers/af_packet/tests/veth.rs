@@ -254,3 +254,136 @@ fn kill_nine_mid_traffic_then_start_again() {
 fn kill_child() {
     burst_netbed::l2fwd_until_killed();
 }
+
+/// A port started with no MTU asked for leaves the interface's own MTU alone (a cloud VM's
+/// 1460 or 9001 is the network's, not 1500): the port's MTU is the interface's.
+#[test]
+fn starting_without_asking_for_an_mtu_keeps_the_interfaces_own() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("pkt-mtu"), NetNs::new("pkt-mtuf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x34, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x34, 0, 2]), 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&burst_mem::testing::unique_name("pktmtu"), 512)).unwrap();
+    mid.enter(|| {
+        mid.ip(&["link", "set", "k0", "mtu", "1400"]);
+        let mut port = started(&mem, "net_af_packet0,iface=k0", &PortConf::queues(1, 1), &pool, RxOffloads::empty());
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1400, "the interface's MTU kept");
+        assert_eq!(port.mtu(), 1400, "the port says the interface's MTU");
+        port.set_mtu(1300).unwrap();
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1300, "an MTU asked for is applied");
+        port.close().unwrap();
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1400, "and put back at close");
+        // Above DPDK's 1500 the port says 1500 (what its buffers are sized for) and still leaves
+        // the interface's alone.
+        mid.ip(&["link", "set", "k0", "mtu", "9000"]);
+        let mut port = started(&mem, "net_af_packet0,iface=k0", &PortConf::queues(1, 1), &pool, RxOffloads::empty());
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 9000, "a jumbo MTU kept");
+        assert_eq!(port.mtu(), 1500);
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}
+
+/// The smallest frame size the arguments take gives a port, not a panic: every size accepted
+/// carries at least the smallest MTU, and the port's limits are in order.
+#[test]
+fn the_smallest_frame_size_accepted_makes_a_port_without_a_panic() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("pkt-fs"), NetNs::new("pkt-fsf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x35, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x35, 0, 2]), 1);
+    let mem = memory();
+    mid.enter(|| {
+        for framesz in (128..=256).step_by(16) {
+            let framecnt = 65536 / framesz * 2;
+            let spec = format!("net_af_packet0,iface=k0,blocksz=65536,framesz={framesz},framecnt={framecnt}");
+            let r = std::panic::catch_unwind(|| probe(&mem, &spec).map(|p| (p.info().min_mtu, p.info().max_mtu)));
+            match r {
+                Err(_) => panic!("{spec}: probe panicked"),
+                Ok(Ok((min, max))) => assert!(68 <= min && min <= max, "{spec}: MTU limits {min}..{max}"),
+                Ok(Err(e)) => assert!(e.to_string().contains("framesz="), "{spec}: {e}"),
+            }
+        }
+    });
+}
+
+/// Open descriptors of this process.
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Stop/start cycles of a two-pair port (a fanout group each time) with traffic sent, then the
+/// interface deleted under the started port: no descriptor or mapping left behind, no panic,
+/// every buffer back.
+#[test]
+fn stop_start_cycles_and_a_vanished_interface_leave_nothing_behind() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("pkt-c"), NetNs::new("pkt-cf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x36, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x36, 0, 2]), 2);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&burst_mem::testing::unique_name("pktc"), 1024)).unwrap();
+    let frame = {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[2, 0x62, 0x75, 0x36, 0, 2]);
+        f[6..12].copy_from_slice(&[2, 0x62, 0x75, 0x36, 0, 1]);
+        f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        f
+    };
+    let send = |port: &Port| {
+        let mut tx = port.tx_queue(0).unwrap();
+        let mut out = Vec::new();
+        assert!(pool.alloc_bulk(&mut out, 16));
+        for b in out.iter_mut() {
+            assert!(b.set_data(&frame));
+        }
+        tx.tx_burst(&mut out);
+        let mut rx = port.rx_queue(1).unwrap();
+        let mut bufs = Vec::new();
+        rx.rx_burst(&mut bufs, 32);
+    };
+    mid.enter(|| {
+        let before = fds();
+        let mut port =
+            started(&mem, "net_af_packet0,iface=k0,qpairs=2", &PortConf::queues(2, 2), &pool, RxOffloads::empty());
+        for round in 0..4 {
+            send(&port);
+            port.stop().unwrap();
+            assert!(pool.mempool().is_full(), "round {round}");
+            port.start().unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        mid.ip(&["link", "del", "k0"]);
+        for _ in 0..4 {
+            send(&port);
+        }
+        let _ = port.link();
+        let _ = port.close();
+        drop(port);
+        assert_eq!(fds(), before, "descriptors leaked");
+    });
+    assert!(pool.mempool().is_full());
+}
+
+/// The interface's address changed by someone else between probe and start is left alone: the
+/// port changes it only when the program asks (`Port::set_mac`).
+#[test]
+fn an_address_changed_after_probe_is_not_put_back_at_start() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("pkt-mac"), NetNs::new("pkt-macf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x37, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x37, 0, 2]), 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&burst_mem::testing::unique_name("pktmac"), 512)).unwrap();
+    mid.enter(|| {
+        let mut port = probe(&mem, "net_af_packet0,iface=k0").unwrap();
+        port.configure(&PortConf::queues(1, 1)).unwrap();
+        port.rx_queue_setup(0, 0, &pool).unwrap();
+        port.tx_queue_setup(0, 0).unwrap();
+        mid.ip(&["link", "set", "k0", "address", "02:62:75:37:00:99"]);
+        port.start().unwrap();
+        let now = burst_netif::Iface::open("k0").unwrap().now().unwrap().mac;
+        assert_eq!(now, Some(MacAddr([2, 0x62, 0x75, 0x37, 0, 0x99])), "someone else's address kept");
+        port.set_mac(MacAddr([2, 0x62, 0x75, 0x37, 0, 0x42])).unwrap();
+        let now = burst_netif::Iface::open("k0").unwrap().now().unwrap().mac;
+        assert_eq!(now, Some(MacAddr([2, 0x62, 0x75, 0x37, 0, 0x42])), "an address asked for is applied");
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}

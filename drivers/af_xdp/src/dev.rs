@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use burst_ethdev::error::Dir;
@@ -64,6 +65,11 @@ pub struct XdpDev {
     tx: Vec<Slot<TxState>>,
     /// The kernel's counts of sockets closed since the last reset, per queue.
     closed_counts: Mutex<Vec<XdpStatistics>>,
+    /// The program asked for an MTU (`Port::set_mtu`, or one in the configuration): only then
+    /// does the port change the interface's, which is the host's setting.
+    mtu_asked: bool,
+    /// The same for the address (`Port::set_mac`; `apply_mac` has only `&self`).
+    mac_asked: AtomicBool,
 }
 
 impl std::fmt::Debug for XdpDev {
@@ -134,6 +140,8 @@ impl XdpDev {
             rx: Vec::new(),
             tx: Vec::new(),
             closed_counts: Mutex::default(),
+            mtu_asked: false,
+            mac_asked: AtomicBool::new(false),
         })
     }
 
@@ -156,8 +164,12 @@ impl XdpDev {
     }
 
     fn apply_all(&self, s: &PortSettings) -> Result<(), EthError> {
-        self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
-        self.iface.set_mac(s.mac).map_err(|e| self.apply_err(format!("address {}", s.mac), e))?;
+        if self.mtu_asked {
+            self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
+        }
+        if self.mac_asked.load(Ordering::Relaxed) {
+            self.iface.set_mac(s.mac).map_err(|e| self.apply_err(format!("address {}", s.mac), e))?;
+        }
         self.iface.set_promisc(s.promiscuous).map_err(|e| self.apply_err("promiscuous mode".into(), e))?;
         self.iface.set_allmulti(s.allmulticast).map_err(|e| self.apply_err("all-multicast mode".into(), e))
     }
@@ -291,7 +303,8 @@ impl EthDev for XdpDev {
         let chunk_mtu = (page_size() - XDP_PACKET_HEADROOM - 18) as u32;
         let max = if found.max_mtu > 0 { found.max_mtu.min(chunk_mtu) } else { chunk_mtu };
         info.max_mtu = max as u16;
-        info.min_mtu = found.min_mtu.clamp(68, max) as u16;
+        // The interface's word, untrusted: the limits stay in order whatever it says.
+        info.min_mtu = found.min_mtu.max(68).min(max) as u16;
         info.max_rx_pktlen = max + 18;
         info
     }
@@ -300,7 +313,17 @@ impl EthDev for XdpDev {
         self.mac
     }
 
+    /// The interface's own MTU when it is below DPDK's 1500 (a cloud network's 1460: no larger
+    /// frame can leave), else 1500, within what the port carries. Either way the interface
+    /// keeps its MTU until the program asks for another.
+    fn default_mtu(&self) -> u16 {
+        let info = self.info();
+        let mtu = self.iface.found().mtu.min(u32::from(burst_ethdev::settings::DEFAULT_MTU));
+        mtu.clamp(u32::from(info.min_mtu), u32::from(info.max_mtu)) as u16
+    }
+
     fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
+        self.mtu_asked |= conf.mtu.is_some();
         if conf.nb_tx_queues > conf.nb_rx_queues {
             return Err(self.err(XdpError::TxWithoutRx { tx: conf.nb_tx_queues, rx: conf.nb_rx_queues }));
         }
@@ -372,6 +395,7 @@ impl EthDev for XdpDev {
     }
 
     fn apply_mac(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        self.mac_asked.store(true, Ordering::Relaxed);
         if started {
             self.iface.set_mac(settings.mac).map_err(|e| self.apply_err(format!("address {}", settings.mac), e))?;
         }
@@ -395,6 +419,7 @@ impl EthDev for XdpDev {
     }
 
     fn apply_mtu(&mut self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
+        self.mtu_asked = true;
         if started {
             self.iface
                 .set_mtu(u32::from(settings.mtu))

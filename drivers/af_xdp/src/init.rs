@@ -132,7 +132,9 @@ impl XskSocket {
             sxdp_shared_umem_fd: 0,
         };
         if let Some(first) = c.share_with {
-            sxdp.sxdp_flags |= XDP_SHARED_UMEM;
+            // The kernel refuses any other flag with this one (`xsk_bind`: EINVAL): the copy
+            // mode and the need-wakeup protocol are the first socket's, inherited with its UMEM.
+            sxdp.sxdp_flags = XDP_SHARED_UMEM;
             sxdp.sxdp_shared_umem_fd = first.fd.as_raw_fd() as u32;
         }
         //    A socket of this queue closed just before (our own last stop) lets go of the queue

@@ -129,10 +129,10 @@ impl<T: Copy> XskRing<T> {
         let mut free = self.size.wrapping_sub(self.cached_prod.wrapping_sub(self.cached_cons));
         if free < want {
             self.cached_cons = self.cons_index().load(Ordering::Acquire);
-            // A kernel index ahead of ours would claim more than the ring: clamp.
-            free = self.size.wrapping_sub(self.cached_prod.wrapping_sub(self.cached_cons)).min(self.size);
+            free = self.size.wrapping_sub(self.cached_prod.wrapping_sub(self.cached_cons));
         }
-        free.min(want)
+        // A kernel index ahead of ours claims more than the ring, on the cached view too: clamp.
+        free.min(self.size).min(want)
     }
 
     /// Writes entry `i` after the last submitted one (`i` below what [`XskRing::free`] gave).
@@ -166,9 +166,11 @@ impl<T: Copy> XskRing<T> {
         let mut n = self.cached_prod.wrapping_sub(self.cached_cons);
         if n == 0 {
             self.cached_prod = self.prod_index().load(Ordering::Acquire);
-            n = self.cached_prod.wrapping_sub(self.cached_cons).min(self.size);
+            n = self.cached_prod.wrapping_sub(self.cached_cons);
         }
-        n.min(want)
+        // A kernel index that ran ahead stays ahead of the cached view too: never more than the
+        // ring holds.
+        n.min(self.size).min(want)
     }
 
     /// Entry `i` after the last released one (`i` below what [`XskRing::ready`] gave).
@@ -185,5 +187,72 @@ impl<T: Copy> XskRing<T> {
     pub(crate) fn release(&mut self, n: u32) {
         self.cached_cons = self.cached_cons.wrapping_add(n);
         self.cons_index().store(self.cached_cons, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    /// A ring of `size` u64 entries over a memfd, as the socket's mapping would be, and a second
+    /// mapping of the same memory through which the test plays the kernel.
+    fn fake(size: u32) -> (XskRing<u64>, *mut u32, OwnedFd) {
+        // SAFETY: memfd_create with a NUL-terminated name; the result is checked.
+        let fd = unsafe { libc::memfd_create(c"ring".as_ptr(), 0) };
+        assert!(fd >= 0);
+        // SAFETY: a fresh descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sizes the memfd.
+        assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), 1 << 16) }, 0);
+        let off = XdpRingOffset { producer: 0, consumer: 64, desc: 192, flags: 128 };
+        let ring = XskRing::<u64>::map(fd.as_raw_fd(), 0, &off, size).unwrap();
+        // SAFETY: a shared mapping of the same memfd; leaked for the test's life.
+        let kernel = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(kernel, libc::MAP_FAILED);
+        (ring, kernel.cast(), fd)
+    }
+
+    proptest! {
+        /// However the kernel moves its indices (backwards, far ahead, wrapping), a consumer is
+        /// never told of more entries than the ring holds, nor a producer of more room.
+        #[test]
+        fn kernel_indices_never_claim_more_than_the_ring(
+            steps in proptest::collection::vec((any::<u32>(), any::<u32>(), any::<bool>()), 1..40),
+        ) {
+            let size = 8;
+            let (mut cons, kernel, _fd) = fake(size);
+            let (mut prod, kernel2, _fd2) = fake(size);
+            for (idx, want, take) in steps {
+                // SAFETY: the producer word of the fake ring's shared page.
+                unsafe { std::ptr::write_volatile(kernel, idx) };
+                let n = cons.ready(want);
+                prop_assert!(n <= size, "ready said {n}");
+                if take {
+                    cons.release(n);
+                }
+                // SAFETY: the consumer word of the other fake ring.
+                unsafe { std::ptr::write_volatile(kernel2.add(16), idx) };
+                let room = prod.free(want);
+                prop_assert!(room <= size, "free said {room}");
+                if take {
+                    for i in 0..room {
+                        prod.write(i, 0);
+                    }
+                    prod.submit(room);
+                }
+                prop_assert!(prod.outstanding() <= size);
+            }
+        }
     }
 }

@@ -51,7 +51,9 @@ impl RxState {
         if got > 0 {
             self.fill.submit(got);
         }
-        self.owed = total - got;
+        // Never more than the fill ring holds: a kernel that claims frames it never took cannot
+        // make the debt grow without end.
+        self.owed = (total - got).min(self.fill.size());
         got
     }
 }

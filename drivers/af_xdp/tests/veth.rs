@@ -306,3 +306,290 @@ fn the_program_is_attached_in_the_mode_asked_for() {
     });
     assert!(pool.mempool().is_full(), "{} buffers not back", pool.mempool().in_use());
 }
+
+/// Open descriptors of this process.
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Stop/start cycles with traffic in flight: each stop detaches the program and takes back every
+/// buffer (those on the fill ring, and those on the TX ring the kernel has not completed), and no
+/// descriptor is left behind (sockets, BPF object, link, map).
+#[test]
+fn stop_start_cycles_leave_no_buffer_program_or_descriptor_behind() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-c"), NetNs::new("xdp-cf"));
+    let (mac_k, mac_f) = (MacAddr([2, 0x62, 0x75, 0x44, 0, 1]), MacAddr([2, 0x62, 0x75, 0x44, 0, 2]));
+    veth(&mid, "k0", mac_k, &far, "f", mac_f, 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpc"), 1024)).unwrap();
+    mid.enter(|| {
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0,mode=skb,force_copy=1", 1, &pool);
+        port.start().unwrap();
+        port.stop().unwrap();
+        let before = fds();
+        for round in 0..4 {
+            port.start().unwrap_or_else(|e| panic!("round {round}: {e}"));
+            {
+                let mut tx = port.tx_queue(0).unwrap();
+                let mut out = Vec::new();
+                assert!(pool.alloc_bulk(&mut out, 64));
+                for (i, b) in out.iter_mut().enumerate() {
+                    assert!(b.set_data(&udp(mac_f, mac_k, 7, i as u32)));
+                }
+                tx.tx_burst(&mut out);
+                drop(out);
+            }
+            port.stop().unwrap();
+            assert!(pool.mempool().is_full(), "round {round}: {} buffers not back", pool.mempool().in_use());
+            assert_eq!(burst_netif::Iface::open("k0").unwrap().found().xdp, None, "round {round}: detached");
+            assert_eq!(fds(), before, "round {round}: descriptors leaked");
+        }
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}
+
+/// A buffer the kernel refuses as a TX descriptor (no bytes) is never completed: it must not be
+/// put on the ring, or the pool loses it until the port stops.
+#[test]
+fn an_empty_packet_is_not_lost_to_the_tx_ring() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-z"), NetNs::new("xdp-zf"));
+    let (mac_k, mac_f) = (MacAddr([2, 0x62, 0x75, 0x45, 0, 1]), MacAddr([2, 0x62, 0x75, 0x45, 0, 2]));
+    veth(&mid, "k0", mac_k, &far, "f", mac_f, 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpz"), 1024)).unwrap();
+    mid.enter(|| {
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0,mode=skb,force_copy=1", 1, &pool);
+        port.start().unwrap();
+        let held = pool.mempool().in_use();
+        {
+            let mut tx = port.tx_queue(0).unwrap();
+            let mut out = Vec::new();
+            assert!(pool.alloc_bulk(&mut out, 8));
+            for (i, b) in out.iter_mut().enumerate() {
+                b.set_len(0);
+                if i % 2 == 1 {
+                    assert!(b.set_data(&udp(mac_f, mac_k, 7, i as u32)));
+                }
+            }
+            while !out.is_empty() {
+                tx.tx_burst(&mut out);
+            }
+            let until = Instant::now() + Duration::from_secs(2);
+            while pool.mempool().in_use() > held && Instant::now() < until {
+                tx.tx_burst(&mut Vec::new());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        assert_eq!(pool.mempool().in_use(), held, "every sent buffer is back while the port runs");
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}
+
+/// The interface goes away under a started port: bursts neither panic nor lose buffers, and
+/// close takes every buffer back.
+#[test]
+fn the_interface_vanishing_under_a_started_port_loses_nothing() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-v"), NetNs::new("xdp-vf"));
+    let (mac_k, mac_f) = (MacAddr([2, 0x62, 0x75, 0x46, 0, 1]), MacAddr([2, 0x62, 0x75, 0x46, 0, 2]));
+    veth(&mid, "k0", mac_k, &far, "f", mac_f, 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpv"), 1024)).unwrap();
+    mid.enter(|| {
+        let before = fds();
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0", 1, &pool);
+        port.start().unwrap();
+        {
+            let mut rx = port.rx_queue(0).unwrap();
+            let mut tx = port.tx_queue(0).unwrap();
+            mid.ip(&["link", "del", "k0"]);
+            let mut bufs = Vec::new();
+            for _ in 0..10 {
+                rx.rx_burst(&mut bufs, 32);
+                let mut out = Vec::new();
+                assert!(pool.alloc_bulk(&mut out, 4));
+                for (i, b) in out.iter_mut().enumerate() {
+                    assert!(b.set_data(&udp(mac_f, mac_k, 7, i as u32)));
+                }
+                tx.tx_burst(&mut out);
+            }
+            drop(bufs);
+        }
+        let _ = port.link();
+        let _ = port.close();
+        drop(port);
+        assert_eq!(fds(), before, "descriptors leaked");
+    });
+    assert!(pool.mempool().is_full(), "{} buffers not back", pool.mempool().in_use());
+}
+
+/// A port started with no MTU asked for leaves the interface's own MTU alone: the port's MTU is
+/// the interface's.
+#[test]
+fn starting_without_asking_for_an_mtu_keeps_the_interfaces_own() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-mtu"), NetNs::new("xdp-mtuf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x47, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x47, 0, 2]), 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpmtu"), 1024)).unwrap();
+    mid.enter(|| {
+        mid.ip(&["link", "set", "k0", "mtu", "1400"]);
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0", 1, &pool);
+        port.start().unwrap();
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 1400, "the interface's MTU kept");
+        assert_eq!(port.mtu(), 1400, "the port says the interface's MTU");
+        port.close().unwrap();
+        // Above DPDK's 1500 (past what a UMEM chunk holds, too) the port says 1500, its queues
+        // set up with the same buffers, and the interface keeps its MTU.
+        mid.ip(&["link", "set", "k0", "mtu", "9000"]);
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0,mode=skb", 1, &pool);
+        port.start().unwrap();
+        assert_eq!(burst_netif::Iface::open("k0").unwrap().now().unwrap().mtu, 9000, "a jumbo MTU kept");
+        assert_eq!(port.mtu(), 1500);
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}
+
+/// `shared_umem=1`: two queues of one pool share one UMEM (the second socket binds with
+/// `XDP_SHARED_UMEM`): the port starts, both queues receive, and every buffer is back at close.
+#[test]
+fn two_queues_of_one_pool_share_one_umem() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-s"), NetNs::new("xdp-sf"));
+    let (mac_k, mac_f) = (MacAddr([2, 0x62, 0x75, 0x48, 0, 1]), MacAddr([2, 0x62, 0x75, 0x48, 0, 2]));
+    veth(&mid, "k0", mac_k, &far, "f", mac_f, 2);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdps"), 2048)).unwrap();
+    let n = 200u32;
+    mid.enter(|| {
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0,queue_count=2,shared_umem=1", 2, &pool);
+        port.start().unwrap_or_else(|e| panic!("shared_umem=1: {e}"));
+        {
+            let mut rx = [port.rx_queue(0).unwrap(), port.rx_queue(1).unwrap()];
+            let mut per_queue = [0u32; 2];
+            std::thread::scope(|s| {
+                let far = &far;
+                s.spawn(move || {
+                    far.set_thread();
+                    let sock = RawSocket::open("f");
+                    for seq in 0..n {
+                        sock.send_retry(&udp(mac_k, mac_f, 1000 + seq as u16, seq));
+                    }
+                });
+                let until = Instant::now() + Duration::from_secs(10);
+                let mut bufs = Vec::new();
+                while per_queue.iter().sum::<u32>() < n && Instant::now() < until {
+                    for (q, r) in rx.iter_mut().enumerate() {
+                        per_queue[q] += r.rx_burst(&mut bufs, 32) as u32;
+                        bufs.clear();
+                    }
+                }
+            });
+            assert_eq!(per_queue.iter().sum::<u32>(), n, "every frame: {per_queue:?}");
+            assert!(per_queue[0] > 0 && per_queue[1] > 0, "both queues receive: {per_queue:?}");
+        }
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full(), "{} buffers not back", pool.mempool().in_use());
+}
+
+/// Reconfigured between starts onto another pool: the second start's UMEM is the new pool's,
+/// frames arrive in its buffers, and both pools are full at the end.
+#[test]
+fn reconfigured_onto_another_pool_between_starts() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-r"), NetNs::new("xdp-rf"));
+    let (mac_k, mac_f) = (MacAddr([2, 0x62, 0x75, 0x49, 0, 1]), MacAddr([2, 0x62, 0x75, 0x49, 0, 2]));
+    veth(&mid, "k0", mac_k, &far, "f", mac_f, 1);
+    let mem = memory();
+    let a = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpra"), 1024)).unwrap();
+    let b = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdprb"), 1024)).unwrap();
+    mid.enter(|| {
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0", 1, &a);
+        port.start().unwrap();
+        port.stop().unwrap();
+        assert!(a.mempool().is_full());
+        port.configure(&PortConf::queues(1, 1)).unwrap();
+        port.rx_queue_setup(0, 256, &b).unwrap();
+        port.tx_queue_setup(0, 256).unwrap();
+        port.start().unwrap();
+        {
+            let mut rx = port.rx_queue(0).unwrap();
+            std::thread::scope(|s| {
+                let far = &far;
+                s.spawn(move || {
+                    far.set_thread();
+                    let sock = RawSocket::open("f");
+                    for seq in 0..50 {
+                        sock.send_retry(&udp(mac_k, mac_f, 1000, seq));
+                    }
+                });
+                let until = Instant::now() + Duration::from_secs(5);
+                let (mut got, mut bufs) = (0, Vec::new());
+                while got < 50 && Instant::now() < until {
+                    got += rx.rx_burst(&mut bufs, 32);
+                    assert!(a.mempool().is_full(), "nothing of the old pool's is used");
+                    bufs.clear();
+                }
+                assert_eq!(got, 50);
+            });
+        }
+        port.close().unwrap();
+    });
+    assert!(a.mempool().is_full() && b.mempool().is_full());
+}
+
+/// The interface's address changed by someone else between probe and start is left alone.
+#[test]
+fn an_address_changed_after_probe_is_not_put_back_at_start() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-mac"), NetNs::new("xdp-macf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x4a, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x4a, 0, 2]), 1);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpmac"), 1024)).unwrap();
+    mid.enter(|| {
+        let mut port = configured(&mem, "net_af_xdp0,iface=k0", 1, &pool);
+        mid.ip(&["link", "set", "k0", "address", "02:62:75:4a:00:99"]);
+        port.start().unwrap();
+        let now = burst_netif::Iface::open("k0").unwrap().now().unwrap().mac;
+        assert_eq!(now, Some(MacAddr([2, 0x62, 0x75, 0x4a, 0, 0x99])), "someone else's address kept");
+        port.close().unwrap();
+    });
+    assert!(pool.mempool().is_full());
+}
+
+/// A start that fails half way (no program file; a pool too small for the fill ring) closes
+/// every socket and mapping it made: no descriptor left, every buffer back.
+#[test]
+fn a_failed_start_leaves_no_descriptor_behind() {
+    let _s = serial();
+    let (mid, far) = (NetNs::new("xdp-fd"), NetNs::new("xdp-fdf"));
+    veth(&mid, "k0", MacAddr([2, 0x62, 0x75, 0x4b, 0, 1]), &far, "f", MacAddr([2, 0x62, 0x75, 0x4b, 0, 2]), 2);
+    let mem = memory();
+    let pool = PacketPool::new(&mem, &PacketPoolConfig::new(&unique_name("xdpfd"), 300)).unwrap();
+    mid.enter(|| {
+        let before = fds();
+        for (spec, want) in [
+            ("net_af_xdp0,iface=k0,xdp_prog=/nonexistent.o", "/nonexistent.o"),
+            ("net_af_xdp0,iface=k0,queue_count=2", "queue 1"),
+        ] {
+            let mut port = probe(&mem, spec).unwrap();
+            let q = if spec.contains("queue_count=2") { 2 } else { 1 };
+            port.configure(&PortConf::queues(q, q)).unwrap();
+            for i in 0..q {
+                port.rx_queue_setup(i, 256, &pool).unwrap();
+                port.tx_queue_setup(i, 256).unwrap();
+            }
+            let e = port.start().unwrap_err().to_string();
+            assert!(e.contains(want), "{spec}: {e}");
+            assert!(pool.mempool().is_full(), "{spec}: {} buffers not back", pool.mempool().in_use());
+            drop(port);
+            assert_eq!(fds(), before, "{spec}: descriptors leaked");
+        }
+    });
+}
