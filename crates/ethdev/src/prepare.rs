@@ -208,7 +208,9 @@ pub fn fix_up(buf: &mut PacketBuf) -> Result<(), TxFault> {
     let (ip_bytes, l4_bytes) = rest.split_at_mut(l3.min(rest.len()));
     let phdr = if flags.contains(OlFlags::TX_IPV4) {
         let mut ip = Ipv4Packet::new_unchecked(&mut ip_bytes[..]);
-        if l3 < 20 || ip.version() != 4 {
+        // A device sums the IPv4 header over l3_len bytes (e1000's IPCSE): they must be the
+        // header's own length, options included.
+        if l3 < 20 || ip.version() != 4 || ip.header_len() != l3 {
             return Err(TxFault::BadHeader { what: "IPv4", offset: l2 });
         }
         if ip_cksum {
@@ -331,5 +333,11 @@ mod tests {
         // The device's part: the checksum of the datagram from its start, the seed included.
         let device = Checksum::new().add_bytes(&d[34..]).finish();
         assert_eq!(device, want_udp, "seed + device sum = the real UDP checksum");
+        // An l3_len that is not the IPv4 header's length (IHL 5 here): a device would sum the
+        // UDP header into the IPv4 checksum and put the UDP checksum in the wrong place.
+        let before = b.data().to_vec();
+        b.set_tx_offload(TxOffload { l2_len: 14, l3_len: 24, ..TxOffload::default() });
+        assert_eq!(fix_up(&mut b), Err(TxFault::BadHeader { what: "IPv4", offset: 14 }));
+        assert_eq!(b.data(), &before[..], "nothing fixed up");
     }
 }
