@@ -57,7 +57,7 @@ pub enum TxFault {
     /// Header lengths the request needs are not set.
     #[error(
         "its TX offload lengths are l2_len {l2_len}, l3_len {l3_len}, l4_len {l4_len}: a checksum request needs l2_len and \
-         l3_len, segmentation l4_len too; set them with set_tx_offload"
+         l3_len, segmentation an l4_len of 20 to 60 (its TCP header) too; set them with set_tx_offload"
     )]
     Lengths {
         /// The L2 header's length.
@@ -103,6 +103,10 @@ pub enum TxFault {
         max: usize,
     },
 }
+
+/// The bytes a TCP header has (RFC 9293 3.1: data offset 5 to 15 words): what `l4_len` must be
+/// for segmentation, whose devices repeat that many bytes in front of every segment.
+const TCP_HEADER_LEN: std::ops::RangeInclusive<u8> = 20..=60;
 
 /// The offload each TX request flag needs.
 const NEEDS: [(OlFlags, &str, TxOffloads); 5] = [
@@ -154,7 +158,7 @@ pub fn check(buf: &PacketBuf, offloads: TxOffloads, nb_seg_max: u16) -> Result<(
         return Err(TxFault::IpCksumNotIpv4);
     }
     let t = buf.tx_offload();
-    if t.l2_len == 0 || t.l3_len == 0 || (tso && t.l4_len == 0) {
+    if t.l2_len == 0 || t.l3_len == 0 || (tso && !TCP_HEADER_LEN.contains(&t.l4_len)) {
         return Err(TxFault::Lengths { l2_len: t.l2_len, l3_len: t.l3_len, l4_len: t.l4_len });
     }
     if tso && t.tso_segsz == 0 {
@@ -204,7 +208,9 @@ pub fn fix_up(buf: &mut PacketBuf) -> Result<(), TxFault> {
     let (ip_bytes, l4_bytes) = rest.split_at_mut(l3.min(rest.len()));
     let phdr = if flags.contains(OlFlags::TX_IPV4) {
         let mut ip = Ipv4Packet::new_unchecked(&mut ip_bytes[..]);
-        if l3 < 20 || ip.version() != 4 {
+        // A device sums the IPv4 header over l3_len bytes (e1000's IPCSE): they must be the
+        // header's own length, options included.
+        if l3 < 20 || ip.version() != 4 || ip.header_len() != l3 {
             return Err(TxFault::BadHeader { what: "IPv4", offset: l2 });
         }
         if ip_cksum {
@@ -291,6 +297,24 @@ mod tests {
             Err(TxFault::OffloadOff { offload: TxOffloads::MULTI_SEGS, .. })
         ));
         assert_eq!(check(&b, TxOffloads::MULTI_SEGS, 1), Err(TxFault::TooManySegments { nb_segs: 2, max: 1 }));
+        // A segmentation request whose L4 header is shorter than TCP's 20 bytes (or longer than
+        // its 60): the fix-up would write the checksum seed into the payload at offset 16 and
+        // the device repeat a torn header in every segment.
+        let tcp = OlFlags::TX_IPV4 | OlFlags::TX_TCP_SEG;
+        let mut seg = pool.alloc().unwrap();
+        seg.set_len(200);
+        seg.set_ol_flags(tcp);
+        for l4_len in [8u8, 19, 61, 255] {
+            seg.set_tx_offload(TxOffload { l2_len: 14, l3_len: 20, l4_len, tso_segsz: 100, ..TxOffload::default() });
+            assert_eq!(
+                check(&seg, all, 1),
+                Err(TxFault::Lengths { l2_len: 14, l3_len: 20, l4_len }),
+                "l4_len {l4_len}"
+            );
+        }
+        seg.set_tx_offload(TxOffload { l2_len: 14, l3_len: 20, l4_len: 20, tso_segsz: 100, ..TxOffload::default() });
+        assert_eq!(check(&seg, all, 1), Ok(()));
+        drop(seg);
         let e = TxPrepareError { index: 3, fault: TxFault::NoSegmentSize };
         assert!(e.to_string().starts_with("packet 3 of the burst: it asks for TCP segmentation"), "{e}");
     }
@@ -309,5 +333,11 @@ mod tests {
         // The device's part: the checksum of the datagram from its start, the seed included.
         let device = Checksum::new().add_bytes(&d[34..]).finish();
         assert_eq!(device, want_udp, "seed + device sum = the real UDP checksum");
+        // An l3_len that is not the IPv4 header's length (IHL 5 here): a device would sum the
+        // UDP header into the IPv4 checksum and put the UDP checksum in the wrong place.
+        let before = b.data().to_vec();
+        b.set_tx_offload(TxOffload { l2_len: 14, l3_len: 24, ..TxOffload::default() });
+        assert_eq!(fix_up(&mut b), Err(TxFault::BadHeader { what: "IPv4", offset: 14 }));
+        assert_eq!(b.data(), &before[..], "nothing fixed up");
     }
 }

@@ -431,6 +431,10 @@ impl TxRing {
         for (index, buf) in bufs.iter_mut().enumerate() {
             let err = |fault| TxPrepareError { index, fault };
             let plan = plan(buf, self.offloads).map_err(err)?;
+            // `post` drops a packet whose descriptors (a context's included) outnumber what the
+            // ring ever has free: refused here instead, where the caller still holds it.
+            let most = usize::from(self.ring.len() - 1) - usize::from(plan.context.is_some());
+            within("segments (a descriptor each)", usize::from(plan.segs), 1, most).map_err(err)?;
             burst_ethdev::prepare::fix_up(buf).map_err(err)?;
             // The device redoes the IPv4 header checksum of every TSO segment (IXSM, its length
             // and identification change), asked or not: the field must start at 0 (DPDK asks
@@ -722,6 +726,31 @@ mod tests {
         assert_eq!(tx.burst(&bell, &mut bufs), 4);
         assert_eq!((sw.get().oerrors, tx.in_flight()), (3, 1));
         tx.release();
+        assert!(pool.mempool().is_full());
+    }
+
+    #[test]
+    fn prepare_refuses_a_chain_longer_than_the_ring_which_tx_would_drop() {
+        // The port's nb_seg_max is 255 whatever the ring's size; a 32-descriptor ring holds 31.
+        let mem = memory();
+        let pool = pool(&mem, 128);
+        let (tx, _bell, _sw) = queue(&mem, 32, ALL);
+        let mut p = chain_from(&pool, &[1u8; 40], &[1; 39]);
+        let e = tx.prepare(std::slice::from_mut(&mut p)).unwrap_err();
+        assert_eq!(e.fault, limit("segments (a descriptor each)", 40, 1, 31));
+        drop(p);
+        // With a context to write first, one descriptor fewer is left for the segments.
+        let mut p = chain_from(&pool, &udp_frame(300), &[42; 8]);
+        p.set_ol_flags(OlFlags::TX_IPV4 | OlFlags::TX_UDP_CKSUM);
+        p.set_tx_offload(TxOffload { l2_len: 14, l3_len: 20, ..TxOffload::default() });
+        assert!(tx.prepare(std::slice::from_mut(&mut p)).is_ok(), "8 segments and a context fit");
+        drop(p);
+        let mut p = chain_from(&pool, &udp_frame(300), &[10; 31]);
+        p.set_ol_flags(OlFlags::TX_IPV4 | OlFlags::TX_UDP_CKSUM);
+        p.set_tx_offload(TxOffload { l2_len: 14, l3_len: 20, ..TxOffload::default() });
+        let e = tx.prepare(std::slice::from_mut(&mut p)).unwrap_err();
+        assert_eq!(e.fault, limit("segments (a descriptor each)", 32, 1, 30));
+        drop(p);
         assert!(pool.mempool().is_full());
     }
 

@@ -188,20 +188,26 @@ impl PacketBuf {
     /// Grows the packet at its end by `n` bytes, in the last segment's tailroom, and returns
     /// them (`rte_pktmbuf_append`); `None` (and no change) when that segment has no room.
     pub fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        let pkt_len = self.pkt_len();
         let last = self.last_seg();
         // SAFETY: `last` is a live segment of this packet, which `&mut self` holds exclusively.
-        let l = unsafe { &mut *last };
-        let room = usize::from(l.buf_len) - usize::from(l.data_off) - usize::from(l.data_len);
-        if n > room || self.pkt_len().checked_add(n as u32).is_none() {
-            return None;
-        }
-        let old = usize::from(l.data_len);
-        l.data_len += n as u16;
-        let start = usize::from(l.data_off) + old;
+        // The reference ends before the head's header is borrowed again below: for a
+        // one-segment packet the two are the same header, and two live `&mut` to it would be
+        // undefined behaviour.
+        let (base, start) = unsafe {
+            let l = &mut *last;
+            let room = usize::from(l.buf_len) - usize::from(l.data_off) - usize::from(l.data_len);
+            if n > room || pkt_len.checked_add(n as u32).is_none() {
+                return None;
+            }
+            let start = usize::from(l.data_off) + usize::from(l.data_len);
+            l.data_len += n as u16;
+            (l.buf_addr, start)
+        };
         self.h_mut().pkt_len += n as u32;
         // SAFETY: `start + n <= buf_len` (checked against the room), inside the last segment's
         // buffer, which this packet owns.
-        Some(unsafe { std::slice::from_raw_parts_mut(l.buf_addr.add(start), n) })
+        Some(unsafe { std::slice::from_raw_parts_mut(base.add(start), n) })
     }
 
     /// Grows the packet at its front by `n` bytes, in the first segment's headroom, and returns
