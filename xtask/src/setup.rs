@@ -31,7 +31,7 @@ pub(crate) const DPDK_PACKAGES: [&str; 2] = ["dpdk", "dpdk-dev"];
 const KERNEL_PORT_PACKAGES: [(&str, &str); 4] = [
     ("libbpf-dev", "/usr/include/bpf/libbpf.h"),
     ("libxdp1", "/usr/lib/x86_64-linux-gnu/bpf/xsk_def_xdp_prog.o"),
-    ("iproute2", "/usr/sbin/ip"),
+    ("iproute2", "/sbin/ip"),
     ("linux-perf", "/usr/bin/perf"),
 ];
 
