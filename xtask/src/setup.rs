@@ -112,8 +112,8 @@ pub fn run(args: &SetupArgs) -> Result<(), String> {
     let qemu = qemu_version().map(|v| format!("{}.{}", v.0, v.1)).unwrap_or_default();
     if done.is_empty() {
         println!(
-            "setup: nothing to do: QEMU {qemu}, busybox-static, cpio and DPDK's dpdk-testpmd are installed; kernel \
-             {} is in {}",
+            "setup: nothing to do: QEMU {qemu}, busybox-static, cpio, DPDK's dpdk-testpmd, libbpf-dev, libxdp1, \
+             iproute2 and linux-perf are installed; kernel {} is in {}",
             kernel.release,
             kernel.dir.display()
         );
