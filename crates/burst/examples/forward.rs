@@ -192,7 +192,10 @@ fn run(rt: &mut Runtime, frames: u64) -> Result<(), Box<dyn Error>> {
             }
             // Offload requests are checked, and the checksum fields made ready for this NIC,
             // before the burst: a packet that asks for what the queue cannot do is named here.
-            tx0.tx_prepare(&mut out)?;
+            if let Err(e) = tx0.tx_prepare(&mut out) {
+                rt.request_stop(); // the worker must stop before the scope can end
+                return Err(e.into());
+            }
             sent += tx0.tx_burst(&mut out) as u64; // what it did not take stays in `out`
             rx0.rx_burst(&mut back, 32);
             for buf in back.drain(..) {
