@@ -4,8 +4,13 @@
 //! port flips but memberships it holds (packet(7), `PACKET_MR_PROMISC`/`PACKET_MR_ALLMULTI` on a
 //! packet socket that receives nothing): the kernel counts them with everyone else's and drops
 //! them when the socket closes, so a port that is killed leaves no mode behind.
+//!
+//! A port changes the interface's MTU and address only once its program asked for them
+//! ([`Iface::apply`] remembers that), so a port that never asks leaves the interface's own.
 
+use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use burst_net::MacAddr;
@@ -26,6 +31,33 @@ pub struct Iface {
     /// The sockets holding the promiscuous and all-multicast memberships.
     promisc: Mutex<Option<OwnedFd>>,
     allmulti: Mutex<Option<OwnedFd>>,
+    /// The program asked for an MTU, an address: only then does the port set them.
+    mtu_asked: AtomicBool,
+    mac_asked: AtomicBool,
+}
+
+/// One of a port's settings, as the interface takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// The MTU.
+    Mtu(u32),
+    /// The address.
+    Mac(MacAddr),
+    /// Promiscuous mode on or off.
+    Promisc(bool),
+    /// All-multicast mode on or off.
+    Allmulti(bool),
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Setting::Mtu(mtu) => write!(f, "MTU {mtu}"),
+            Setting::Mac(mac) => write!(f, "address {mac}"),
+            Setting::Promisc(_) => f.write_str("promiscuous mode"),
+            Setting::Allmulti(_) => f.write_str("all-multicast mode"),
+        }
+    }
 }
 
 /// What the port changed over netlink, to put back.
@@ -91,6 +123,8 @@ impl Iface {
             changed: Mutex::default(),
             promisc: Mutex::default(),
             allmulti: Mutex::default(),
+            mtu_asked: AtomicBool::new(false),
+            mac_asked: AtomicBool::new(false),
         })
     }
 
@@ -151,6 +185,46 @@ impl Iface {
     /// All-multicast mode on or off, the same way.
     pub fn set_allmulti(&self, on: bool) -> Result<(), NetifError> {
         hold(&self.allmulti, on, || membership(self.found.index, PACKET_MR_ALLMULTI, "all-multicast mode"))
+    }
+
+    /// The port's program asked for `setting`: it goes to the interface now if the port is
+    /// `started`, else at start ([`Iface::apply_asked`]). The error says which setting failed.
+    pub fn apply(&self, setting: Setting, started: bool) -> Result<(), (Setting, NetifError)> {
+        match setting {
+            Setting::Mtu(_) => self.mtu_asked.store(true, Ordering::Relaxed),
+            Setting::Mac(_) => self.mac_asked.store(true, Ordering::Relaxed),
+            Setting::Promisc(_) | Setting::Allmulti(_) => {}
+        }
+        if started {
+            self.set(setting)?;
+        }
+        Ok(())
+    }
+
+    /// At start: `settings` to the interface, in order, but the MTU and address only if the
+    /// program asked for them.
+    pub fn apply_asked(&self, settings: &[Setting]) -> Result<(), (Setting, NetifError)> {
+        for &setting in settings {
+            let asked = match setting {
+                Setting::Mtu(_) => self.mtu_asked.load(Ordering::Relaxed),
+                Setting::Mac(_) => self.mac_asked.load(Ordering::Relaxed),
+                Setting::Promisc(_) | Setting::Allmulti(_) => true,
+            };
+            if asked {
+                self.set(setting)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set(&self, setting: Setting) -> Result<(), (Setting, NetifError)> {
+        match setting {
+            Setting::Mtu(mtu) => self.set_mtu(mtu),
+            Setting::Mac(mac) => self.set_mac(mac),
+            Setting::Promisc(on) => self.set_promisc(on),
+            Setting::Allmulti(on) => self.set_allmulti(on),
+        }
+        .map_err(|e| (setting, e))
     }
 
     /// Puts back what the port changed, as the interface was when opened, and lets go of the

@@ -21,6 +21,6 @@ mod link;
 mod netlink;
 
 pub use error::NetifError;
-pub use iface::Iface;
+pub use iface::{Iface, Setting};
 pub use link::{Link, LinkDrops, XdpMode};
 pub use netlink::Netlink;

@@ -2,7 +2,6 @@
 //! to the interface over netlink (`burst_netif::Iface`, put back as found at close); the queue
 //! pairs' sockets exist while the port is started.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use burst_ethdev::error::Dir;
@@ -11,7 +10,7 @@ use burst_ethdev::{
     QueueCounters, RxBurst, RxOffloads, RxQueueConf, Slot, Stats, TxBurst, TxOffloads, TxQueueConf, VdevProbe, XStat,
 };
 use burst_mem::PacketPool;
-use burst_netif::{Iface, NetifError};
+use burst_netif::{Iface, NetifError, Setting};
 
 use crate::init::{open_socket, Fanout, PacketSocket};
 use crate::rx::{PacketRx, RxState};
@@ -54,11 +53,6 @@ pub struct PacketDev {
     rx: Vec<Slot<RxState>>,
     tx: Vec<Slot<TxState>>,
     kernel: Mutex<KernelCounts>,
-    /// The program asked for an MTU (`Port::set_mtu`, or one in the configuration): only then
-    /// does the port change the interface's, which is the host's setting.
-    mtu_asked: bool,
-    /// The same for the address (`Port::set_mac`; `apply_mac` has only `&self`).
-    mac_asked: AtomicBool,
 }
 
 impl std::fmt::Debug for PacketDev {
@@ -100,8 +94,6 @@ impl PacketDev {
             rx: Vec::new(),
             tx: Vec::new(),
             kernel: Mutex::default(),
-            mtu_asked: false,
-            mac_asked: AtomicBool::new(false),
         })
     }
 
@@ -125,15 +117,20 @@ impl PacketDev {
         (frame - 18) as u32
     }
 
+    /// At start: the port's settings to the interface (the MTU and address if asked for).
     fn apply_all(&self, s: &PortSettings) -> Result<(), EthError> {
-        if self.mtu_asked {
-            self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
-        }
-        if self.mac_asked.load(Ordering::Relaxed) {
-            self.iface.set_mac(s.mac).map_err(|e| self.apply_err(format!("address {}", s.mac), e))?;
-        }
-        self.iface.set_promisc(s.promiscuous).map_err(|e| self.apply_err("promiscuous mode".into(), e))?;
-        self.iface.set_allmulti(s.allmulticast).map_err(|e| self.apply_err("all-multicast mode".into(), e))
+        let all = [
+            Setting::Mtu(u32::from(s.mtu)),
+            Setting::Mac(s.mac),
+            Setting::Promisc(s.promiscuous),
+            Setting::Allmulti(s.allmulticast),
+        ];
+        self.iface.apply_asked(&all).map_err(|(s, e)| self.apply_err(s.to_string(), e))
+    }
+
+    /// `setting`, asked for by the program, to the interface (now if `started`).
+    fn apply(&self, setting: Setting, started: bool) -> Result<(), EthError> {
+        self.iface.apply(setting, started).map_err(|(s, e)| self.apply_err(s.to_string(), e))
     }
 
     /// Adds what the sockets counted since the last read to the running totals.
@@ -240,7 +237,9 @@ impl EthDev for PacketDev {
     }
 
     fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
-        self.mtu_asked |= conf.mtu.is_some();
+        if let Some(mtu) = conf.mtu {
+            self.apply(Setting::Mtu(u32::from(mtu)), false)?; // asked for: set at start
+        }
         (self.nb_rx, self.nb_tx) = (conf.nb_rx_queues, conf.nb_tx_queues);
         self.rx_setup = (0..self.nb_rx).map(|_| None).collect();
         self.tx_setup = (0..self.nb_tx).map(|_| None).collect();
@@ -296,37 +295,19 @@ impl EthDev for PacketDev {
     }
 
     fn apply_mac(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
-        self.mac_asked.store(true, Ordering::Relaxed);
-        if started {
-            self.iface.set_mac(settings.mac).map_err(|e| self.apply_err(format!("address {}", settings.mac), e))?;
-        }
-        Ok(())
+        self.apply(Setting::Mac(settings.mac), started)
     }
 
     fn apply_promiscuous(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
-        if started {
-            self.iface.set_promisc(settings.promiscuous).map_err(|e| self.apply_err("promiscuous mode".into(), e))?;
-        }
-        Ok(())
+        self.apply(Setting::Promisc(settings.promiscuous), started)
     }
 
     fn apply_allmulticast(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
-        if started {
-            self.iface
-                .set_allmulti(settings.allmulticast)
-                .map_err(|e| self.apply_err("all-multicast mode".into(), e))?;
-        }
-        Ok(())
+        self.apply(Setting::Allmulti(settings.allmulticast), started)
     }
 
     fn apply_mtu(&mut self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
-        self.mtu_asked = true;
-        if started {
-            self.iface
-                .set_mtu(u32::from(settings.mtu))
-                .map_err(|e| self.apply_err(format!("MTU {}", settings.mtu), e))?;
-        }
-        Ok(())
+        self.apply(Setting::Mtu(u32::from(settings.mtu)), started)
     }
 
     /// A frame lands in one buffer from its headroom on (or in a chain, with scatter).

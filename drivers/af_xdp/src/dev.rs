@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use burst_ethdev::error::Dir;
@@ -16,7 +15,7 @@ use burst_ethdev::{
     QueueCounters, RxBurst, RxQueueConf, Slot, Stats, TxBurst, TxOffloads, TxQueueConf, VdevProbe, XStat,
 };
 use burst_mem::PacketPool;
-use burst_netif::{Iface, NetifError};
+use burst_netif::{Iface, NetifError, Setting};
 
 use crate::if_xdp::{XdpStatistics, XDP_PACKET_HEADROOM};
 use crate::init::{open_socket, SocketConf, XskSocket};
@@ -65,11 +64,6 @@ pub struct XdpDev {
     tx: Vec<Slot<TxState>>,
     /// The kernel's counts of sockets closed since the last reset, per queue.
     closed_counts: Mutex<Vec<XdpStatistics>>,
-    /// The program asked for an MTU (`Port::set_mtu`, or one in the configuration): only then
-    /// does the port change the interface's, which is the host's setting.
-    mtu_asked: bool,
-    /// The same for the address (`Port::set_mac`; `apply_mac` has only `&self`).
-    mac_asked: AtomicBool,
 }
 
 impl std::fmt::Debug for XdpDev {
@@ -140,8 +134,6 @@ impl XdpDev {
             rx: Vec::new(),
             tx: Vec::new(),
             closed_counts: Mutex::default(),
-            mtu_asked: false,
-            mac_asked: AtomicBool::new(false),
         })
     }
 
@@ -163,15 +155,20 @@ impl XdpDev {
         self.err(XdpError::Apply { what, iface: self.args.iface.clone(), source })
     }
 
+    /// At start: the port's settings to the interface (the MTU and address if asked for).
     fn apply_all(&self, s: &PortSettings) -> Result<(), EthError> {
-        if self.mtu_asked {
-            self.iface.set_mtu(u32::from(s.mtu)).map_err(|e| self.apply_err(format!("MTU {}", s.mtu), e))?;
-        }
-        if self.mac_asked.load(Ordering::Relaxed) {
-            self.iface.set_mac(s.mac).map_err(|e| self.apply_err(format!("address {}", s.mac), e))?;
-        }
-        self.iface.set_promisc(s.promiscuous).map_err(|e| self.apply_err("promiscuous mode".into(), e))?;
-        self.iface.set_allmulti(s.allmulticast).map_err(|e| self.apply_err("all-multicast mode".into(), e))
+        let all = [
+            Setting::Mtu(u32::from(s.mtu)),
+            Setting::Mac(s.mac),
+            Setting::Promisc(s.promiscuous),
+            Setting::Allmulti(s.allmulticast),
+        ];
+        self.iface.apply_asked(&all).map_err(|(s, e)| self.apply_err(s.to_string(), e))
+    }
+
+    /// `setting`, asked for by the program, to the interface (now if `started`).
+    fn apply(&self, setting: Setting, started: bool) -> Result<(), EthError> {
+        self.iface.apply(setting, started).map_err(|(s, e)| self.apply_err(s.to_string(), e))
     }
 
     /// The sockets, their fill rings filled, the program attached and fed them.
@@ -323,7 +320,9 @@ impl EthDev for XdpDev {
     }
 
     fn configure(&mut self, conf: &PortConf, _settings: &PortSettings) -> Result<(), EthError> {
-        self.mtu_asked |= conf.mtu.is_some();
+        if let Some(mtu) = conf.mtu {
+            self.apply(Setting::Mtu(u32::from(mtu)), false)?; // asked for: set at start
+        }
         if conf.nb_tx_queues > conf.nb_rx_queues {
             return Err(self.err(XdpError::TxWithoutRx { tx: conf.nb_tx_queues, rx: conf.nb_rx_queues }));
         }
@@ -395,37 +394,19 @@ impl EthDev for XdpDev {
     }
 
     fn apply_mac(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
-        self.mac_asked.store(true, Ordering::Relaxed);
-        if started {
-            self.iface.set_mac(settings.mac).map_err(|e| self.apply_err(format!("address {}", settings.mac), e))?;
-        }
-        Ok(())
+        self.apply(Setting::Mac(settings.mac), started)
     }
 
     fn apply_promiscuous(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
-        if started {
-            self.iface.set_promisc(settings.promiscuous).map_err(|e| self.apply_err("promiscuous mode".into(), e))?;
-        }
-        Ok(())
+        self.apply(Setting::Promisc(settings.promiscuous), started)
     }
 
     fn apply_allmulticast(&self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
-        if started {
-            self.iface
-                .set_allmulti(settings.allmulticast)
-                .map_err(|e| self.apply_err("all-multicast mode".into(), e))?;
-        }
-        Ok(())
+        self.apply(Setting::Allmulti(settings.allmulticast), started)
     }
 
     fn apply_mtu(&mut self, settings: &PortSettings, started: bool) -> Result<(), EthError> {
-        self.mtu_asked = true;
-        if started {
-            self.iface
-                .set_mtu(u32::from(settings.mtu))
-                .map_err(|e| self.apply_err(format!("MTU {}", settings.mtu), e))?;
-        }
-        Ok(())
+        self.apply(Setting::Mtu(u32::from(settings.mtu)), started)
     }
 
     /// A frame lands [`XDP_PACKET_HEADROOM`] bytes into its buffer.
